@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config: see config.h. inih does the key = value splitting, but it reports
+ * neither line numbers to the handler (Debian builds it without
+ * INI_HANDLER_LINENO) nor more than the first syntax error, so lines reach it
+ * through our own reader, which counts them, handles section headers itself
+ * and refuses malformed lines with a message of its own. Only well-formed
+ * key = value lines, stripped of leading whitespace (which also turns off
+ * inih's multi-line continuation), are handed to inih.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum kind { K_PATH, K_WS_URL, K_HTTP_URL, K_INT, K_SIZE, K_LOG_LEVEL, K_ACK_TRANSPORT };
+
+struct keydef {
+  const char *name;
+  int kind;
+  size_t off; /* offset of the field in struct config */
+  long long min, max;
+};
+
+#define KEY(name, kind, min, max)                                                        \
+  { #name, kind, offsetof(struct config, name), min, max }
+
+/* The [blazebot] keys. Ranges not fixed by config.h are chosen to catch
+ * typos (a missing "000" or an extra one) rather than to limit tuning. */
+static const struct keydef keys[] = {
+    KEY(keystore, K_PATH, 0, 0),
+    KEY(blaze_url, K_WS_URL, 0, 0),
+    KEY(api_url, K_HTTP_URL, 0, 0),
+    KEY(ca_file, K_PATH, 0, 0),
+    KEY(plugin_dir, K_PATH, 0, 0),
+    KEY(ack_transport, K_ACK_TRANSPORT, 0, 0),
+    KEY(ack_batch, K_INT, 1, 100),
+    KEY(ack_interval_ms, K_INT, 1, 60000),
+    KEY(max_frame_bytes, K_SIZE, 1024, 1024LL * 1024 * 1024),
+    KEY(log_level, K_LOG_LEVEL, 0, 0),
+    KEY(ping_interval_ms, K_INT, 1000, 60000),
+    KEY(idle_timeout_ms, K_INT, 2000, 600000),
+    KEY(request_timeout_ms, K_INT, 100, 600000),
+    KEY(connect_timeout_ms, K_INT, 100, 600000),
+    KEY(reconnect_min_ms, K_INT, 10, 3600000),
+    KEY(reconnect_max_ms, K_INT, 10, 3600000),
+    KEY(outbox_capacity, K_INT, 1, 10000000),
+    KEY(send_rate_per_min, K_INT, 1, 100000),
+    KEY(dedupe_capacity, K_INT, 1, 10000000),
+    KEY(workers, K_INT, 1, 64),
+    KEY(shutdown_timeout_ms, K_INT, 0, 3600000),
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static int key_index(const char *name) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (strcmp(keys[i].name, name) == 0)
+      return (int)i;
+  }
+  return -1;
+}
+
+enum section { SEC_NONE, SEC_SKIP, SEC_BLAZEBOT, SEC_PLUGIN };
+
+/* State shared by the reader and the inih handler of one config_load. */
+struct loader {
+  const char *path;
+  FILE *f;
+  char *line; /* getline buffer */
+  size_t cap;
+  int lineno; /* physical line last read */
+  int nerr;
+  int section; /* enum section */
+  int blazebot_line;
+  int key_line[NKEYS]; /* where each [blazebot] key was set, 0 = not set */
+  int key_ok[NKEYS];   /* its value was valid */
+  struct config *cfg;
+};
+
+__attribute__((format(printf, 3, 4))) static void fail(struct loader *ld, int line,
+                                                       const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  log_error("%s:%d: %s", ld->path, line, msg);
+  ld->nerr++;
+}
+
+static int *int_field(struct config *cfg, const struct keydef *k) {
+  return (int *)(void *)((char *)cfg + k->off);
+}
+
+static char **str_field(struct config *cfg, const struct keydef *k) {
+  return (char **)(void *)((char *)cfg + k->off);
+}
+
+/* The folder of path as an absolute path, so that resolved paths survive a
+ * later chdir. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *dir;
+  if (!slash)
+    dir = strdup(".");
+  else if (slash == path)
+    dir = strdup("/");
+  else
+    dir = strndup(path, (size_t)(slash - path));
+  if (!dir || dir[0] == '/')
+    return dir;
+  char *cwd = getcwd(NULL, 0);
+  char *abs = NULL;
+  if (cwd) {
+    size_t n = strlen(cwd) + strlen(dir) + 2;
+    abs = malloc(n);
+    if (abs && strcmp(dir, ".") == 0)
+      snprintf(abs, n, "%s", cwd);
+    else if (abs)
+      snprintf(abs, n, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", dir);
+  }
+  free(cwd);
+  free(dir);
+  return abs;
+}
+
+static char *resolve(const char *dir, const char *p) {
+  if (p[0] == '/')
+    return strdup(p);
+  size_t n = strlen(dir) + strlen(p) + 2;
+  char *out = malloc(n);
+  if (out)
+    snprintf(out, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", p);
+  return out;
+}
+
+/* Parses a decimal integer with an optional K/M/G (binary) suffix when
+ * suffix is set. Returns 0 or -1 if s is not such a number or overflows. */
+static int parse_number(const char *s, int suffix, long long *out) {
+  if (*s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (errno)
+    return -1;
+  if (suffix && *end) {
+    int shift = 0;
+    switch (*end) {
+    case 'K':
+    case 'k':
+      shift = 10;
+      break;
+    case 'M':
+    case 'm':
+      shift = 20;
+      break;
+    case 'G':
+    case 'g':
+      shift = 30;
+      break;
+    default:
+      return -1;
+    }
+    if (v > (LLONG_MAX >> shift))
+      return -1;
+    v <<= shift;
+    end++;
+  }
+  if (*end)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* Stores one [blazebot] value; returns 0 or -1 after reporting why not. */
+static int set_key(struct loader *ld, const struct keydef *k, const char *value) {
+  struct config *cfg = ld->cfg;
+  int line = ld->lineno;
+  if (!*value && k->kind != K_INT && k->kind != K_SIZE) {
+    fail(ld, line, "%s: empty value", k->name);
+    return -1;
+  }
+  switch (k->kind) {
+  case K_PATH:
+  case K_WS_URL:
+  case K_HTTP_URL: {
+    char *v;
+    if (k->kind == K_PATH) {
+      v = resolve(cfg->dir, value);
+    } else {
+      const char *want1 = k->kind == K_WS_URL ? "ws://" : "http://";
+      const char *want2 = k->kind == K_WS_URL ? "wss://" : "https://";
+      size_t n1 = strlen(want1), n2 = strlen(want2);
+      size_t skip = strncmp(value, want1, n1) == 0   ? n1
+                    : strncmp(value, want2, n2) == 0 ? n2
+                                                     : 0;
+      if (!skip || !value[skip] || value[skip] == '/') {
+        fail(ld, line, "%s: expected a %s or %s URL with a host, got '%s'", k->name,
+             want1, want2, value);
+        return -1;
+      }
+      v = strdup(value);
+      if (v && k->kind == K_HTTP_URL) {
+        size_t n = strlen(v);
+        while (n > skip && v[n - 1] == '/')
+          v[--n] = 0;
+      }
+    }
+    if (!v) {
+      fail(ld, line, "out of memory");
+      return -1;
+    }
+    char **field = str_field(cfg, k);
+    free(*field);
+    *field = v;
+    return 0;
+  }
+  case K_INT:
+  case K_SIZE: {
+    long long v;
+    if (parse_number(value, k->kind == K_SIZE, &v) < 0) {
+      fail(ld, line, "%s: expected %s, got '%s'", k->name,
+           k->kind == K_SIZE ? "a byte count such as 4M (suffix K, M or G)"
+                             : "a non-negative integer",
+           value);
+      return -1;
+    }
+    if (v < k->min || v > k->max) {
+      fail(ld, line, "%s = %s is out of range (%lld..%lld)", k->name, value, k->min,
+           k->max);
+      return -1;
+    }
+    if (k->kind == K_SIZE)
+      *(size_t *)(void *)((char *)cfg + k->off) = (size_t)v;
+    else
+      *int_field(cfg, k) = (int)v;
+    return 0;
+  }
+  case K_LOG_LEVEL:
+    if (log_level_parse(value, int_field(cfg, k)) < 0) {
+      fail(ld, line, "%s: expected error, warn, info or debug, got '%s'", k->name, value);
+      return -1;
+    }
+    return 0;
+  case K_ACK_TRANSPORT:
+    if (strcmp(value, "websocket") == 0) {
+      *int_field(cfg, k) = ACK_TRANSPORT_WEBSOCKET;
+    } else if (strcmp(value, "rest") == 0) {
+      *int_field(cfg, k) = ACK_TRANSPORT_REST;
+    } else {
+      fail(ld, line, "%s: expected websocket or rest, got '%s'", k->name, value);
+      return -1;
+    }
+    return 0;
+  }
+  return -1;
+}
+
+static void plugin_key(struct loader *ld, const char *name, const char *value) {
+  struct config_plugin *p = &ld->cfg->plugins[ld->cfg->nplugins - 1];
+  for (size_t i = 0; i < p->nkv; i++) {
+    if (strcmp(p->kv[i].key, name) == 0) {
+      fail(ld, ld->lineno, "duplicate key '%s' in [plugin.%s] (first set at line %d)",
+           name, p->name, p->kv[i].line);
+      return;
+    }
+  }
+  struct config_kv *kv = realloc(p->kv, (p->nkv + 1) * sizeof *kv);
+  if (!kv) {
+    fail(ld, ld->lineno, "out of memory");
+    return;
+  }
+  p->kv = kv;
+  kv = &kv[p->nkv];
+  kv->key = strdup(name);
+  kv->value = strdup(value);
+  kv->line = ld->lineno;
+  if (!kv->key || !kv->value) {
+    free(kv->key);
+    free(kv->value);
+    fail(ld, ld->lineno, "out of memory");
+    return;
+  }
+  p->nkv++;
+}
+
+/* The inih handler: called for every key = value line the reader let
+ * through. The section comes from the reader's state, not from inih (which
+ * truncates long section names). Always returns 1: errors are counted here. */
+static int on_key(void *user, const char *section, const char *name, const char *value) {
+  (void)section;
+  struct loader *ld = user;
+  if (!*name) {
+    fail(ld, ld->lineno, "missing key name before '='");
+    return 1;
+  }
+  switch (ld->section) {
+  case SEC_NONE:
+    fail(ld, ld->lineno, "key '%s' outside of any section", name);
+    break;
+  case SEC_SKIP:
+    break; /* the section header was already reported */
+  case SEC_PLUGIN:
+    plugin_key(ld, name, value);
+    break;
+  case SEC_BLAZEBOT: {
+    int i = key_index(name);
+    if (i < 0) {
+      fail(ld, ld->lineno, "unknown key '%s' in [blazebot]", name);
+    } else if (ld->key_line[i]) {
+      fail(ld, ld->lineno, "duplicate key '%s' (first set at line %d)", name,
+           ld->key_line[i]);
+    } else {
+      ld->key_line[i] = ld->lineno;
+      ld->key_ok[i] = set_key(ld, &keys[i], value) == 0;
+    }
+    break;
+  }
+  }
+  return 1;
+}
+
+static int valid_plugin_name(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++) {
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Handles a "[name]" line (name already trimmed). */
+static void on_section(struct loader *ld, const char *name) {
+  struct config *cfg = ld->cfg;
+  ld->section = SEC_SKIP;
+  if (strcmp(name, "blazebot") == 0) {
+    if (ld->blazebot_line) {
+      fail(ld, ld->lineno, "duplicate section [blazebot] (first at line %d)",
+           ld->blazebot_line);
+      return;
+    }
+    ld->blazebot_line = ld->lineno;
+    ld->section = SEC_BLAZEBOT;
+    return;
+  }
+  if (strncmp(name, "plugin.", 7) != 0) {
+    fail(ld, ld->lineno, "unknown section [%s] (expected [blazebot] or [plugin.NAME])",
+         name);
+    return;
+  }
+  const char *pname = name + 7;
+  if (!valid_plugin_name(pname)) {
+    fail(ld, ld->lineno, "bad plugin name in [%s]: use only letters, digits, '_' and '-'",
+         name);
+    return;
+  }
+  for (size_t i = 0; i < cfg->nplugins; i++) {
+    if (strcmp(cfg->plugins[i].name, pname) == 0) {
+      fail(ld, ld->lineno, "duplicate section [%s] (first at line %d)", name,
+           cfg->plugins[i].line);
+      return;
+    }
+  }
+  struct config_plugin *p = realloc(cfg->plugins, (cfg->nplugins + 1) * sizeof *p);
+  if (!p) {
+    fail(ld, ld->lineno, "out of memory");
+    return;
+  }
+  cfg->plugins = p;
+  p = &p[cfg->nplugins];
+  memset(p, 0, sizeof *p);
+  p->line = ld->lineno;
+  p->name = strdup(pname);
+  if (!p->name) {
+    fail(ld, ld->lineno, "out of memory");
+    return;
+  }
+  cfg->nplugins++;
+  ld->section = SEC_PLUGIN;
+}
+
+static int is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* inih's rule: the first of chars, or an inline ';' comment preceded by
+ * whitespace, or the end of s. */
+static char *find_chars_or_comment(char *s, const char *chars) {
+  int was_space = 0;
+  while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+    was_space = is_space(*s);
+    s++;
+  }
+  return s;
+}
+
+/* The ini_reader: returns the next line for inih, counting physical lines.
+ * Blank, comment, section and malformed lines are dealt with here and given
+ * to inih as empty lines. */
+static char *read_line(char *str, int num, void *stream) {
+  struct loader *ld = stream;
+  ssize_t n = getline(&ld->line, &ld->cap, ld->f);
+  if (n < 0)
+    return NULL;
+  ld->lineno++;
+  char *s = ld->line;
+  str[0] = 0;
+  if ((size_t)n != strlen(s)) {
+    fail(ld, ld->lineno, "line contains a NUL byte");
+    return str;
+  }
+  if (ld->lineno == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+    s += 3;
+  while (is_space(*s))
+    s++;
+  size_t len = strlen(s);
+  while (len && is_space(s[len - 1]))
+    s[--len] = 0;
+  if (!*s || *s == ';' || *s == '#')
+    return str;
+  if (*s == '[') {
+    char *end = find_chars_or_comment(s + 1, "]");
+    if (*end != ']') {
+      fail(ld, ld->lineno, "section header without closing ']'");
+      ld->section = SEC_SKIP;
+      return str;
+    }
+    *end = 0;
+    char *rest = end + 1;
+    while (is_space(*rest))
+      rest++;
+    if (*rest && *rest != ';' && *rest != '#') {
+      fail(ld, ld->lineno, "unexpected text after section header");
+      ld->section = SEC_SKIP;
+      return str;
+    }
+    char *name = s + 1;
+    while (is_space(*name))
+      name++;
+    for (size_t k = strlen(name); k && is_space(name[k - 1]);)
+      name[--k] = 0;
+    on_section(ld, name);
+    return str;
+  }
+  char *eq = find_chars_or_comment(s, "=:");
+  if (*eq != '=' && *eq != ':') {
+    fail(ld, ld->lineno, "expected 'key = value', '[section]' or a comment");
+    return str;
+  }
+  if (num < 1 || len > (size_t)num - 1) {
+    fail(ld, ld->lineno, "line too long (at most %d characters)", num - 1);
+    return str;
+  }
+  memcpy(str, s, len + 1);
+  return str;
+}
+
+/* A key takes part in a cross-check if it holds a valid value or the
+ * default; a bad value was reported already. */
+static int usable(const struct loader *ld, int i) {
+  return !ld->key_line[i] || ld->key_ok[i];
+}
+
+/* The line to blame for a problem between keys a and b: where a was set,
+ * else where b was, else the [blazebot] header. */
+static int blame(const struct loader *ld, int a, int b) {
+  if (ld->key_line[a])
+    return ld->key_line[a];
+  if (ld->key_line[b])
+    return ld->key_line[b];
+  return ld->blazebot_line ? ld->blazebot_line : 1;
+}
+
+/* Checks that need more than one key, once the whole file is read. */
+static void check_all(struct loader *ld) {
+  const struct config *cfg = ld->cfg;
+  int ks = key_index("keystore"), ping = key_index("ping_interval_ms"),
+      idle = key_index("idle_timeout_ms"), rmin = key_index("reconnect_min_ms"),
+      rmax = key_index("reconnect_max_ms");
+  if (!ld->key_line[ks]) {
+    if (ld->blazebot_line)
+      fail(ld, ld->blazebot_line, "missing required key 'keystore' in [blazebot]");
+    else
+      fail(ld, 1, "missing [blazebot] section with the required key 'keystore'");
+  }
+  if (usable(ld, ping) && usable(ld, idle) &&
+      cfg->idle_timeout_ms <= cfg->ping_interval_ms)
+    fail(ld, blame(ld, idle, ping),
+         "idle_timeout_ms (%d) must be greater than ping_interval_ms (%d)",
+         cfg->idle_timeout_ms, cfg->ping_interval_ms);
+  if (usable(ld, rmin) && usable(ld, rmax) &&
+      cfg->reconnect_min_ms > cfg->reconnect_max_ms)
+    fail(ld, blame(ld, rmax, rmin),
+         "reconnect_min_ms (%d) must not exceed reconnect_max_ms (%d)",
+         cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+}
+
+static struct config *config_new(const char *path) {
+  struct config *cfg = calloc(1, sizeof *cfg);
+  if (!cfg)
+    return NULL;
+  cfg->path = strdup(path);
+  cfg->dir = dir_of(path);
+  cfg->blaze_url = strdup("wss://blaze.mixin.one/");
+  cfg->api_url = strdup("https://api.mixin.one");
+  cfg->ack_transport = ACK_TRANSPORT_WEBSOCKET;
+  cfg->ack_batch = 100;
+  cfg->ack_interval_ms = 200;
+  cfg->max_frame_bytes = 4u << 20;
+  cfg->log_level = LOGL_INFO;
+  cfg->ping_interval_ms = 12000;
+  cfg->idle_timeout_ms = 30000;
+  cfg->request_timeout_ms = 10000;
+  cfg->connect_timeout_ms = 10000;
+  cfg->reconnect_min_ms = 1000;
+  cfg->reconnect_max_ms = 60000;
+  cfg->outbox_capacity = 10000;
+  cfg->send_rate_per_min = 90000;
+  cfg->dedupe_capacity = 100000;
+  cfg->workers = 2;
+  cfg->shutdown_timeout_ms = 10000;
+  if (!cfg->path || !cfg->dir || !cfg->blaze_url || !cfg->api_url) {
+    config_free(cfg);
+    return NULL;
+  }
+  return cfg;
+}
+
+int config_load(const char *path, struct config **out) {
+  *out = NULL;
+  struct loader ld = {.path = path, .section = SEC_NONE};
+  ld.f = fopen(path, "re");
+  struct stat st;
+  if (ld.f && fstat(fileno(ld.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(ld.f);
+    ld.f = NULL;
+    errno = EISDIR;
+  }
+  if (!ld.f) {
+    log_error("%s: cannot open: %s", path, strerror(errno));
+    return 1;
+  }
+  ld.cfg = config_new(path);
+  if (!ld.cfg) {
+    fclose(ld.f);
+    log_error("%s: out of memory (or the current directory is unreadable)", path);
+    return 1;
+  }
+  int rc = ini_parse_stream(read_line, &ld, on_key, &ld);
+  if (ferror(ld.f))
+    fail(&ld, ld.lineno, "read error: %s", strerror(errno));
+  else if (rc == -2)
+    fail(&ld, ld.lineno, "out of memory");
+  else if (rc > 0)
+    fail(&ld, rc, "syntax error"); /* a line the reader let through but inih refused */
+  fclose(ld.f);
+  free(ld.line);
+  check_all(&ld);
+  if (ld.nerr) {
+    config_free(ld.cfg);
+    return ld.nerr;
+  }
+  *out = ld.cfg;
+  return 0;
+}
+
+void config_free(struct config *cfg) {
+  if (!cfg)
+    return;
+  for (size_t i = 0; i < cfg->nplugins; i++) {
+    struct config_plugin *p = &cfg->plugins[i];
+    for (size_t j = 0; j < p->nkv; j++) {
+      free(p->kv[j].key);
+      free(p->kv[j].value);
+    }
+    free(p->kv);
+    free(p->name);
+  }
+  free(cfg->plugins);
+  free(cfg->path);
+  free(cfg->dir);
+  free(cfg->keystore);
+  free(cfg->blaze_url);
+  free(cfg->api_url);
+  free(cfg->ca_file);
+  free(cfg->plugin_dir);
+  free(cfg);
+}
+
+const struct config_plugin *config_find_plugin(const struct config *cfg,
+                                               const char *name) {
+  for (size_t i = 0; i < cfg->nplugins; i++) {
+    if (strcmp(cfg->plugins[i].name, name) == 0)
+      return &cfg->plugins[i];
+  }
+  return NULL;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config: the blazebot.ini file, parsed with inih into an immutable snapshot.
+ * A snapshot is never modified after config_load returns; a reload builds a
+ * new one and swaps pointers. Every problem is reported through log_error as
+ * "FILE:LINE: message" (all of them, not just the first), and then loading
+ * fails as a whole.
+ */
+#ifndef BLAZEBOT_CONFIG_H
+#define BLAZEBOT_CONFIG_H
+
+#include <stddef.h>
+
+enum ack_transport { ACK_TRANSPORT_WEBSOCKET = 0, ACK_TRANSPORT_REST = 1 };
+
+/* One key = value line of a [plugin.NAME] section, kept verbatim for the
+ * plugin loader (which validates them). */
+struct config_kv {
+  char *key;
+  char *value;
+  int line;
+};
+
+struct config_plugin {
+  char *name; /* NAME of [plugin.NAME] */
+  int line;   /* line of the section header */
+  struct config_kv *kv;
+  size_t nkv;
+};
+
+struct config {
+  char *path;     /* the ini file as given */
+  char *dir;      /* the folder of the ini file; relative paths resolve here */
+  char *keystore; /* resolved path (required) */
+  char *blaze_url;        /* default "wss://blaze.mixin.one/" */
+  char *api_url;          /* default "https://api.mixin.one" (no trailing slash) */
+  char *ca_file;          /* resolved path or NULL for the system store */
+  int ack_transport;      /* enum ack_transport, default websocket */
+  int ack_batch;          /* 1..100, default 100 */
+  int ack_interval_ms;    /* 1..60000, default 200 */
+  size_t max_frame_bytes; /* 1 KiB..1 GiB, default 4 MiB; accepts K/M/G suffix */
+  int log_level;          /* enum log_level, default info */
+  int ping_interval_ms;   /* 1000..60000, default 12000 */
+  int idle_timeout_ms;    /* dead link after this much silence; default 30000, must be > ping */
+  int request_timeout_ms; /* id-matched reply deadline; default 10000 */
+  int connect_timeout_ms; /* handshake deadline; default 10000 */
+  int reconnect_min_ms;   /* backoff start; default 1000 */
+  int reconnect_max_ms;   /* backoff cap; default 60000 */
+  int outbox_capacity;    /* queued outgoing messages; default 10000 */
+  int send_rate_per_min;  /* 1..100000; default 90000 (quota is 100,000/min) */
+  int dedupe_capacity;    /* recent ids remembered; default 100000 */
+  int workers;            /* processing threads; 1..64, default 2 */
+  int shutdown_timeout_ms;/* graceful stop deadline; default 10000 */
+  struct config_plugin *plugins; /* [plugin.NAME] sections in file order */
+  size_t nplugins;
+  char *plugin_dir; /* resolved path of the plugin folder, or NULL when not set */
+};
+
+/* Parses path. On success returns 0 and *out (free with config_free). On any
+ * error logs every problem as "path:line: message" and returns the (positive)
+ * number of errors; *out is NULL. Unknown sections other than [blazebot] and
+ * [plugin.NAME], unknown keys, bad values, duplicates, and a missing keystore
+ * key are all errors. Relative paths are resolved against the ini's folder. */
+int config_load(const char *path, struct config **out);
+void config_free(struct config *cfg);
+
+/* Returns the [plugin.NAME] section or NULL. */
+const struct config_plugin *config_find_plugin(const struct config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon: see daemon.h. Everything here runs on the I/O thread except the
+ * wake-up hooks (which only call lws_cancel_service), daemon_reply (worker
+ * threads; it touches only the job's atomic counter and the outbox) and
+ * daemon_stop (an atomic flag plus a wake-up). A job is freed exactly when
+ * its handler returned and its last reply settled; at that moment its id
+ * becomes DONE in the dedupe set and its acknowledgement is queued.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "acks.h"
+#include "dedupe.h"
+#include "log.h"
+#include "rest.h"
+#include "session.h"
+#include "util.h"
+
+#define TICK_US (100 * 1000)
+/* Jobs in processing before the daemon stops reading the socket. */
+#define MAX_INFLIGHT_JOBS 1024
+#define RESUME_INFLIGHT_JOBS (MAX_INFLIGHT_JOBS / 2)
+
+struct daemon {
+  struct config *cfg;
+  struct config **old_cfgs; /* earlier snapshots, kept until exit (see reload) */
+  size_t nold;
+  struct keystore *ks;
+  struct lws_context *ctx;
+  struct lws_protocols protocols[4];
+  lws_sorted_usec_list_t tick;
+  struct session *session;
+  struct rest *rest;
+  struct acks *acks;
+  struct outbox *outbox;
+  struct dispatch *dispatch;
+  struct dedupe *dedupe;
+  daemon_handler_fn fn;
+  void *fn_ud;
+
+  int sigfd;
+  atomic_int stop_requested; /* set by daemon_stop from any thread */
+  int stopping;              /* I/O thread: graceful stop in progress */
+  int64_t stop_deadline;
+  int64_t close_deadline;
+  int closing; /* session_stop was called */
+  int quit;    /* leave the loop */
+  int exit_code;
+  size_t inflight_jobs; /* jobs not yet finished */
+  struct job *jobs;     /* all of them, for cleanup at exit */
+  int paused;
+  struct daemon_counters c;
+};
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static void job_link(struct daemon *d, struct job *job) {
+  job->all_prev = NULL;
+  job->all_next = d->jobs;
+  if (d->jobs)
+    d->jobs->all_prev = job;
+  d->jobs = job;
+  d->inflight_jobs++;
+}
+
+static void job_unlink_free(struct daemon *d, struct job *job) {
+  if (job->all_prev)
+    job->all_prev->all_next = job->all_next;
+  else
+    d->jobs = job->all_next;
+  if (job->all_next)
+    job->all_next->all_prev = job->all_prev;
+  d->inflight_jobs--;
+  free(job->msg);
+  free(job);
+}
+
+static void job_finish(struct daemon *d, struct job *job) {
+  dedupe_set(d->dedupe, job->msg->message_id, DEDUPE_DONE);
+  if (acks_add(d->acks, job->msg->message_id) < 0)
+    log_error("acks: out of memory queueing %s; it will be redelivered",
+              job->msg->message_id);
+  d->c.processed++;
+  job_unlink_free(d, job);
+}
+
+static void on_settled(void *ud, void *owner, int accepted) {
+  struct daemon *d = ud;
+  struct job *job = owner;
+  if (accepted)
+    d->c.replies_accepted++;
+  else
+    d->c.replies_dropped++;
+  if (!job)
+    return;
+  if (atomic_fetch_sub(&job->pending_replies, 1) == 1 && job->handler_done)
+    job_finish(d, job);
+}
+
+static void drain_completions(struct daemon *d) {
+  struct job *j = dispatch_drain(d->dispatch);
+  while (j) {
+    struct job *next = j->next;
+    j->handler_done = 1;
+    if (j->result < 0) {
+      d->c.handler_errors++;
+      log_warn("message %s (%s): processing failed with %d", j->msg->message_id,
+               j->msg->category, j->result);
+    }
+    if (atomic_load(&j->pending_replies) == 0)
+      job_finish(d, j);
+    j = next;
+  }
+}
+
+static int run_handler(void *ud, struct job *job) {
+  struct daemon *d = ud;
+  return d->fn ? d->fn(d->fn_ud, d, job) : 0;
+}
+
+int daemon_reply(struct daemon *d, struct job *job, const struct outbox_msg *m,
+                 char id_out[UUID_STR_LEN]) {
+  if (job)
+    atomic_fetch_add(&job->pending_replies, 1);
+  int rc = outbox_send(d->outbox, m, job, id_out, 5000);
+  if (rc < 0 && job)
+    atomic_fetch_sub(&job->pending_replies, 1);
+  return rc;
+}
+
+/* ---- session events -------------------------------------------------------- */
+
+static void on_push(void *ud, const struct envelope *env) {
+  struct daemon *d = ud;
+  struct message *m = NULL;
+  char mid[64], err[256];
+  int rc = envelope_message(env->data, &m, mid, err, sizeof err);
+  if (rc < 0) {
+    d->c.malformed++;
+    if (mid[0]) {
+      /* A message that can never be decoded would come back on every
+       * reconnect for 7 days; it is logged with its id and acknowledged. */
+      log_error("message %s skipped: %s; acknowledging it so it is not redelivered", mid,
+                err);
+      if (dedupe_get(d->dedupe, mid) == DEDUPE_NEW) {
+        dedupe_set(d->dedupe, mid, DEDUPE_DONE);
+        acks_add(d->acks, mid);
+      }
+    } else {
+      log_error("message push skipped: %s", err);
+    }
+    return;
+  }
+  m->received_ms = now_ms();
+  d->c.received++;
+  int st = dedupe_get(d->dedupe, m->message_id);
+  if (st != DEDUPE_NEW) {
+    d->c.duplicates++;
+    log_debug("message %s redelivered; %s", m->message_id,
+              st == DEDUPE_DONE ? "acknowledging again" : "still in processing");
+    if (st == DEDUPE_DONE)
+      acks_add(d->acks, m->message_id);
+    free(m);
+    return;
+  }
+  struct job *job = calloc(1, sizeof *job);
+  if (!job) {
+    log_error("message %s: out of memory; it will be redelivered", m->message_id);
+    free(m);
+    return;
+  }
+  job->msg = m;
+  atomic_init(&job->pending_replies, 0);
+  dedupe_set(d->dedupe, m->message_id, DEDUPE_INFLIGHT);
+  job_link(d, job);
+  dispatch_submit(d->dispatch, job);
+  if (d->inflight_jobs >= MAX_INFLIGHT_JOBS && !d->paused) {
+    d->paused = 1;
+    session_pause_rx(d->session, 1);
+  }
+}
+
+static void on_open(void *ud) {
+  struct daemon *d = ud;
+  int64_t now = now_ms();
+  acks_tick(d->acks, now, 1);
+  outbox_tick(d->outbox, now);
+}
+
+static void on_close(void *ud) {
+  (void)ud;
+}
+
+static void on_fatal(void *ud, const char *why) {
+  struct daemon *d = ud;
+  log_error("%s", why);
+  d->exit_code = strstr(why, "401") ? DAEMON_EXIT_AUTH : DAEMON_EXIT_FATAL;
+  d->quit = 1;
+}
+
+/* ---- reload ------------------------------------------------------------------ */
+
+static void reload(struct daemon *d) {
+  log_info("reload: re-reading %s", d->cfg->path);
+  struct config *ncfg = NULL;
+  int nerr = config_load(d->cfg->path, &ncfg);
+  if (nerr) {
+    log_error("reload: %d error(s) in %s; keeping the running configuration", nerr,
+              d->cfg->path);
+    return;
+  }
+  struct keystore *nks = NULL;
+  int ks_changed = strcmp(ncfg->keystore, d->cfg->keystore) != 0;
+  if (ks_changed) {
+    char err[512];
+    if (keystore_load(ncfg->keystore, 1, &nks, err, sizeof err) < 0) {
+      log_error("reload: %s; keeping the running configuration", err);
+      config_free(ncfg);
+      return;
+    }
+  }
+  if ((ncfg->ca_file || d->cfg->ca_file) &&
+      (!ncfg->ca_file || !d->cfg->ca_file || strcmp(ncfg->ca_file, d->cfg->ca_file) != 0))
+    log_warn("reload: ca_file changed; it takes effect at the next restart");
+  /* Workers may read the old snapshot (outbox capacity) at this moment, so
+   * it is kept until exit instead of freed; snapshots are small. */
+  struct config **old = realloc(d->old_cfgs, (d->nold + 1) * sizeof *old);
+  if (!old) {
+    config_free(ncfg);
+    keystore_free(nks);
+    return;
+  }
+  d->old_cfgs = old;
+  d->old_cfgs[d->nold++] = d->cfg;
+  d->cfg = ncfg;
+  log_set_level(ncfg->log_level);
+  struct keystore *oks = d->ks;
+  if (nks)
+    d->ks = nks;
+  session_set_config(d->session, d->cfg, d->ks);
+  rest_set_config(d->rest, d->cfg, d->ks);
+  acks_set_config(d->acks, d->cfg);
+  outbox_set_config(d->outbox, d->cfg);
+  if (nks)
+    keystore_free(oks);
+  log_info("reload: done (keystore %s, blaze_url %s)",
+           ks_changed ? "changed" : "unchanged", d->cfg->blaze_url);
+}
+
+/* ---- loop ---------------------------------------------------------------------- */
+
+static void begin_stop(struct daemon *d, const char *why) {
+  if (d->stopping)
+    return;
+  d->stopping = 1;
+  d->stop_deadline = now_ms() + d->cfg->shutdown_timeout_ms;
+  log_info("stopping (%s): finishing %zu message(s) in processing, then flushing acks",
+           why, d->inflight_jobs);
+  session_pause_rx(d->session, 1);
+}
+
+static void progress_stop(struct daemon *d, int64_t now) {
+  if (!d->stopping || d->quit)
+    return;
+  if (!d->closing) {
+    int busy = d->inflight_jobs || acks_outstanding(d->acks);
+    if (busy && now < d->stop_deadline)
+      return;
+    if (busy)
+      log_warn("stop deadline passed with %zu message(s) in processing and %zu ack(s) "
+               "unconfirmed; they will be redelivered",
+               d->inflight_jobs, acks_outstanding(d->acks));
+    outbox_close(d->outbox);
+    session_stop(d->session);
+    d->closing = 1;
+    d->close_deadline = now + 2000;
+  }
+  if (session_is_closed(d->session) || now >= d->close_deadline)
+    d->quit = 1;
+}
+
+static void tick(lws_sorted_usec_list_t *sul) {
+  struct daemon *d = lws_container_of(sul, struct daemon, tick);
+  int64_t now = now_ms();
+  if (atomic_load(&d->stop_requested))
+    begin_stop(d, "requested");
+  drain_completions(d);
+  if (d->paused && !d->stopping && d->inflight_jobs <= RESUME_INFLIGHT_JOBS) {
+    d->paused = 0;
+    session_pause_rx(d->session, 0);
+  }
+  session_tick(d->session, now);
+  outbox_tick(d->outbox, now);
+  acks_tick(d->acks, now, d->stopping && !d->inflight_jobs);
+  rest_tick(d->rest, now);
+  progress_stop(d, now);
+  lws_sul_schedule(d->ctx, 0, &d->tick, tick, TICK_US);
+}
+
+static void on_signal(struct daemon *d) {
+  struct signalfd_siginfo si;
+  while (read(d->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+    switch (si.ssi_signo) {
+    case SIGTERM:
+    case SIGINT:
+      if (d->stopping) {
+        log_warn("second stop signal: exiting now");
+        d->quit = 1;
+      }
+      begin_stop(d, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    case SIGHUP:
+      reload(d);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len) {
+  struct daemon *d = lws_context_user(lws_get_context(wsi));
+  switch (reason) {
+  case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+    /* Workers finished jobs or queued messages: handle them now rather than
+     * at the next tick. */
+    if (d && d->dispatch) {
+      int64_t now = now_ms();
+      drain_completions(d);
+      outbox_tick(d->outbox, now);
+      if (atomic_load(&d->stop_requested))
+        begin_stop(d, "requested");
+    }
+    break;
+  case LWS_CALLBACK_RAW_RX_FILE:
+    if (d)
+      on_signal(d);
+    break;
+  case LWS_CALLBACK_RAW_CLOSE_FILE:
+    break;
+  default:
+    break;
+  }
+  (void)user;
+  (void)in;
+  (void)len;
+  return 0;
+}
+
+static void wake(void *ud) {
+  struct daemon *d = ud;
+  lws_cancel_service(d->ctx);
+}
+
+static void lws_log_emit(int level, const char *line) {
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+    n--;
+  log_msg(level == LLL_ERR ? LOGL_WARN : LOGL_DEBUG, "lws: %.*s", (int)n, line);
+}
+
+struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handler_fn fn,
+                          void *ud) {
+  struct daemon *d = calloc(1, sizeof *d);
+  if (!d) {
+    config_free(cfg);
+    keystore_free(ks);
+    return NULL;
+  }
+  d->cfg = cfg;
+  d->ks = ks;
+  d->fn = fn;
+  d->fn_ud = ud;
+  d->sigfd = -1;
+
+  /* Signals go to the signalfd, so every thread must have them blocked:
+   * block before any thread (lws, workers) starts. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (d->sigfd < 0) {
+    log_error("signalfd: %s", strerror(errno));
+    goto fail;
+  }
+
+  lws_set_log_level(log_get_level() >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR,
+                    lws_log_emit);
+  d->protocols[0] = session_protocol;
+  d->protocols[1] = rest_protocol;
+  d->protocols[2] =
+      (struct lws_protocols){.name = "blazebot-loop", .callback = loop_callback};
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = d->protocols;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  info.client_ssl_ca_filepath = cfg->ca_file;
+  info.user = d;
+  info.fd_limit_per_thread = 64;
+  d->ctx = lws_create_context(&info);
+  if (!d->ctx) {
+    log_error("cannot create the libwebsockets context (TLS setup failed? ca_file %s)",
+              cfg->ca_file ? cfg->ca_file : "(system store)");
+    goto fail;
+  }
+
+  static const struct session_callbacks cbs = {
+      .on_open = on_open, .on_close = on_close, .on_push = on_push, .on_fatal = on_fatal};
+  d->session = session_new(d->ctx, cfg, ks, &cbs, d);
+  d->rest = rest_new(d->ctx, cfg, ks);
+  d->dedupe = dedupe_new((size_t)cfg->dedupe_capacity);
+  if (!d->session || !d->rest || !d->dedupe)
+    goto fail;
+  d->acks = acks_new(cfg, d->session, d->rest);
+  d->outbox = outbox_new(cfg, d->session, on_settled, d, wake, d);
+  if (!d->acks || !d->outbox)
+    goto fail;
+  d->dispatch = dispatch_new(cfg->workers, run_handler, d, wake, d);
+  if (!d->dispatch)
+    goto fail;
+
+  lws_sock_file_fd_type fd;
+  fd.filefd = d->sigfd;
+  struct lws_vhost *vh = lws_get_vhost_by_name(d->ctx, "default");
+  if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "blazebot-loop",
+                                         NULL)) {
+    log_error("cannot watch the signal descriptor");
+    goto fail;
+  }
+  return d;
+fail:
+  daemon_free(d);
+  return NULL;
+}
+
+void daemon_free(struct daemon *d) {
+  if (!d)
+    return;
+  if (d->dispatch) {
+    outbox_close(d->outbox);
+    dispatch_free(d->dispatch); /* joins: runs what is queued first */
+    d->dispatch = NULL;
+  }
+  if (d->ctx)
+    lws_context_destroy(d->ctx); /* closes wsis: session/rest callbacks run */
+  session_free(d->session);
+  rest_free(d->rest);
+  acks_free(d->acks);
+  outbox_free(d->outbox);
+  /* Jobs that did not finish are freed unacknowledged: the server will
+   * redeliver them. */
+  while (d->jobs)
+    job_unlink_free(d, d->jobs);
+  dedupe_free(d->dedupe);
+  if (d->sigfd >= 0)
+    close(d->sigfd);
+  for (size_t i = 0; i < d->nold; i++)
+    config_free(d->old_cfgs[i]);
+  free(d->old_cfgs);
+  config_free(d->cfg);
+  keystore_free(d->ks);
+  free(d);
+}
+
+int daemon_run(struct daemon *d) {
+  d->exit_code = DAEMON_EXIT_OK;
+  session_start(d->session);
+  lws_sul_schedule(d->ctx, 0, &d->tick, tick, 1);
+  while (!d->quit) {
+    if (lws_service(d->ctx, 0) < 0)
+      break;
+  }
+  lws_sul_schedule(d->ctx, 0, &d->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
+  /* Jobs still running are waited for (their acks cannot be sent any more,
+   * so they will be redelivered); their memory is released here. */
+  outbox_close(d->outbox);
+  dispatch_free(d->dispatch);
+  d->dispatch = NULL;
+  return d->exit_code;
+}
+
+void daemon_stop(struct daemon *d) {
+  atomic_store(&d->stop_requested, 1);
+  lws_cancel_service(d->ctx);
+}
+
+void daemon_get_counters(struct daemon *d, struct daemon_counters *out) {
+  *out = d->c;
+  out->acked = acks_get_stats(d->acks)->acked;
+}
+
+const char *daemon_bot_id(const struct daemon *d) {
+  return d->ks->user_id;
+}
+
+char *daemon_stats_json(struct daemon *d) {
+  const struct session_stats *ss = session_get_stats(d->session);
+  const struct acks_stats *as = acks_get_stats(d->acks);
+  struct outbox_stats os;
+  outbox_get_stats(d->outbox, &os);
+  json_t *o = json_pack(
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+      "s:I,"
+      "s:s}",
+      "received", (json_int_t)d->c.received, "processed", (json_int_t)d->c.processed,
+      "duplicates", (json_int_t)d->c.duplicates, "malformed", (json_int_t)d->c.malformed,
+      "handler_errors", (json_int_t)d->c.handler_errors, "acked", (json_int_t)as->acked,
+      "ack_batches", (json_int_t)as->batches, "ack_retries", (json_int_t)as->retries,
+      "replies_sent", (json_int_t)os.sent, "replies_accepted", (json_int_t)os.accepted,
+      "replies_dropped", (json_int_t)os.dropped, "replies_retried",
+      (json_int_t)os.retried, "connects", (json_int_t)ss->connects, "connect_errors",
+      (json_int_t)ss->connect_errors, "bad_frames", (json_int_t)ss->bad_frames, "too_big",
+      (json_int_t)ss->too_big, "receipts", (json_int_t)ss->receipts, "error_frames",
+      (json_int_t)ss->error_frames, "timeouts", (json_int_t)ss->timeouts, "dead_links",
+      (json_int_t)ss->dead_links, "inflight", (json_int_t)d->inflight_jobs,
+      "ack_transport", as->transport == ACK_TRANSPORT_REST ? "rest" : "websocket");
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return s;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main: the blazebot command line. Parses options, loads and checks the
+ * configuration and keystore (every problem printed), then hands both to the
+ * daemon and returns its exit code. The only file that calls exit().
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "keystore.h"
+#include "log.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: blazebot [-c FILE] [--check] [--stats-file FILE]\n"
+          "       blazebot --version | --help\n"
+          "\n"
+          "  -c, --config FILE    configuration (default /etc/blazebot/blazebot.ini)\n"
+          "      --check          validate the configuration and keystore, print every\n"
+          "                       problem, exit 0 if all is well and 1 otherwise\n"
+          "      --stats-file F   write the run's counters as JSON to F at exit\n"
+          "  -V, --version        print the version\n"
+          "  -h, --help           this text\n"
+          "\n"
+          "Signals: SIGTERM/SIGINT stop gracefully (in-flight messages finish and are\n"
+          "acknowledged), SIGHUP re-reads the configuration.\n"
+          "Exit codes: 0 clean stop, 1 configuration or keystore error, 2 Blaze refused\n"
+          "the credentials (401), 3 other fatal error.\n");
+}
+
+/* Processing without plugins: the message is decoded and logged. */
+static int log_handler(void *ud, struct daemon *d, struct job *job) {
+  const struct message *m = job->msg;
+  log_debug("message %s %s from %s in %s: %zu bytes", m->message_id, m->category,
+            m->user_id, m->conversation_id, m->data_len);
+  (void)ud;
+  (void)d;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *path = "/etc/blazebot/blazebot.ini";
+  const char *stats_file = NULL;
+  int check = 0;
+  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                       {"check", no_argument, NULL, 'k'},
+                                       {"stats-file", required_argument, NULL, 's'},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      path = optarg;
+      break;
+    case 'k':
+      check = 1;
+      break;
+    case 's':
+      stats_file = optarg;
+      break;
+    case 'V':
+      printf("blazebot %s\n", BLAZEBOT_VERSION);
+      return 0;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return DAEMON_EXIT_CONFIG;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "blazebot: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return DAEMON_EXIT_CONFIG;
+  }
+
+  struct config *cfg = NULL;
+  int nerr = config_load(path, &cfg);
+  struct keystore *ks = NULL;
+  if (cfg) {
+    log_set_level(cfg->log_level);
+    char err[512];
+    if (keystore_load(cfg->keystore, 1, &ks, err, sizeof err) < 0) {
+      log_error("%s", err);
+      nerr++;
+    }
+  }
+  if (nerr) {
+    log_error("%s: %d problem(s) found", path, nerr);
+    config_free(cfg);
+    keystore_free(ks);
+    return DAEMON_EXIT_CONFIG;
+  }
+  if (check) {
+    printf("%s: configuration OK (bot %s, session %s, keystore generation %c, %s)\n",
+           path, ks->user_id, ks->session_id, ks->generation,
+           ks->alg == KEYSTORE_ED25519 ? "Ed25519" : "RSA");
+    config_free(cfg);
+    keystore_free(ks);
+    return 0;
+  }
+
+  log_info("blazebot %s starting: bot %s, %s", BLAZEBOT_VERSION, ks->user_id,
+           cfg->blaze_url);
+  struct daemon *d = daemon_new(cfg, ks, log_handler, NULL);
+  if (!d)
+    return DAEMON_EXIT_FATAL;
+  int rc = daemon_run(d);
+  char *stats = daemon_stats_json(d);
+  if (stats) {
+    log_info("stats: %s", stats);
+    if (stats_file) {
+      FILE *f = fopen(stats_file, "w");
+      if (f) {
+        fprintf(f, "%s\n", stats);
+        fclose(f);
+      } else {
+        log_error("cannot write %s", stats_file);
+      }
+    }
+    free(stats);
+  }
+  daemon_free(d);
+  log_info("blazebot stopped (exit %d)", rc);
+  return rc;
+}

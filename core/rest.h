@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rest: Mixin's HTTPS API on the daemon's lws context (I/O thread only). One
+ * request per connection, each with a freshly signed JWT whose sig claim
+ * covers METHOD + PATH + BODY exactly as sent, Content-Type application/json
+ * and an X-Request-Id that is also the token's jti. Mixin answers errors as
+ * HTTP 202 with {"error":{...}}; rest folds that into one result code so the
+ * callers see: ok, a Mixin error code, or a transport failure.
+ */
+#ifndef BLAZEBOT_REST_H
+#define BLAZEBOT_REST_H
+
+#include <libwebsockets.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "keystore.h"
+
+struct rest_result {
+  int http_status;  /* 0 when no response arrived */
+  int error_code;   /* Mixin error code from {"error":{"code"}}; 0 if none */
+  const char *body; /* response body (NUL-terminated), borrowed for the call */
+  size_t body_len;
+};
+
+/* Called exactly once per request, never synchronously from rest_post. ok is
+ * 1 for a 2xx answer without an error object. */
+typedef void (*rest_done_fn)(void *ud, int ok, const struct rest_result *res);
+
+struct rest;
+
+extern const struct lws_protocols rest_protocol;
+
+struct rest *rest_new(struct lws_context *ctx, const struct config *cfg,
+                      const struct keystore *ks);
+/* Fails every outstanding request (callbacks run) and frees. */
+void rest_free(struct rest *r);
+void rest_set_config(struct rest *r, const struct config *cfg, const struct keystore *ks);
+
+/* Sends METHOD path with body (copied). Returns 0, or -1 when the request
+ * could not even be started (then cb is not called). */
+int rest_request(struct rest *r, const char *method, const char *path, const char *body,
+                 size_t len, rest_done_fn cb, void *ud);
+/* Requests still outstanding. */
+size_t rest_inflight(const struct rest *r);
+/* Enforces per-request deadlines (request_timeout_ms); call from the tick. */
+void rest_tick(struct rest *r, int64_t now);
+
+#endif

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* util: see util.h. Randomness comes from OpenSSL's RAND_bytes. */
+#include "util.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wall_s(void) {
+  return (int64_t)time(NULL);
+}
+
+static void format_uuid(const unsigned char b[16], char out[UUID_STR_LEN]) {
+  static const char hx[] = "0123456789abcdef";
+  size_t o = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[o++] = '-';
+    out[o++] = hx[b[i] >> 4];
+    out[o++] = hx[b[i] & 15];
+  }
+  out[o] = 0;
+}
+
+int uuid_v4(char out[UUID_STR_LEN]) {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1)
+    return -1;
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  format_uuid(b, out);
+  return 0;
+}
+
+int uuid_valid(const char *s) {
+  if (!s)
+    return 0;
+  for (int i = 0; i < 36; i++) {
+    char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-')
+        return 0;
+    } else if (!isxdigit((unsigned char)c)) {
+      return 0;
+    }
+  }
+  return s[36] == 0;
+}
+
+int uuid_unique_conversation(const char *a, const char *b, char out[UUID_STR_LEN]) {
+  if (!uuid_valid(a) || !uuid_valid(b))
+    return -1;
+  char la[UUID_STR_LEN], lb[UUID_STR_LEN];
+  for (int i = 0; i < UUID_STR_LEN; i++) {
+    la[i] = (char)tolower((unsigned char)a[i]);
+    lb[i] = (char)tolower((unsigned char)b[i]);
+  }
+  const char *lo = la, *hi = lb;
+  if (strcmp(la, lb) > 0) {
+    lo = lb;
+    hi = la;
+  }
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl = 0;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx)
+    return -1;
+  int ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
+           EVP_DigestUpdate(ctx, lo, 36) == 1 && EVP_DigestUpdate(ctx, hi, 36) == 1 &&
+           EVP_DigestFinal_ex(ctx, d, &dl) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok || dl != 16)
+    return -1;
+  d[6] = (unsigned char)((d[6] & 0x0f) | 0x30);
+  d[8] = (unsigned char)((d[8] & 0x3f) | 0x80);
+  format_uuid(d, out);
+  return 0;
+}
+
+void hex_encode(const unsigned char *in, size_t n, char *out) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hx[in[i] >> 4];
+    out[2 * i + 1] = hx[in[i] & 15];
+  }
+  out[2 * n] = 0;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap) {
+  if (inlen % 2 || inlen / 2 > outcap)
+    return -1;
+  for (size_t i = 0; i < inlen / 2; i++) {
+    int h = hexval(in[2 * i]), l = hexval(in[2 * i + 1]);
+    if (h < 0 || l < 0)
+      return -1;
+    out[i] = (unsigned char)(h << 4 | l);
+  }
+  return (int)(inlen / 2);
+}
+
+uint32_t rand_below(uint32_t n) {
+  uint32_t r = 0;
+  if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+    r = (uint32_t)now_ms() * 2654435761u;
+  return n ? r % n : 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util: clocks, random UUIDs, hex, and the Mixin 1:1 conversation id. All
+ * functions are thread-safe. UUIDs are always lowercase canonical strings
+ * (36 characters plus NUL) because that is what the wire uses.
+ */
+#ifndef BLAZEBOT_UTIL_H
+#define BLAZEBOT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UUID_STR_LEN 37 /* 36 characters + NUL */
+
+/* Monotonic milliseconds, for deadlines and intervals. */
+int64_t now_ms(void);
+/* Wall-clock Unix seconds, for JWT claims. */
+int64_t wall_s(void);
+
+/* Fills out with a random (version 4) UUID from OpenSSL's CSPRNG. Returns 0
+ * or -1 if the CSPRNG failed. */
+int uuid_v4(char out[UUID_STR_LEN]);
+/* 1 if s is a canonical lowercase or uppercase 8-4-4-4-12 UUID string. */
+int uuid_valid(const char *s);
+/* The 1:1 conversation id of two users (protocol.md §6.3): MD5 of the two
+ * lowercase ids concatenated in sorted order, version 3 and RFC 4122 variant
+ * bits set. Returns 0, or -1 when either input is not a UUID. */
+int uuid_unique_conversation(const char *a, const char *b, char out[UUID_STR_LEN]);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+/* Decodes exactly 2*n hex digits; returns the byte count or -1. */
+int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap);
+
+/* A uniform random integer in [0, n) (n > 0), for backoff jitter. */
+uint32_t rand_below(uint32_t n);
+
+#endif

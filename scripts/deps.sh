@@ -1,0 +1,16 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs blazebot's build dependencies from Debian's packages when any is
+# missing. Sourced by the demo and test scripts; safe to run again.
+set -e
+BLAZEBOT_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libssl-dev zlib1g-dev libjansson-dev libinih-dev"
+missing=""
+for p in $BLAZEBOT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi

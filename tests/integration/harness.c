@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/* harness: see harness.h. Binaries come from BLAZEBOT_BIN / BLAZEBOT_SIM_BIN. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long ms_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+const char *h_dir(const char *name) {
+  static char path[512];
+  const char *base = getenv("BLAZEBOT_TEST_TMP");
+  if (!base)
+    base = "/tmp/blazebot-tests";
+  char cmd[2048];
+  snprintf(path, sizeof path, "%s/%s", base, name);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && chmod 700 '%s'", path, path, path);
+  if (system(cmd) != 0)
+    return NULL;
+  return path;
+}
+
+int h_write(const char *path, const char *content, int mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0)
+    return -1;
+  size_t n = strlen(content);
+  int ok = write(fd, content, n) == (ssize_t)n;
+  fchmod(fd, (mode_t)mode);
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+char *h_read(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  if (s) {
+    size_t r = fread(s, 1, (size_t)n, f);
+    s[r] = 0;
+  }
+  fclose(f);
+  return s;
+}
+
+int h_count(const char *path, const char *needle) {
+  char *s = h_read(path);
+  int n = 0;
+  for (char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  free(s);
+  return n;
+}
+
+int h_contains(const char *path, const char *needle) {
+  return h_count(path, needle) > 0;
+}
+
+int h_spawn(struct proc *p, const char *dir, const char *tag, const char *const argv[]) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->out, sizeof p->out, "%s/%s.out", dir, tag);
+  snprintf(p->err, sizeof p->err, "%s/%s.err", dir, tag);
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int o = open(p->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int in = open("/dev/null", O_RDONLY);
+    if (o < 0 || e < 0 || in < 0)
+      _exit(127);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  p->pid = pid;
+  return 0;
+}
+
+int h_wait(struct proc *p, int timeout_ms) {
+  if (p->exited)
+    return 0;
+  long long end = ms_now() + timeout_ms;
+  for (;;) {
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+      p->exited = 1;
+      p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      return 0;
+    }
+    if (ms_now() >= end)
+      return -1;
+    h_sleep_ms(20);
+  }
+}
+
+void h_kill(struct proc *p, int sig) {
+  if (p->pid > 0 && !p->exited)
+    kill(p->pid, sig);
+}
+
+void h_reap(struct proc *p) {
+  if (p->pid > 0 && !p->exited) {
+    kill(p->pid, SIGKILL);
+    h_wait(p, 5000);
+  }
+}
+
+int h_run(const char *dir, const char *tag, const char *const argv[], int timeout_ms) {
+  struct proc p;
+  if (h_spawn(&p, dir, tag, argv) < 0)
+    return -1;
+  if (h_wait(&p, timeout_ms) < 0) {
+    h_reap(&p);
+    return -1;
+  }
+  return p.status;
+}
+
+static const char *sim_bin(void) {
+  const char *b = getenv("BLAZEBOT_SIM_BIN");
+  return b ? b : "blazebot-sim";
+}
+
+static const char *daemon_bin(void) {
+  const char *b = getenv("BLAZEBOT_BIN");
+  return b ? b : "blazebot";
+}
+
+int h_keygen(const char *dir, const char *type, char *path_out, size_t cap) {
+  snprintf(path_out, cap, "%s/keystore-%s.json", dir, type);
+  const char *argv[] = {sim_bin(), "keygen", "--type", type, "-o", path_out, NULL};
+  return h_run(dir, "keygen", argv, 30000) == 0 ? 0 : -1;
+}
+
+int h_sim_start(struct sim *s, const char *dir, const char *ks, const char *const extra[]) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->dir, sizeof s->dir, "%s", dir);
+  snprintf(s->keystore, sizeof s->keystore, "%s", ks);
+  char portfile[600], statsfile[600];
+  snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
+  snprintf(statsfile, sizeof statsfile, "%s/sim-stats.json", dir);
+  unlink(portfile);
+  const char *argv[64];
+  int n = 0;
+  argv[n++] = sim_bin();
+  argv[n++] = "--keystore";
+  argv[n++] = ks;
+  argv[n++] = "--listen";
+  argv[n++] = "127.0.0.1:0";
+  argv[n++] = "--port-file";
+  argv[n++] = portfile;
+  argv[n++] = "--stats-file";
+  argv[n++] = statsfile;
+  argv[n++] = "--timeout";
+  argv[n++] = "600";
+  for (int i = 0; extra && extra[i] && n < 62; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
+  if (h_spawn(&s->p, dir, "sim", argv) < 0)
+    return -1;
+  long long end = ms_now() + 20000;
+  while (ms_now() < end) {
+    char *t = h_read(portfile);
+    if (t && atoi(t) > 0) {
+      s->port = atoi(t);
+      free(t);
+      return 0;
+    }
+    free(t);
+    if (h_wait(&s->p, 0) == 0)
+      break;
+    h_sleep_ms(20);
+  }
+  fprintf(stderr, "simulator did not start (see %s)\n", s->p.err);
+  h_reap(&s->p);
+  return -1;
+}
+
+static json_t *http(int port, const char *method, const char *path, const char *body) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return NULL;
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    close(fd);
+    return NULL;
+  }
+  size_t blen = body ? strlen(body) : 0;
+  char head[1024];
+  int hn = snprintf(head, sizeof head,
+                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                    method, path, blen);
+  if (write(fd, head, (size_t)hn) != hn || (blen && write(fd, body, blen) != (ssize_t)blen)) {
+    close(fd);
+    return NULL;
+  }
+  size_t cap = 1 << 16, len = 0;
+  char *resp = malloc(cap);
+  for (;;) {
+    if (len + 4096 > cap) {
+      cap *= 2;
+      resp = realloc(resp, cap);
+    }
+    ssize_t r = read(fd, resp + len, cap - len - 1);
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+  }
+  close(fd);
+  resp[len] = 0;
+  json_t *j = NULL;
+  char *b = strstr(resp, "\r\n\r\n");
+  if (b) {
+    b += 4;
+    /* Chunked bodies: strip the framing. */
+    if (strstr(resp, "chunked") && strstr(resp, "chunked") < b) {
+      size_t o = 0;
+      char *p = b;
+      for (;;) {
+        long n = strtol(p, &p, 16);
+        if (n <= 0)
+          break;
+        p = strstr(p, "\r\n");
+        if (!p)
+          break;
+        p += 2;
+        memmove(b + o, p, (size_t)n);
+        o += (size_t)n;
+        p += n + 2;
+      }
+      b[o] = 0;
+    }
+    j = json_loads(b, 0, NULL);
+  }
+  free(resp);
+  return j;
+}
+
+json_t *h_sim_stats(struct sim *s) {
+  return http(s->port, "GET", "/_sim/stats", NULL);
+}
+
+json_t *h_sim_post(struct sim *s, const char *path, const char *body) {
+  return http(s->port, "POST", path, body);
+}
+
+json_t *h_sim_get(struct sim *s, const char *path) {
+  return http(s->port, "GET", path, NULL);
+}
+
+long h_stat(json_t *stats, const char *key) {
+  json_t *v = stats ? json_object_get(stats, key) : NULL;
+  return json_is_integer(v) ? (long)json_integer_value(v) : -1;
+}
+
+int h_sim_wait(struct sim *s, const char *key, long value, int timeout_ms) {
+  long long end = ms_now() + timeout_ms;
+  long last = -1;
+  while (ms_now() < end) {
+    json_t *st = h_sim_stats(s);
+    last = h_stat(st, key);
+    json_decref(st);
+    if (last >= value)
+      return 0;
+    h_sleep_ms(50);
+  }
+  fprintf(stderr, "timed out waiting for sim %s >= %ld (last %ld)\n", key, value, last);
+  return -1;
+}
+
+void h_sim_stop(struct sim *s) {
+  h_kill(&s->p, SIGTERM);
+  if (h_wait(&s->p, 10000) < 0)
+    h_reap(&s->p);
+}
+
+int h_config(const char *dir, struct sim *s, const char *ks, const char *extra, char *path_out,
+             size_t cap) {
+  snprintf(path_out, cap, "%s/blazebot.ini", dir);
+  char ini[4096];
+  snprintf(ini, sizeof ini,
+           "; written by the integration tests\n"
+           "[blazebot]\n"
+           "keystore = %s\n"
+           "blaze_url = ws://127.0.0.1:%d/\n"
+           "api_url = http://127.0.0.1:%d\n"
+           "reconnect_min_ms = 200\n"
+           "reconnect_max_ms = 2000\n"
+           "ack_interval_ms = 50\n"
+           "%s",
+           ks, s ? s->port : 1, s ? s->port : 1, extra ? extra : "");
+  return h_write(path_out, ini, 0600);
+}
+
+int h_daemon_start(struct proc *p, const char *dir, const char *tag, const char *config) {
+  char stats[600];
+  snprintf(stats, sizeof stats, "%s/stats-%s.json", dir, tag);
+  unlink(stats);
+  const char *argv[] = {daemon_bin(), "-c", config, "--stats-file", stats, NULL};
+  return h_spawn(p, dir, tag, argv);
+}
+
+json_t *h_daemon_stats(const char *dir, const char *tag) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/stats-%s.json", dir, tag);
+  return json_load_file(path, 0, NULL);
+}

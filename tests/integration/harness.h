@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness: what the integration tests need to run the real daemon against
+ * the real simulator on 127.0.0.1 — scratch folders, child processes with
+ * their output in files, bounded waits, and a tiny HTTP client for the
+ * simulator's control API. Every wait has a deadline; nothing loops forever.
+ */
+#ifndef BLAZEBOT_TEST_HARNESS_H
+#define BLAZEBOT_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+struct proc {
+  pid_t pid;
+  int exited;
+  int status; /* exit code, or 128+signal */
+  char out[512];
+  char err[512];
+};
+
+struct sim {
+  struct proc p;
+  int port;
+  char dir[512];
+  char keystore[512];
+};
+
+/* A fresh empty folder for this test: $BLAZEBOT_TEST_TMP/name (or /tmp). */
+const char *h_dir(const char *name);
+int h_write(const char *path, const char *content, int mode);
+char *h_read(const char *path);
+int h_contains(const char *path, const char *needle);
+int h_count(const char *path, const char *needle);
+
+/* Spawns argv (NULL-terminated) with stdout/stderr into files named after
+ * tag in dir. Returns 0 or -1. */
+int h_spawn(struct proc *p, const char *dir, const char *tag, const char *const argv[]);
+/* Waits up to timeout_ms for the process to exit. Returns 0 when it did. */
+int h_wait(struct proc *p, int timeout_ms);
+void h_kill(struct proc *p, int sig);
+/* Kills (SIGKILL) and reaps if still running. */
+void h_reap(struct proc *p);
+
+/* Runs a command to completion (timeout) and returns its exit code, or -1. */
+int h_run(const char *dir, const char *tag, const char *const argv[], int timeout_ms);
+
+/* Makes a keystore with `blazebot-sim keygen --type type` in dir. */
+int h_keygen(const char *dir, const char *type, char *path_out, size_t cap);
+
+/* Starts the simulator with the bot keystore ks and extra arguments (NULL
+ * terminated), waits for its port. Returns 0 or -1. */
+int h_sim_start(struct sim *s, const char *dir, const char *ks, const char *const extra[]);
+/* GETs /_sim/stats. Caller json_decref. NULL on failure. */
+json_t *h_sim_stats(struct sim *s);
+long h_stat(json_t *stats, const char *key);
+/* POSTs body to path on the simulator; returns the parsed JSON (or NULL). */
+json_t *h_sim_post(struct sim *s, const char *path, const char *body);
+json_t *h_sim_get(struct sim *s, const char *path);
+/* Polls stats until stats[key] >= value or the timeout passes. Returns 0 when reached. */
+int h_sim_wait(struct sim *s, const char *key, long value, int timeout_ms);
+void h_sim_stop(struct sim *s);
+
+/* Writes dir/blazebot.ini pointing at the simulator (ws://127.0.0.1:port),
+ * with the keystore ks and extra ini lines appended to [blazebot]. */
+int h_config(const char *dir, struct sim *s, const char *ks, const char *extra, char *path_out,
+             size_t cap);
+/* Starts the daemon with config path; stats go to dir/stats-TAG.json. */
+int h_daemon_start(struct proc *p, const char *dir, const char *tag, const char *config);
+/* Reads the daemon's stats file written at exit. */
+json_t *h_daemon_stats(const char *dir, const char *tag);
+
+void h_sleep_ms(int ms);
+
+#endif

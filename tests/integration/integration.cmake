@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: MIT
+# Integration tests: the real daemon against the real simulator, loopback
+# only. Each test gets its own scratch folder under the build tree.
+add_library(blazebot_harness STATIC integration/harness.c)
+target_link_libraries(blazebot_harness PUBLIC PkgConfig::JANSSON)
+target_include_directories(blazebot_harness PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration
+  ${CMAKE_CURRENT_SOURCE_DIR}/common)
+target_compile_definitions(blazebot_harness PUBLIC _GNU_SOURCE)
+blazebot_warnings(blazebot_harness)
+
+function(blazebot_integration_test name)
+  add_executable(itest_${name} integration/test_${name}.c)
+  target_link_libraries(itest_${name} PRIVATE blazebot_harness blazebot_core)
+  blazebot_warnings(itest_${name})
+  add_test(NAME integration.${name} COMMAND itest_${name})
+  set_tests_properties(integration.${name} PROPERTIES TIMEOUT 600
+    ENVIRONMENT "BLAZEBOT_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp;BLAZEBOT_BIN=$<TARGET_FILE:blazebot>;BLAZEBOT_SIM_BIN=$<TARGET_FILE:blazebot-sim>")
+  add_dependencies(itest_${name} blazebot blazebot-sim)
+endfunction()
+
+blazebot_integration_test(cli)
+blazebot_integration_test(flood)
+blazebot_integration_test(reconnect)
+blazebot_integration_test(auth)
+blazebot_integration_test(badframes)
+blazebot_integration_test(tls)
+blazebot_integration_test(sigterm)
+blazebot_integration_test(outbox)

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * 401 handling. The server refuses the handshake with 401: the daemon tries
+ * once more with a fresh token, then stops with exit code 2 and a message
+ * naming the likely causes. The same when a 401 ERROR frame arrives on an
+ * open link and the retry is refused too. Tokens are fresh per attempt (the
+ * simulator refuses a reused jti).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "harness.h"
+
+int main(void) {
+  char dir[512], ks[600], ini[700], path[700];
+  struct sim sim;
+  struct proc d;
+
+  /* 1. 401 at the handshake. */
+  snprintf(dir, sizeof dir, "%s", h_dir("auth-handshake"));
+  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  const char *a1[] = {"--fault", "reject401", NULL};
+  if (h_sim_start(&sim, dir, ks, a1) == 0) {
+    CHECK(h_config(dir, &sim, ks, "", ini, sizeof ini) == 0);
+    CHECK(h_daemon_start(&d, dir, "daemon", ini) == 0);
+    CHECK(h_wait(&d, 30000) == 0);
+    CHECK_INT(d.status, 2);
+    json_t *st = h_sim_stats(&sim);
+    CHECK(h_stat(st, "handshake_rejects") >= 1);
+    CHECK(h_stat(st, "handshake_rejects") <= 2); /* at most one retry */
+    CHECK_INT(h_stat(st, "connections"), 0);
+    json_decref(st);
+    snprintf(path, sizeof path, "%s/daemon.err", dir);
+    CHECK(h_contains(path, "clock"));
+    CHECK(h_contains(path, "revoked"));
+    h_reap(&d);
+    h_sim_stop(&sim);
+  } else {
+    CHECK(!"simulator started");
+  }
+
+  /* 2. A 401 ERROR frame on an open link, and the session revoked. */
+  snprintf(dir, sizeof dir, "%s", h_dir("auth-frame"));
+  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  const char *a2[] = {"--preload", "50", NULL};
+  if (h_sim_start(&sim, dir, ks, a2) == 0) {
+    CHECK(h_config(dir, &sim, ks, "", ini, sizeof ini) == 0);
+    CHECK(h_daemon_start(&d, dir, "daemon", ini) == 0);
+    CHECK(h_sim_wait(&sim, "acked", 50, 30000) == 0);
+    json_t *r = h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"reject401\"}");
+    json_decref(r);
+    r = h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"error401\"}");
+    json_decref(r);
+    r = h_sim_post(&sim, "/_sim/push", "{\"count\":1,\"text\":\"wake\"}");
+    json_decref(r);
+    CHECK(h_wait(&d, 30000) == 0);
+    CHECK_INT(d.status, 2);
+    json_t *st = h_sim_stats(&sim);
+    CHECK_INT(h_stat(st, "connections"), 1);
+    CHECK(h_stat(st, "handshake_rejects") <= 1);
+    json_decref(st);
+    snprintf(path, sizeof path, "%s/daemon.err", dir);
+    CHECK(h_contains(path, "ERROR frame"));
+    h_reap(&d);
+    h_sim_stop(&sim);
+  } else {
+    CHECK(!"simulator started");
+  }
+
+  /* 3. A single 401 is retried and the daemon carries on. */
+  snprintf(dir, sizeof dir, "%s", h_dir("auth-once"));
+  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  const char *a3[] = {"--fault", "reject401:1", "--preload", "100", NULL};
+  if (h_sim_start(&sim, dir, ks, a3) == 0) {
+    CHECK(h_config(dir, &sim, ks, "", ini, sizeof ini) == 0);
+    CHECK(h_daemon_start(&d, dir, "daemon", ini) == 0);
+    CHECK(h_sim_wait(&sim, "acked", 100, 30000) == 0);
+    h_kill(&d, SIGTERM);
+    CHECK(h_wait(&d, 30000) == 0);
+    CHECK_INT(d.status, 0);
+    h_reap(&d);
+    h_sim_stop(&sim);
+  } else {
+    CHECK(!"simulator started");
+  }
+  return check_done("integration.auth");
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The link fails under the daemon: the server drops the TCP connection
+ * mid-stream (twice), and later goes silent (a half-open link that answers
+ * no pings). Each time the daemon reconnects with backoff, lists pending
+ * messages again, and in the end every message is processed once and acked.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "harness.h"
+
+int main(void) {
+  char dir[512], ks[600], ini[700], path[700];
+  snprintf(dir, sizeof dir, "%s", h_dir("reconnect"));
+  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  const int n = 6000;
+  const char *args[] = {"--preload", "6000", "--fault", "drop@1500", NULL};
+  struct sim sim;
+  if (h_sim_start(&sim, dir, ks, args) < 0)
+    return check_done("integration.reconnect");
+  CHECK(h_config(dir, &sim, ks,
+                 "ping_interval_ms = 1000\nidle_timeout_ms = 3000\nrequest_timeout_ms = 2000\n",
+                 ini, sizeof ini) == 0);
+  struct proc d;
+  CHECK(h_daemon_start(&d, dir, "daemon", ini) == 0);
+
+  /* First drop fires after 1500 pushes; wait for the second connection. */
+  CHECK(h_sim_wait(&sim, "connections", 2, 60000) == 0);
+  /* Second failure: the server goes silent mid-stream. Only the daemon's
+   * own dead-link detection (pings unanswered) can recover from that. */
+  json_t *r = h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"silent@500\"}");
+  CHECK(r != NULL);
+  json_decref(r);
+  CHECK(h_sim_wait(&sim, "connections", 3, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", n, 120000) == 0);
+
+  /* Live messages after the reconnects flow too. */
+  r = h_sim_post(&sim, "/_sim/push", "{\"count\":200,\"text\":\"live %d\"}");
+  CHECK(r != NULL);
+  json_decref(r);
+  CHECK(h_sim_wait(&sim, "acked", n + 200, 60000) == 0);
+
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  json_t *st = h_sim_stats(&sim);
+  CHECK_INT(h_stat(st, "acked"), n + 200);
+  CHECK_INT(h_stat(st, "unacked"), 0);
+  CHECK(h_stat(st, "list_pending") >= 3); /* listed again after every connect */
+  CHECK(h_stat(st, "connections") >= 3);
+  json_decref(st);
+  json_t *ds = h_daemon_stats(dir, "daemon");
+  CHECK_INT(h_stat(ds, "processed"), n + 200); /* nothing processed twice */
+  CHECK(h_stat(ds, "dead_links") >= 1);
+  json_decref(ds);
+  snprintf(path, sizeof path, "%s/daemon.err", dir);
+  CHECK(h_contains(path, "reconnecting in"));
+  CHECK(h_contains(path, "link is dead"));
+  h_reap(&d);
+  h_sim_stop(&sim);
+  return check_done("integration.reconnect");
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS: wss:// and https:// against the simulator serving a certificate from
+ * a test CA made at test time. With ca_file = that CA the daemon connects
+ * and acknowledges over both the WebSocket and REST; with another CA (or the
+ * system store) the same server is refused and nothing is delivered.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "harness.h"
+
+static int gentls(const char *dir, const char *sub) {
+  char out[700];
+  snprintf(out, sizeof out, "%s/%s", dir, sub);
+  const char *argv[] = {getenv("BLAZEBOT_SIM_BIN"), "gen-tls", "--dir", out, NULL};
+  return h_run(dir, sub, argv, 60000);
+}
+
+int main(void) {
+  char dir[512], ks[600], ini[700], extra[2048], cert[700], key[700], path[700];
+  snprintf(dir, sizeof dir, "%s", h_dir("tls"));
+  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  CHECK_INT(gentls(dir, "ca1"), 0);
+  CHECK_INT(gentls(dir, "ca2"), 0);
+  snprintf(cert, sizeof cert, "%s/ca1/server.pem", dir);
+  snprintf(key, sizeof key, "%s/ca1/server.key", dir);
+  const char *args[] = {"--preload", "300", "--tls-cert", cert, "--tls-key", key, NULL};
+  struct sim sim;
+  if (h_sim_start(&sim, dir, ks, args) < 0)
+    return check_done("integration.tls");
+
+  /* Trusted: the test CA. REST acks so both wss and https are used. */
+  snprintf(extra, sizeof extra,
+           "[blazebot]\nkeystore = %s\nblaze_url = wss://localhost:%d/\n"
+           "api_url = https://localhost:%d\nca_file = %s/ca1/ca.pem\n"
+           "ack_transport = rest\nack_interval_ms = 50\nreconnect_min_ms = 200\n",
+           ks, sim.port, sim.port, dir);
+  snprintf(ini, sizeof ini, "%s/trusted.ini", dir);
+  CHECK(h_write(ini, extra, 0600) == 0);
+  struct proc d;
+  CHECK(h_daemon_start(&d, dir, "trusted", ini) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 300, 60000) == 0);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  json_t *st = h_sim_stats(&sim);
+  CHECK(h_stat(st, "ack_requests_rest") >= 1);
+  long conns = h_stat(st, "connections");
+  CHECK_INT(conns, 1);
+  json_decref(st);
+
+  /* Untrusted: a CA that did not sign the server's certificate. */
+  snprintf(extra, sizeof extra,
+           "[blazebot]\nkeystore = %s\nblaze_url = wss://localhost:%d/\n"
+           "api_url = https://localhost:%d\nca_file = %s/ca2/ca.pem\n"
+           "reconnect_min_ms = 200\nreconnect_max_ms = 400\n",
+           ks, sim.port, sim.port, dir);
+  snprintf(ini, sizeof ini, "%s/untrusted.ini", dir);
+  CHECK(h_write(ini, extra, 0600) == 0);
+  json_t *r = h_sim_post(&sim, "/_sim/push", "{\"count\":5,\"text\":\"secret %d\"}");
+  json_decref(r);
+  CHECK(h_daemon_start(&d, dir, "untrusted", ini) == 0);
+  h_sleep_ms(3000);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  st = h_sim_stats(&sim);
+  CHECK_INT(h_stat(st, "connections"), conns); /* no new WebSocket session */
+  CHECK_INT(h_stat(st, "acked"), 300);
+  json_decref(st);
+  json_t *ds = h_daemon_stats(dir, "untrusted");
+  CHECK_INT(h_stat(ds, "connects"), 0);
+  CHECK(h_stat(ds, "connect_errors") >= 2); /* kept retrying, never trusted it */
+  CHECK_INT(h_stat(ds, "processed"), 0);
+  json_decref(ds);
+  snprintf(path, sizeof path, "%s/untrusted.err", dir);
+  CHECK(h_contains(path, "connection attempt failed"));
+  h_sim_stop(&sim);
+  return check_done("integration.tls");
+}

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sim: the shared state of blazebot-sim, the local Blaze server that the
+ * tests, the demo and the benchmarks run the daemon against. Everything runs
+ * on the one libwebsockets service thread, so nothing here is locked. One
+ * struct sim owns all state (message store, sent log, replay cache, armed
+ * faults, counters, live connections) and is reachable from every lws
+ * callback through the context user pointer. Module prefixes: store_ and
+ * sent_ (store.c), faults_ (faults.c), ws_ (ws.c, the Blaze WebSocket side),
+ * http_ (http.c, REST, control API and the upgrade check).
+ */
+#ifndef BLAZEBOT_SIM_H
+#define BLAZEBOT_SIM_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "keystore.h"
+#include "util.h"
+
+#define SIM_SUBPROTOCOL "Mixin-Blaze-1"
+#define SIM_HTTP_PROTOCOL "blazebot-sim-http"
+#define SIM_MAX_BODY (1024 * 1024)         /* REST and control request bodies */
+#define SIM_MAX_FRAME (4 * 1024 * 1024)    /* a reassembled compressed frame */
+#define SIM_MAX_INFLATED (4 * 1024 * 1024) /* an inflated client frame */
+#define SIM_MAX_BATCH 100                  /* acks or messages per request */
+#define SIM_MAX_AUTH 16384                 /* Authorization header bytes */
+#define SIM_MAX_FAULTS 64                  /* armed push-counted faults */
+#define SIM_MAX_PUSH 1000000               /* messages per control push */
+#define SIM_JTI_MAX (1u << 20)             /* remembered token ids */
+#define SIM_RECEIPT_DELAY_MS 20            /* CREATE_MESSAGE -> receipt push */
+#define SIM_CATEGORY_MAX 48
+#define SIM_TIME_LEN 32 /* "2024-01-02T03:04:05.123456Z" + NUL */
+#define SIM_MSG_INDEX_NONE ((size_t)-1)
+
+/* A string -> int64 hash map with open addressing; keys are owned copies.
+ * There is no delete: the replay cache is pruned by rebuilding. */
+struct strmap_slot {
+  char *key;
+  uint64_t hash;
+  int64_t val;
+};
+
+struct strmap {
+  struct strmap_slot *slots;
+  size_t cap; /* power of two, or 0 */
+  size_t count;
+};
+
+int strmap_init(struct strmap *m, size_t hint);
+void strmap_fini(struct strmap *m);
+/* 1 and *val when key is present, else 0. */
+int strmap_get(const struct strmap *m, const char *key, int64_t *val);
+/* Inserts or overwrites. Returns 0 or -1 (out of memory). */
+int strmap_put(struct strmap *m, const char *key, int64_t val);
+/* Drops every entry whose value is below min_val. Returns 0 or -1. */
+int strmap_prune_below(struct strmap *m, int64_t min_val);
+
+/* A simulated Mixin user who writes to the bot. */
+struct sim_user {
+  char id[UUID_STR_LEN];
+  char session_id[UUID_STR_LEN];
+  char conversation_id[UUID_STR_LEN]; /* the 1:1 conversation with the bot */
+};
+
+/* One message in the store (what the bot receives). */
+struct sim_msg {
+  char message_id[UUID_STR_LEN];
+  char conversation_id[UUID_STR_LEN];
+  char created_at[SIM_TIME_LEN];
+  char category[SIM_CATEGORY_MAX];
+  size_t user;         /* index into sim.users */
+  unsigned char *data; /* payload bytes, or the literal data text if poison */
+  size_t data_len;
+  uint64_t skip_conn; /* connection serial that got it as a fault push */
+  uint32_t ack_count;
+  uint32_t push_count;
+  unsigned acked : 1;
+  unsigned poison : 1; /* fault message: not counted by --exit-when-acked */
+};
+
+/* One message the bot sent (CREATE_MESSAGE or POST /messages). */
+struct sim_sent {
+  char message_id[UUID_STR_LEN];
+  char conversation_id[UUID_STR_LEN];
+  char recipient_id[UUID_STR_LEN];
+  char representative_id[UUID_STR_LEN];
+  char quote_message_id[UUID_STR_LEN];
+  char category[SIM_CATEGORY_MAX];
+  char created_at[SIM_TIME_LEN];
+  unsigned char *data; /* decoded payload, NUL-terminated */
+  size_t data_len;
+  int silent;
+  const char *via; /* "ws" or "rest" (static string) */
+};
+
+enum fault_kind {
+  FAULT_DROP = 1,
+  FAULT_REJECT401,
+  FAULT_ERROR401,
+  FAULT_GARBAGE,
+  FAULT_TEXT,
+  FAULT_BADJSON,
+  FAULT_BOMB,
+  FAULT_BADBASE64,
+  FAULT_MISSING,
+  FAULT_SILENT,
+  FAULT_CREATE_ERROR,
+  FAULT_ACK_BATCH_ERROR,
+};
+
+struct sim_fault {
+  int kind;      /* enum fault_kind */
+  long after;    /* stored-message pushes still to go before it fires */
+  long arg;      /* reject401: K (-1 = all); create_error: code */
+  long count;    /* create_error: how many */
+  char spec[64]; /* as armed, for the log */
+};
+
+/* The counters of GET /_sim/stats; see stats_json for the meanings. */
+struct sim_stats {
+  uint64_t connections, auth_failures, handshake_rejects, list_pending;
+  uint64_t pushed, acked, ack_receipts, acked_twice, acks_unknown, receipt_acks;
+  uint64_t ack_requests_ws, ack_requests_rest, created, created_duplicates;
+  uint64_t create_errors, bad_frames, faults_fired, receipts_pushed;
+};
+
+/* One prepared outgoing WebSocket message with LWS_PRE headroom. */
+struct frame {
+  struct frame *next;
+  int64_t due_ms; /* not before (monotonic ms); 0 = now */
+  size_t len;
+  int write_protocol; /* LWS_WRITE_BINARY or LWS_WRITE_TEXT */
+  unsigned char buf[]; /* LWS_PRE + len bytes */
+};
+
+struct frameq {
+  struct frame *head, *tail;
+  size_t count;
+};
+
+/* Per-connection state of the Blaze protocol (lws per-session data, zeroed
+ * by lws at ESTABLISHED and released at CLOSED). */
+struct sim_conn {
+  struct sim *sim;
+  struct lws *wsi;
+  struct sim_conn *prev, *next; /* sim.conns */
+  uint64_t serial;
+  struct frameq replies;  /* id-matched replies: always written first */
+  struct frameq receipts; /* delayed ACKNOWLEDGE_MESSAGE_RECEIPT pushes */
+  struct buf rx;          /* fragments of the message being received */
+  int rx_in_message;      /* a message has started and not yet ended */
+  int rx_binary;
+  int rx_discard; /* the current message passed SIM_MAX_FRAME */
+  int listing;    /* LIST_PENDING_MESSAGES received: the cursor runs */
+  size_t cursor;  /* next store index to consider */
+  size_t list_mark; /* store size at LIST_PENDING_MESSAGES */
+  int silent;       /* half-open fault: no reads, no writes */
+  int flow_off;     /* rx paused for backpressure */
+  int want_ping;
+  int linked;  /* on sim.conns */
+  int reaping; /* silent and the peer left: closing */
+  uint64_t pushes;
+  lws_sorted_usec_list_t wake_sul; /* delayed receipts */
+  lws_sorted_usec_list_t ping_sul; /* --ping-interval */
+};
+
+/* Per-request state of the HTTP protocol (REST and control API). */
+struct http_req {
+  int method; /* LWSHUMETH_* */
+  char path[256];
+  char *uri;  /* path plus query, as signed in the JWT (owned) */
+  char *auth; /* Authorization header value (owned) */
+  char request_id[130];
+  struct buf body;
+  int body_too_big;
+  unsigned char *resp; /* LWS_PRE + resp_len bytes (owned) */
+  size_t resp_len, resp_off;
+};
+
+struct sim_config {
+  const char *keystore;
+  char listen_addr[64];
+  int port;
+  const char *port_file;
+  const char *tls_cert;
+  const char *tls_key;
+  long preload;
+  long users;
+  const char *stats_file;
+  int exit_when_acked;
+  long timeout_s;
+  long ping_interval_s;
+  int verbose;
+};
+
+struct sim {
+  struct sim_config cfg;
+  struct keystore *ks;
+  EVP_PKEY *pub;
+  char bot_id[UUID_STR_LEN];
+  char session_id[UUID_STR_LEN];
+  struct lws_context *ctx;
+  struct lws_vhost *vhost;
+  struct codec *codec;
+  struct buf scratch; /* frame building; reused */
+  struct buf inflated;
+
+  struct sim_user *users;
+  size_t nusers, users_cap, next_user;
+  struct strmap user_index;
+
+  struct sim_msg *msgs;
+  size_t nmsgs, msgs_cap;
+  struct strmap msg_index;
+  size_t first_unacked;  /* every message before it is acked */
+  size_t nonpoison;      /* messages that count for --exit-when-acked */
+  size_t acked_nonpoison;
+
+  struct sim_sent *sent;
+  size_t nsent, sent_cap;
+  struct strmap sent_index;
+
+  struct strmap jti; /* token id -> exp, against replays */
+  json_t *conversations;
+
+  struct sim_fault faults[SIM_MAX_FAULTS];
+  size_t nfaults;
+  long reject_remaining;  /* reject401: handshakes still to refuse, -1 = all */
+  int create_error_code;  /* create_error: code, while count > 0 */
+  long create_error_count;
+  int ack_batch_error;
+
+  struct sim_stats st;
+  struct sim_conn *conns;
+  size_t nconns;
+  uint64_t next_serial;
+
+  lws_sorted_usec_list_t tick_sul;
+  int64_t start_ms;
+  int stop;
+  int exit_code;
+  int exit_pending; /* --exit-when-acked met; draining replies */
+  int64_t exit_deadline_ms;
+};
+
+/* store.c */
+int store_init(struct sim *sim);
+void store_fini(struct sim *sim);
+/* RFC 3339 UTC time with microseconds, now. */
+void sim_timestamp(char out[SIM_TIME_LEN]);
+/* The index of a user with this id, adding one if needed; SIZE_MAX on OOM. */
+size_t store_user(struct sim *sim, const char *user_id);
+/* Round-robin over the users made at start. */
+size_t store_next_user(struct sim *sim);
+/* Appends a message (the bytes are copied). conversation_id NULL = the
+ * user's 1:1 conversation. Returns the index or SIM_MSG_INDEX_NONE. */
+size_t store_add(struct sim *sim, size_t user, const char *category,
+                 const char *conversation_id, const void *data, size_t len, int poison);
+/* Records one acknowledgement of message_id (any case). */
+void store_ack(struct sim *sim, const char *message_id);
+/* The MessageView of a stored message as pushed with this source. */
+json_t *store_msg_view(struct sim *sim, const struct sim_msg *m, const char *source);
+/* Advances first_unacked past acked messages (amortised O(1)). */
+void store_advance_unacked(struct sim *sim);
+/* 1 when --exit-when-acked is satisfied. */
+int store_all_acked(const struct sim *sim);
+/* Validates acknowledgement entries (an array of {"message_id","status"}).
+ * Returns 0, or a Mixin error code with a reason in why. */
+int store_check_acks(json_t *arr, char *why, size_t whylen);
+/* Validates one message object (CREATE_MESSAGE params / REST item) into out.
+ * Returns 0 or -1 with a reason in why. out->data is owned on success. */
+int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why, size_t whylen);
+/* Adds a parsed message to the sent log, taking its data. Returns the index;
+ * *dup is set when the id was already there (the new copy is freed). */
+size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup);
+/* The data object of a successful CREATE_MESSAGE reply. */
+json_t *sent_reply_view(const struct sim *sim, const struct sim_sent *s);
+json_t *sent_list_json(const struct sim *sim);
+/* GET /_sim/messages as compact JSON appended to out. Returns 0/-1. */
+int store_messages_json(const struct sim *sim, struct buf *out);
+json_t *stats_json(const struct sim *sim);
+/* Writes the stats line to stdout and --stats-file. */
+void stats_write(const struct sim *sim);
+
+/* faults.c */
+/* Parses SPEC (NAME[@N][:ARG]). Returns 0 or -1 with a reason in err. */
+int faults_parse(const char *spec, struct sim_fault *out, char *err, size_t errlen);
+/* Arms a parsed fault. Returns 0 or -1 (too many armed). */
+int faults_arm(struct sim *sim, const struct sim_fault *f);
+/* Counts one push of a stored message toward every armed fault. */
+void faults_note_push(struct sim *sim);
+/* The index of an armed fault that is due now, or -1. */
+int faults_due(const struct sim *sim);
+/* Removes and returns armed fault i. */
+struct sim_fault faults_take(struct sim *sim, int i);
+/* Consumes one create_error unit: returns its code, or 0 if none armed. */
+int faults_take_create_error(struct sim *sim);
+/* Consumes one reject401 unit: 1 when this handshake is to be refused. */
+int faults_take_reject(struct sim *sim);
+/* Counts and logs one firing. */
+void faults_fired(struct sim *sim, const char *what);
+/* The Mixin-style description of an error code. */
+const char *faults_error_description(int code);
+
+/* ws.c */
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len);
+/* Requests a writeable callback on every live connection (new messages,
+ * newly armed faults). */
+void ws_wake_all(struct sim *sim);
+/* 1 when no connection has replies waiting. */
+int ws_replies_flushed(const struct sim *sim);
+/* Closes silent connections whose peer has gone away. */
+void ws_reap_silent(struct sim *sim);
+/* Queues the receipt push of a sent message on the newest live connection
+ * (for messages sent over REST). */
+void ws_queue_receipt(struct sim *sim, const struct sim_sent *s);
+/* Gzips a JSON object into out (LWS_PRE headroom first). Returns 0/-1. */
+int ws_gzip_json(struct sim *sim, json_t *obj, struct buf *out);
+
+/* http.c */
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len);
+/* Checks an "Authorization: Bearer <jwt>" value against the bot's key for
+ * this request. Returns 0, or -1 with the reason in err. */
+int http_auth_check(struct sim *sim, const char *authorization, const char *method,
+                    const char *uri, const void *body, size_t body_len, char *err,
+                    size_t errlen);
+
+#endif

@@ -1,0 +1,7 @@
+# SPDX-License-Identifier: MIT
+# Unit tests of the frame layer: gzip codec, base64, the JSON envelope and the
+# redelivery dedupe set.
+blazebot_unit_test(codec unit/test_codec.c)
+blazebot_unit_test(base64 unit/test_base64.c)
+blazebot_unit_test(envelope unit/test_envelope.c)
+blazebot_unit_test(dedupe unit/test_dedupe.c)
