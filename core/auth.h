@@ -18,12 +18,13 @@
 /* Signs a token. iat = now (wall clock), exp = iat + ttl_s; jti NULL means a
  * fresh random UUID. *out is a malloc'd NUL-terminated string. Returns 0/-1. */
 int auth_sign(const struct keystore *ks, const char *method, const char *uri,
-              const void *body, size_t body_len, int64_t ttl_s, const char *jti, char **out);
+              const void *body, size_t body_len, int64_t ttl_s, const char *jti,
+              char **out);
 
 /* Lower level, for the test vector: signs exactly the given header and
  * payload bytes (already JSON) and returns the compact JWS in *out. */
-int auth_sign_raw(EVP_PKEY *key, int alg, const char *header_json, const char *payload_json,
-                  char **out);
+int auth_sign_raw(EVP_PKEY *key, int alg, const char *header_json,
+                  const char *payload_json, char **out);
 
 /* Claims of a verified token. Strings are NUL-terminated copies. */
 struct auth_claims {
@@ -44,7 +45,7 @@ int auth_verify(EVP_PKEY *pub, const char *token, struct auth_claims *claims, ch
                 size_t errlen);
 
 /* Lowercase hex sha256 of method + uri + body into out[65]. */
-void auth_request_sig(const char *method, const char *uri, const void *body, size_t body_len,
-                      char out[65]);
+void auth_request_sig(const char *method, const char *uri, const void *body,
+                      size_t body_len, char out[65]);
 
 #endif

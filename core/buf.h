@@ -18,7 +18,8 @@ struct buf {
 /* Ensures room for len + extra + 1 bytes. Returns 0 or -1 (out of memory). */
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *p, size_t n);
-int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_appendf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Sets len to n (growing if needed; new bytes are zero). */
 int buf_resize(struct buf *b, size_t n);
 static inline void buf_reset(struct buf *b) {

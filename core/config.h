@@ -29,9 +29,9 @@ struct config_plugin {
 };
 
 struct config {
-  char *path;     /* the ini file as given */
-  char *dir;      /* the folder of the ini file; relative paths resolve here */
-  char *keystore; /* resolved path (required) */
+  char *path;             /* the ini file as given */
+  char *dir;              /* the folder of the ini file; relative paths resolve here */
+  char *keystore;         /* resolved path (required) */
   char *blaze_url;        /* default "wss://blaze.mixin.one/" */
   char *api_url;          /* default "https://api.mixin.one" (no trailing slash) */
   char *ca_file;          /* resolved path or NULL for the system store */
@@ -41,16 +41,17 @@ struct config {
   size_t max_frame_bytes; /* 1 KiB..1 GiB, default 4 MiB; accepts K/M/G suffix */
   int log_level;          /* enum log_level, default info */
   int ping_interval_ms;   /* 1000..60000, default 12000 */
-  int idle_timeout_ms;    /* dead link after this much silence; default 30000, must be > ping */
-  int request_timeout_ms; /* id-matched reply deadline; default 10000 */
-  int connect_timeout_ms; /* handshake deadline; default 10000 */
-  int reconnect_min_ms;   /* backoff start; default 1000 */
-  int reconnect_max_ms;   /* backoff cap; default 60000 */
-  int outbox_capacity;    /* queued outgoing messages; default 10000 */
-  int send_rate_per_min;  /* 1..100000; default 90000 (quota is 100,000/min) */
-  int dedupe_capacity;    /* recent ids remembered; default 100000 */
-  int workers;            /* processing threads; 1..64, default 2 */
-  int shutdown_timeout_ms;/* graceful stop deadline; default 10000 */
+  int idle_timeout_ms; /* dead link after this much silence; default 30000, must be > ping
+                        */
+  int request_timeout_ms;        /* id-matched reply deadline; default 10000 */
+  int connect_timeout_ms;        /* handshake deadline; default 10000 */
+  int reconnect_min_ms;          /* backoff start; default 1000 */
+  int reconnect_max_ms;          /* backoff cap; default 60000 */
+  int outbox_capacity;           /* queued outgoing messages; default 10000 */
+  int send_rate_per_min;         /* 1..100000; default 90000 (quota is 100,000/min) */
+  int dedupe_capacity;           /* recent ids remembered; default 100000 */
+  int workers;                   /* processing threads; 1..64, default 2 */
+  int shutdown_timeout_ms;       /* graceful stop deadline; default 10000 */
   struct config_plugin *plugins; /* [plugin.NAME] sections in file order */
   size_t nplugins;
   char *plugin_dir; /* resolved path of the plugin folder, or NULL when not set */
@@ -65,6 +66,7 @@ int config_load(const char *path, struct config **out);
 void config_free(struct config *cfg);
 
 /* Returns the [plugin.NAME] section or NULL. */
-const struct config_plugin *config_find_plugin(const struct config *cfg, const char *name);
+const struct config_plugin *config_find_plugin(const struct config *cfg,
+                                               const char *name);
 
 #endif

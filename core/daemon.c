@@ -10,6 +10,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,8 +22,10 @@
 #include <libwebsockets.h>
 
 #include "acks.h"
+#include "buf.h"
 #include "dedupe.h"
 #include "log.h"
+#include "plugins.h"
 #include "rest.h"
 #include "session.h"
 #include "util.h"
@@ -45,6 +48,8 @@ struct daemon {
   struct acks *acks;
   struct outbox *outbox;
   struct dispatch *dispatch;
+  struct plugin_host *plugins; /* NULL in handler mode */
+  struct job *delayed;         /* jobs waiting for a RETRY's backoff */
   struct dedupe *dedupe;
   daemon_handler_fn fn;
   void *fn_ud;
@@ -92,6 +97,7 @@ static void job_finish(struct daemon *d, struct job *job) {
     log_error("acks: out of memory queueing %s; it will be redelivered",
               job->msg->message_id);
   d->c.processed++;
+  plugins_job_done(d->plugins, job);
   job_unlink_free(d, job);
 }
 
@@ -112,6 +118,13 @@ static void drain_completions(struct daemon *d) {
   struct job *j = dispatch_drain(d->dispatch);
   while (j) {
     struct job *next = j->next;
+    if (j->retry_at > 0) {
+      /* A plugin asked for a later redelivery: park the job until due. */
+      j->next = d->delayed;
+      d->delayed = j;
+      j = next;
+      continue;
+    }
     j->handler_done = 1;
     if (j->result < 0) {
       d->c.handler_errors++;
@@ -124,9 +137,25 @@ static void drain_completions(struct daemon *d) {
   }
 }
 
-static int run_handler(void *ud, struct job *job) {
-  struct daemon *d = ud;
-  return d->fn ? d->fn(d->fn_ud, d, job) : 0;
+static void repost_due(struct daemon *d, int64_t now) {
+  for (struct job **pp = &d->delayed; *pp;) {
+    struct job *j = *pp;
+    if (j->retry_at <= now) {
+      *pp = j->next;
+      j->retry_at = 0;
+      dispatch_post(d->dispatch, j->item.strand, &j->item);
+    } else {
+      pp = &j->next;
+    }
+  }
+}
+
+/* Handler mode: the job runs on any worker. */
+static void handler_run(struct dispatch_item *it) {
+  struct job *job = (struct job *)((char *)it - offsetof(struct job, item));
+  struct daemon *d = job->route;
+  job->result = d->fn(d->fn_ud, d, job);
+  dispatch_complete(d->dispatch, job);
 }
 
 int daemon_reply(struct daemon *d, struct job *job, const struct outbox_msg *m,
@@ -184,7 +213,24 @@ static void on_push(void *ud, const struct envelope *env) {
   atomic_init(&job->pending_replies, 0);
   dedupe_set(d->dedupe, m->message_id, DEDUPE_INFLIGHT);
   job_link(d, job);
-  dispatch_submit(d->dispatch, job);
+  if (d->fn) {
+    job->route = d;
+    job->item.run = handler_run;
+    dispatch_post(d->dispatch, NULL, &job->item);
+  } else {
+    int routed = plugins_route(d->plugins, job);
+    if (routed <= 0) {
+      if (routed < 0)
+        log_error("message %s: out of memory routing it; acknowledging unprocessed",
+                  m->message_id);
+      else
+        log_debug("message %s (%s): no plugin subscribes to it", m->message_id,
+                  m->category);
+      job->handler_done = 1;
+      job_finish(d, job);
+      return;
+    }
+  }
   if (d->inflight_jobs >= MAX_INFLIGHT_JOBS && !d->paused) {
     d->paused = 1;
     session_pause_rx(d->session, 1);
@@ -296,6 +342,8 @@ static void tick(lws_sorted_usec_list_t *sul) {
   if (atomic_load(&d->stop_requested))
     begin_stop(d, "requested");
   drain_completions(d);
+  repost_due(d, now);
+  plugins_tick(d->plugins, now);
   if (d->paused && !d->stopping && d->inflight_jobs <= RESUME_INFLIGHT_JOBS) {
     d->paused = 0;
     session_pause_rx(d->session, 0);
@@ -372,7 +420,8 @@ static void lws_log_emit(int level, const char *line) {
 }
 
 struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handler_fn fn,
-                          void *ud) {
+                          void *ud, int *exit_code) {
+  *exit_code = DAEMON_EXIT_FATAL;
   struct daemon *d = calloc(1, sizeof *d);
   if (!d) {
     config_free(cfg);
@@ -432,9 +481,22 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   d->outbox = outbox_new(cfg, d->session, on_settled, d, wake, d);
   if (!d->acks || !d->outbox)
     goto fail;
-  d->dispatch = dispatch_new(cfg->workers, run_handler, d, wake, d);
+  d->dispatch = dispatch_new(cfg->workers, 2, wake, d);
   if (!d->dispatch)
     goto fail;
+  if (!fn) {
+    int refused = 0;
+    d->plugins = plugins_new(cfg, d, d->dispatch, &refused);
+    if (!d->plugins)
+      goto fail;
+    if (refused) {
+      /* At startup a missing plugin would mean messages acknowledged
+       * without the processing the operator configured: refuse to run. */
+      log_error("%d plugin(s) refused; not starting (fix the lines above)", refused);
+      *exit_code = DAEMON_EXIT_CONFIG;
+      goto fail;
+    }
+  }
 
   lws_sock_file_fd_type fd;
   fd.filefd = d->sigfd;
@@ -453,9 +515,12 @@ fail:
 void daemon_free(struct daemon *d) {
   if (!d)
     return;
-  if (d->dispatch) {
+  if (d->outbox)
     outbox_close(d->outbox);
-    dispatch_free(d->dispatch); /* joins: runs what is queued first */
+  plugins_free(d->plugins);
+  d->plugins = NULL;
+  if (d->dispatch) {
+    dispatch_free(d->dispatch);
     d->dispatch = NULL;
   }
   if (d->ctx)
@@ -490,7 +555,12 @@ int daemon_run(struct daemon *d) {
   lws_sul_schedule(d->ctx, 0, &d->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
   /* Jobs still running are waited for (their acks cannot be sent any more,
    * so they will be redelivered); their memory is released here. */
+  /* Plugins finish what they are running and shut down (timers cancelled,
+   * blocking work waited for) while the workers still run; then the pool
+   * stops. Unfinished jobs are not acknowledged and will be redelivered. */
   outbox_close(d->outbox);
+  plugins_free(d->plugins);
+  d->plugins = NULL;
   dispatch_free(d->dispatch);
   d->dispatch = NULL;
   return d->exit_code;
@@ -531,6 +601,12 @@ char *daemon_stats_json(struct daemon *d) {
       (json_int_t)ss->error_frames, "timeouts", (json_int_t)ss->timeouts, "dead_links",
       (json_int_t)ss->dead_links, "inflight", (json_int_t)d->inflight_jobs,
       "ack_transport", as->transport == ACK_TRANSPORT_REST ? "rest" : "websocket");
+  struct buf pb = {0};
+  plugins_stats_json(d->plugins, &pb);
+  json_t *pj = pb.data ? json_loads(pb.data, 0, NULL) : NULL;
+  buf_fini(&pb);
+  if (pj)
+    json_object_set_new(o, "plugins", pj);
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return s;

@@ -20,30 +20,33 @@
 
 enum daemon_exit {
   DAEMON_EXIT_OK = 0,
-  DAEMON_EXIT_CONFIG = 1,  /* bad configuration or keystore */
-  DAEMON_EXIT_AUTH = 2,    /* Blaze refused the credentials (401) */
-  DAEMON_EXIT_FATAL = 3,   /* any other unrecoverable error */
+  DAEMON_EXIT_CONFIG = 1, /* bad configuration or keystore */
+  DAEMON_EXIT_AUTH = 2,   /* Blaze refused the credentials (401) */
+  DAEMON_EXIT_FATAL = 3,  /* any other unrecoverable error */
 };
 
 struct daemon;
 
-/* The processing step. Runs on a worker thread, never two at once for the
- * same job. May call daemon_reply. See dispatch_handler_fn for the result. */
+/* The processing step in handler mode (tests, embedding). Runs on a worker
+ * thread. May call daemon_reply. Returns 0 or a negative error (logged and
+ * counted; the message is still acknowledged). */
 typedef int (*daemon_handler_fn)(void *ud, struct daemon *d, struct job *job);
 
 struct daemon_counters {
-  uint64_t received;    /* message pushes decoded */
-  uint64_t processed;   /* jobs finished and acknowledged */
-  uint64_t duplicates;  /* redeliveries skipped (acked again if done) */
-  uint64_t malformed;   /* pushes that could not be decoded */
+  uint64_t received;   /* message pushes decoded */
+  uint64_t processed;  /* jobs finished and acknowledged */
+  uint64_t duplicates; /* redeliveries skipped (acked again if done) */
+  uint64_t malformed;  /* pushes that could not be decoded */
   uint64_t handler_errors;
-  uint64_t acked;       /* acks the server confirmed */
+  uint64_t acked; /* acks the server confirmed */
   uint64_t replies_accepted, replies_dropped;
 };
 
-/* Takes ownership of cfg and ks. Returns NULL on error (logged). */
+/* Takes ownership of cfg and ks. fn NULL = plugin mode: the plugins of cfg
+ * are loaded (any refusal fails the start). Returns NULL on error (logged)
+ * with a daemon_exit code in *exit_code. */
 struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handler_fn fn,
-                          void *ud);
+                          void *ud, int *exit_code);
 void daemon_free(struct daemon *d);
 
 /* Runs until stopped by a signal, daemon_stop, or a fatal error. Returns a

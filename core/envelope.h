@@ -69,8 +69,8 @@ enum {
  * ENVELOPE_E* code with a reason in err; *message_id_out (if not NULL) gets
  * the message id when the frame had a valid one, so the caller can still
  * acknowledge a poison message, else "". */
-int envelope_message(json_t *data, struct message **out, char message_id_out[64], char *err,
-                     size_t errlen);
+int envelope_message(json_t *data, struct message **out, char message_id_out[64],
+                     char *err, size_t errlen);
 
 /* Appends {"id":id,"action":action[,"params":params]} as compact JSON to
  * out; params may be NULL. Returns 0/-1. */

@@ -18,8 +18,8 @@
 enum keystore_alg { KEYSTORE_ED25519 = 1, KEYSTORE_RSA = 2 };
 
 struct keystore {
-  int alg;        /* enum keystore_alg */
-  char generation;/* 'A', 'B' or 'C' */
+  int alg;                       /* enum keystore_alg */
+  char generation;               /* 'A', 'B' or 'C' */
   char user_id[UUID_STR_LEN];    /* app_id or client_id, lowercase */
   char session_id[UUID_STR_LEN]; /* lowercase */
   EVP_PKEY *pkey;                /* private key (owned) */

@@ -32,16 +32,6 @@ static void usage(FILE *f) {
           "the credentials (401), 3 other fatal error.\n");
 }
 
-/* Processing without plugins: the message is decoded and logged. */
-static int log_handler(void *ud, struct daemon *d, struct job *job) {
-  const struct message *m = job->msg;
-  log_debug("message %s %s from %s in %s: %zu bytes", m->message_id, m->category,
-            m->user_id, m->conversation_id, m->data_len);
-  (void)ud;
-  (void)d;
-  return 0;
-}
-
 int main(int argc, char **argv) {
   const char *path = "/etc/blazebot/blazebot.ini";
   const char *stats_file = NULL;
@@ -109,9 +99,10 @@ int main(int argc, char **argv) {
 
   log_info("blazebot %s starting: bot %s, %s", BLAZEBOT_VERSION, ks->user_id,
            cfg->blaze_url);
-  struct daemon *d = daemon_new(cfg, ks, log_handler, NULL);
+  int exit_code = 0;
+  struct daemon *d = daemon_new(cfg, ks, NULL, NULL, &exit_code);
   if (!d)
-    return DAEMON_EXIT_FATAL;
+    return exit_code;
   int rc = daemon_run(d);
   char *stats = daemon_stats_json(d);
   if (stats) {

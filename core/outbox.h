@@ -23,10 +23,10 @@
 #include "util.h"
 
 struct outbox_msg {
-  const char *conversation_id;   /* required UUID */
-  const char *recipient_id;      /* optional UUID (NULL or "") */
-  const char *category;          /* required, e.g. "PLAIN_TEXT" */
-  const void *data;              /* payload bytes, sent as data_base64 */
+  const char *conversation_id; /* required UUID */
+  const char *recipient_id;    /* optional UUID (NULL or "") */
+  const char *category;        /* required, e.g. "PLAIN_TEXT" */
+  const void *data;            /* payload bytes, sent as data_base64 */
   size_t len;
   const char *message_id;        /* optional; NULL = a fresh UUID */
   const char *representative_id; /* optional */
@@ -46,8 +46,8 @@ struct outbox;
 /* wake is called (from any thread) after a message was put on the inbox;
  * it must make the I/O thread call outbox_tick soon (lws_cancel_service). */
 struct outbox *outbox_new(const struct config *cfg, struct session *s,
-                          outbox_settled_fn settled, void *settled_ud, void (*wake)(void *),
-                          void *wake_ud);
+                          outbox_settled_fn settled, void *settled_ud,
+                          void (*wake)(void *), void *wake_ud);
 /* Frees queued messages (without settling them). */
 void outbox_free(struct outbox *o);
 void outbox_set_config(struct outbox *o, const struct config *cfg);

@@ -263,7 +263,12 @@ int rest_request(struct rest *r, const char *method, const char *path, const cha
   snprintf(q->method, sizeof q->method, "%s", method);
   /* api_url may carry a path prefix (a proxy); the signature covers the
    * path the server sees. */
-  snprintf(q->path, sizeof q->path, "%s%s%s", upath[0] ? "/" : "", upath, path);
+  while (*upath == '/')
+    upath++;
+  size_t ul = strlen(upath);
+  while (ul && upath[ul - 1] == '/')
+    ul--;
+  snprintf(q->path, sizeof q->path, "%s%.*s%s", ul ? "/" : "", (int)ul, upath, path);
   if (uuid_v4(q->request_id) < 0 || buf_resize(&q->body, LWS_PRE) < 0 ||
       buf_append(&q->body, body, len) < 0 ||
       auth_sign(r->ks, method, q->path, body, len, 600, q->request_id, &q->token) < 0) {

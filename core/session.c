@@ -550,10 +550,14 @@ static void on_receive(struct session *s, struct lws *wsi, const void *in, size_
 
 static int on_writeable(struct session *s, struct lws *wsi) {
   if (s->ping_due) {
-    unsigned char pb[LWS_PRE + 4];
+    /* lws 4.1 does not report empty pongs, so the ping carries a payload
+     * (the send time), which the pong echoes. */
+    unsigned char pb[LWS_PRE + 8];
     s->ping_due = 0;
     s->last_ping = now_ms();
-    if (lws_write(wsi, pb + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+    for (int i = 0; i < 8; i++)
+      pb[LWS_PRE + i] = (unsigned char)(s->last_ping >> (8 * i));
+    if (lws_write(wsi, pb + LWS_PRE, 8, LWS_WRITE_PING) < 0)
       return -1;
     if (s->txq_head)
       lws_callback_on_writable(wsi);

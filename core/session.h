@@ -50,12 +50,12 @@ struct session_stats {
   uint64_t connects;       /* successful handshakes */
   uint64_t connect_errors; /* failed attempts */
   uint64_t frames_in, frames_out, bytes_in, bytes_out;
-  uint64_t bad_frames;     /* undecodable frames skipped */
-  uint64_t too_big;        /* frames over max_frame_bytes skipped */
-  uint64_t receipts;       /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes (never acked) */
-  uint64_t error_frames;   /* server ERROR frames */
-  uint64_t timeouts;       /* request deadlines missed */
-  uint64_t dead_links;     /* links closed for silence */
+  uint64_t bad_frames;   /* undecodable frames skipped */
+  uint64_t too_big;      /* frames over max_frame_bytes skipped */
+  uint64_t receipts;     /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes (never acked) */
+  uint64_t error_frames; /* server ERROR frames */
+  uint64_t timeouts;     /* request deadlines missed */
+  uint64_t dead_links;   /* links closed for silence */
 };
 
 struct session;
@@ -75,7 +75,8 @@ void session_start(struct session *s);
 /* Closes the link cleanly and stops reconnecting. */
 void session_stop(struct session *s);
 /* Swaps config/keystore; if the connection keys changed, reconnects once. */
-void session_set_config(struct session *s, const struct config *cfg, const struct keystore *ks);
+void session_set_config(struct session *s, const struct config *cfg,
+                        const struct keystore *ks);
 /* Drives pings, idle detection, request deadlines and reconnects: call every
  * ~100 ms from the loop. */
 void session_tick(struct session *s, int64_t now);

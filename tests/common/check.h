@@ -20,7 +20,7 @@ static int check_passes_ = 0;
       check_passes_++;                                                                   \
     } else {                                                                             \
       check_failures_++;                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
     }                                                                                    \
   } while (0)
 
@@ -31,7 +31,7 @@ static int check_passes_ = 0;
       check_passes_++;                                                                   \
     } else {                                                                             \
       check_failures_++;                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__,       \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__,        \
               __LINE__, #a, #b, va_, vb_);                                               \
     }                                                                                    \
   } while (0)
@@ -43,7 +43,7 @@ static int check_passes_ = 0;
       check_passes_++;                                                                   \
     } else {                                                                             \
       check_failures_++;                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__,   \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__,    \
               __LINE__, #a, #b, sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");             \
     }                                                                                    \
   } while (0)

@@ -35,7 +35,8 @@ const char *h_dir(const char *name) {
     base = "/tmp/blazebot-tests";
   char cmd[2048];
   snprintf(path, sizeof path, "%s/%s", base, name);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && chmod 700 '%s'", path, path, path);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && chmod 700 '%s'", path, path,
+           path);
   if (system(cmd) != 0)
     return NULL;
   return path;
@@ -164,7 +165,8 @@ int h_keygen(const char *dir, const char *type, char *path_out, size_t cap) {
   return h_run(dir, "keygen", argv, 30000) == 0 ? 0 : -1;
 }
 
-int h_sim_start(struct sim *s, const char *dir, const char *ks, const char *const extra[]) {
+int h_sim_start(struct sim *s, const char *dir, const char *ks,
+                const char *const extra[]) {
   memset(s, 0, sizeof *s);
   snprintf(s->dir, sizeof s->dir, "%s", dir);
   snprintf(s->keystore, sizeof s->keystore, "%s", ks);
@@ -229,7 +231,8 @@ static json_t *http(int port, const char *method, const char *path, const char *
                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
                     method, path, blen);
-  if (write(fd, head, (size_t)hn) != hn || (blen && write(fd, body, blen) != (ssize_t)blen)) {
+  if (write(fd, head, (size_t)hn) != hn ||
+      (blen && write(fd, body, blen) != (ssize_t)blen)) {
     close(fd);
     return NULL;
   }
@@ -313,8 +316,8 @@ void h_sim_stop(struct sim *s) {
     h_reap(&s->p);
 }
 
-int h_config(const char *dir, struct sim *s, const char *ks, const char *extra, char *path_out,
-             size_t cap) {
+int h_config(const char *dir, struct sim *s, const char *ks, const char *extra,
+             char *path_out, size_t cap) {
   snprintf(path_out, cap, "%s/blazebot.ini", dir);
   char ini[4096];
   snprintf(ini, sizeof ini,

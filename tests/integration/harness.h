@@ -50,7 +50,8 @@ int h_keygen(const char *dir, const char *type, char *path_out, size_t cap);
 
 /* Starts the simulator with the bot keystore ks and extra arguments (NULL
  * terminated), waits for its port. Returns 0 or -1. */
-int h_sim_start(struct sim *s, const char *dir, const char *ks, const char *const extra[]);
+int h_sim_start(struct sim *s, const char *dir, const char *ks,
+                const char *const extra[]);
 /* GETs /_sim/stats. Caller json_decref. NULL on failure. */
 json_t *h_sim_stats(struct sim *s);
 long h_stat(json_t *stats, const char *key);
@@ -63,8 +64,8 @@ void h_sim_stop(struct sim *s);
 
 /* Writes dir/blazebot.ini pointing at the simulator (ws://127.0.0.1:port),
  * with the keystore ks and extra ini lines appended to [blazebot]. */
-int h_config(const char *dir, struct sim *s, const char *ks, const char *extra, char *path_out,
-             size_t cap);
+int h_config(const char *dir, struct sim *s, const char *ks, const char *extra,
+             char *path_out, size_t cap);
 /* Starts the daemon with config path; stats go to dir/stats-TAG.json. */
 int h_daemon_start(struct proc *p, const char *dir, const char *tag, const char *config);
 /* Reads the daemon's stats file written at exit. */

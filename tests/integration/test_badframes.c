@@ -16,9 +16,10 @@ int main(void) {
   char dir[512], ks[600], ini[700], path[700];
   snprintf(dir, sizeof dir, "%s", h_dir("badframes"));
   CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
-  const char *args[] = {"--preload", "600",        "--fault", "garbage@50", "--fault",
-                        "text@100",  "--fault",    "badjson@150", "--fault", "bomb@200",
-                        "--fault",   "badbase64@250", "--fault", "missing@300", NULL};
+  const char *args[] = {"--preload", "600",         "--fault", "garbage@50",
+                        "--fault",   "text@100",    "--fault", "badjson@150",
+                        "--fault",   "bomb@200",    "--fault", "badbase64@250",
+                        "--fault",   "missing@300", NULL};
   struct sim sim;
   if (h_sim_start(&sim, dir, ks, args) < 0)
     return check_done("integration.badframes");

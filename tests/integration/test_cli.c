@@ -87,8 +87,8 @@ int main(void) {
     char secret[20] = {0};
     if (p)
       memcpy(secret, p + 1, 16);
-    const char *logs[] = {"check-ok.out", "check-ok.err", "check-bad.err", "check-perm.err",
-                          "run-perm.err"};
+    const char *logs[] = {"check-ok.out", "check-ok.err", "check-bad.err",
+                          "check-perm.err", "run-perm.err"};
     for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
       snprintf(path, sizeof path, "%s/%s", dir, logs[i]);
       CHECK(!h_contains(path, secret));

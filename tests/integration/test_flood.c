@@ -64,7 +64,8 @@ int main(void) {
   run("flood-fallback", "ed25519", "", 2000, refuse);
   char path[600];
   const char *base = getenv("BLAZEBOT_TEST_TMP");
-  snprintf(path, sizeof path, "%s/flood-fallback/daemon.err", base ? base : "/tmp/blazebot-tests");
+  snprintf(path, sizeof path, "%s/flood-fallback/daemon.err",
+           base ? base : "/tmp/blazebot-tests");
   CHECK_INT(h_count(path, "acknowledging over REST"), 1);
   return check_done("integration.flood");
 }

@@ -66,7 +66,8 @@ static void *watcher(void *arg) {
   return NULL;
 }
 
-static struct daemon *start(const char *dir, struct sim *sim, const char *ks, const char *extra) {
+static struct daemon *start(const char *dir, struct sim *sim, const char *ks,
+                            const char *extra) {
   char ini[700];
   if (h_config(dir, sim, ks, extra, ini, sizeof ini) < 0)
     return NULL;
@@ -79,7 +80,8 @@ static struct daemon *start(const char *dir, struct sim *sim, const char *ks, co
     config_free(cfg);
     return NULL;
   }
-  return daemon_new(cfg, k, echo, NULL);
+  int ec;
+  return daemon_new(cfg, k, echo, NULL, &ec);
 }
 
 static void run_daemon(struct daemon *d, struct watch *w) {

@@ -21,9 +21,11 @@ int main(void) {
   struct sim sim;
   if (h_sim_start(&sim, dir, ks, args) < 0)
     return check_done("integration.reconnect");
-  CHECK(h_config(dir, &sim, ks,
-                 "ping_interval_ms = 1000\nidle_timeout_ms = 3000\nrequest_timeout_ms = 2000\n",
-                 ini, sizeof ini) == 0);
+  CHECK(
+      h_config(
+          dir, &sim, ks,
+          "ping_interval_ms = 1000\nidle_timeout_ms = 3000\nrequest_timeout_ms = 2000\n",
+          ini, sizeof ini) == 0);
   struct proc d;
   CHECK(h_daemon_start(&d, dir, "daemon", ini) == 0);
 

@@ -111,8 +111,8 @@ int faults_parse(const char *spec, struct sim_fault *out, char *err, size_t errl
     size_t cl = strcspn(arg, "x");
     out->count = 1;
     if (parse_long(arg, cl, 1, 99999999L, &out->arg) < 0 ||
-        (arg[cl] == 'x' &&
-         parse_long(arg + cl + 1, strlen(arg + cl + 1), 1, 1000000000L, &out->count) < 0)) {
+        (arg[cl] == 'x' && parse_long(arg + cl + 1, strlen(arg + cl + 1), 1, 1000000000L,
+                                      &out->count) < 0)) {
       snprintf(err, errlen, "fault %s: write create_error:CODE[xCOUNT]", spec);
       return -1;
     }

@@ -121,12 +121,26 @@ struct sim_fault {
   char spec[64]; /* as armed, for the log */
 };
 
-/* The counters of GET /_sim/stats; see stats_json for the meanings. */
+/* The counters of GET /_sim/stats (which adds "messages" and "unacked"). */
 struct sim_stats {
-  uint64_t connections, auth_failures, handshake_rejects, list_pending;
-  uint64_t pushed, acked, ack_receipts, acked_twice, acks_unknown, receipt_acks;
-  uint64_t ack_requests_ws, ack_requests_rest, created, created_duplicates;
-  uint64_t create_errors, bad_frames, faults_fired, receipts_pushed;
+  uint64_t connections;        /* WebSocket upgrades accepted */
+  uint64_t auth_failures;      /* bad JWTs, on upgrades and REST calls */
+  uint64_t handshake_rejects;  /* upgrades refused for any reason */
+  uint64_t list_pending;       /* LIST_PENDING_MESSAGES requests */
+  uint64_t pushed;             /* CREATE_MESSAGE pushes of stored messages */
+  uint64_t acked;              /* distinct stored messages acknowledged */
+  uint64_t ack_receipts;       /* acknowledgement entries received, all kinds */
+  uint64_t acked_twice;        /* stored messages acknowledged two or more times */
+  uint64_t acks_unknown;       /* entries for ids the simulator never had */
+  uint64_t receipt_acks;       /* entries for the bot's own sent messages */
+  uint64_t ack_requests_ws;    /* ACKNOWLEDGE_MESSAGE_RECEIPT(S) frames accepted */
+  uint64_t ack_requests_rest;  /* POST /acknowledgements requests accepted */
+  uint64_t created;            /* distinct messages in the sent log */
+  uint64_t created_duplicates; /* sends of a message_id already in the log */
+  uint64_t create_errors;      /* sends refused (invalid or create_error) */
+  uint64_t bad_frames;         /* client frames that did not decode */
+  uint64_t faults_fired;
+  uint64_t receipts_pushed; /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes written */
 };
 
 /* One prepared outgoing WebSocket message with LWS_PRE headroom. */
@@ -134,7 +148,7 @@ struct frame {
   struct frame *next;
   int64_t due_ms; /* not before (monotonic ms); 0 = now */
   size_t len;
-  int write_protocol; /* LWS_WRITE_BINARY or LWS_WRITE_TEXT */
+  int write_protocol;  /* LWS_WRITE_BINARY or LWS_WRITE_TEXT */
   unsigned char buf[]; /* LWS_PRE + len bytes */
 };
 
@@ -155,9 +169,9 @@ struct sim_conn {
   struct buf rx;          /* fragments of the message being received */
   int rx_in_message;      /* a message has started and not yet ended */
   int rx_binary;
-  int rx_discard; /* the current message passed SIM_MAX_FRAME */
-  int listing;    /* LIST_PENDING_MESSAGES received: the cursor runs */
-  size_t cursor;  /* next store index to consider */
+  int rx_discard;   /* the current message passed SIM_MAX_FRAME */
+  int listing;      /* LIST_PENDING_MESSAGES received: the cursor runs */
+  size_t cursor;    /* next store index to consider */
   size_t list_mark; /* store size at LIST_PENDING_MESSAGES */
   int silent;       /* half-open fault: no reads, no writes */
   int flow_off;     /* rx paused for backpressure */
@@ -165,6 +179,7 @@ struct sim_conn {
   int linked;  /* on sim.conns */
   int reaping; /* silent and the peer left: closing */
   uint64_t pushes;
+  uint64_t pings;
   lws_sorted_usec_list_t wake_sul; /* delayed receipts */
   lws_sorted_usec_list_t ping_sul; /* --ping-interval */
 };
@@ -178,6 +193,7 @@ struct http_req {
   char request_id[130];
   struct buf body;
   int body_too_big;
+  int close_after;     /* close the connection once the response is out */
   unsigned char *resp; /* LWS_PRE + resp_len bytes (owned) */
   size_t resp_len, resp_off;
 };
@@ -217,8 +233,8 @@ struct sim {
   struct sim_msg *msgs;
   size_t nmsgs, msgs_cap;
   struct strmap msg_index;
-  size_t first_unacked;  /* every message before it is acked */
-  size_t nonpoison;      /* messages that count for --exit-when-acked */
+  size_t first_unacked; /* every message before it is acked */
+  size_t nonpoison;     /* messages that count for --exit-when-acked */
   size_t acked_nonpoison;
 
   struct sim_sent *sent;
@@ -230,8 +246,8 @@ struct sim {
 
   struct sim_fault faults[SIM_MAX_FAULTS];
   size_t nfaults;
-  long reject_remaining;  /* reject401: handshakes still to refuse, -1 = all */
-  int create_error_code;  /* create_error: code, while count > 0 */
+  long reject_remaining; /* reject401: handshakes still to refuse, -1 = all */
+  int create_error_code; /* create_error: code, while count > 0 */
   long create_error_count;
   int ack_batch_error;
 
@@ -274,7 +290,8 @@ int store_all_acked(const struct sim *sim);
 int store_check_acks(json_t *arr, char *why, size_t whylen);
 /* Validates one message object (CREATE_MESSAGE params / REST item) into out.
  * Returns 0 or -1 with a reason in why. out->data is owned on success. */
-int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why, size_t whylen);
+int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why,
+               size_t whylen);
 /* Adds a parsed message to the sent log, taking its data. Returns the index;
  * *dup is set when the id was already there (the new copy is freed). */
 size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup);

@@ -56,8 +56,8 @@ void strmap_fini(struct strmap *m) {
 }
 
 /* The slot holding key, or the empty slot where it would go. */
-static struct strmap_slot *find_slot(struct strmap_slot *slots, size_t cap, const char *key,
-                                     uint64_t h) {
+static struct strmap_slot *find_slot(struct strmap_slot *slots, size_t cap,
+                                     const char *key, uint64_t h) {
   size_t mask = cap - 1;
   for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
     struct strmap_slot *s = &slots[i];
@@ -159,8 +159,8 @@ static void copy_lower(char *dst, size_t cap, const char *src) {
 /* ---- users and messages ---- */
 
 int store_init(struct sim *sim) {
-  if (strmap_init(&sim->msg_index, (size_t)(sim->cfg.preload > 0 ? sim->cfg.preload : 64)) <
-          0 ||
+  if (strmap_init(&sim->msg_index,
+                  (size_t)(sim->cfg.preload > 0 ? sim->cfg.preload : 64)) < 0 ||
       strmap_init(&sim->sent_index, 64) < 0 || strmap_init(&sim->jti, 64) < 0 ||
       strmap_init(&sim->user_index, 16) < 0)
     return -1;
@@ -333,13 +333,13 @@ json_t *store_msg_view(struct sim *sim, const struct sim_msg *m, const char *sou
     base64_encode(m->data, m->data_len, 0, std);
     base64_encode(m->data, m->data_len, 1, url);
   }
-  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:s,s:s}",
-                        "type", "message", "representative_id", "", "quote_message_id", "",
-                        "conversation_id", m->conversation_id, "user_id", u->id,
-                        "session_id", u->session_id, "message_id", m->message_id,
-                        "category", m->category, "data", std, "data_base64", url, "status",
-                        "SENT", "source", source, "silent", 0, "expire_in", 0, "created_at",
-                        m->created_at, "updated_at", m->created_at);
+  json_t *o = json_pack(
+      "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:s,s:s}", "type",
+      "message", "representative_id", "", "quote_message_id", "", "conversation_id",
+      m->conversation_id, "user_id", u->id, "session_id", u->session_id, "message_id",
+      m->message_id, "category", m->category, "data", std, "data_base64", url, "status",
+      "SENT", "source", source, "silent", 0, "expire_in", 0, "created_at", m->created_at,
+      "updated_at", m->created_at);
   free(heap);
   return o;
 }
@@ -406,7 +406,8 @@ static int req_uuid(json_t *obj, const char *name, char out[UUID_STR_LEN], char 
   return 0;
 }
 
-int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why, size_t whylen) {
+int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why,
+               size_t whylen) {
   memset(out, 0, sizeof *out);
   out->via = via;
   if (!json_is_object(obj)) {
@@ -490,13 +491,13 @@ size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup) {
 }
 
 json_t *sent_reply_view(const struct sim *sim, const struct sim_sent *s) {
-  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "type", "message",
-                   "message_id", s->message_id, "conversation_id", s->conversation_id,
-                   "recipient_id", s->recipient_id, "user_id", sim->bot_id, "session_id",
-                   sim->session_id, "category", s->category, "status", "SENT",
-                   "representative_id", s->representative_id, "quote_message_id",
-                   s->quote_message_id, "silent", s->silent, "created_at", s->created_at,
-                   "updated_at", s->created_at);
+  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "type",
+                   "message", "message_id", s->message_id, "conversation_id",
+                   s->conversation_id, "recipient_id", s->recipient_id, "user_id",
+                   sim->bot_id, "session_id", sim->session_id, "category", s->category,
+                   "status", "SENT", "representative_id", s->representative_id,
+                   "quote_message_id", s->quote_message_id, "silent", s->silent,
+                   "created_at", s->created_at, "updated_at", s->created_at);
 }
 
 json_t *sent_list_json(const struct sim *sim) {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 #include <openssl/rand.h>
 
@@ -78,7 +79,7 @@ int ws_gzip_json(struct sim *sim, json_t *obj, struct buf *out) {
     return -1;
   buf_reset(out);
   int rc = buf_resize(out, LWS_PRE) < 0 ? CODEC_ENOMEM
-                                         : codec_deflate(sim->codec, s, strlen(s), out);
+                                        : codec_deflate(sim->codec, s, strlen(s), out);
   free(s);
   return rc == CODEC_OK ? 0 : -1;
 }
@@ -101,7 +102,8 @@ static int queue_json(struct sim_conn *c, struct frameq *q, json_t *obj, int64_t
   return 0;
 }
 
-static int reply_ok(struct sim_conn *c, const char *id, const char *action, json_t *data) {
+static int reply_ok(struct sim_conn *c, const char *id, const char *action,
+                    json_t *data) {
   json_t *o = json_pack("{s:s,s:s}", "id", id, "action", action);
   if (o && data)
     json_object_set_new(o, "data", data);
@@ -111,8 +113,8 @@ static int reply_ok(struct sim_conn *c, const char *id, const char *action, json
 }
 
 static json_t *error_object(int code, const char *description, const char *reason) {
-  json_t *e = json_pack("{s:i,s:i,s:s}", "status", 202, "code", code, "description",
-                        description);
+  json_t *e =
+      json_pack("{s:i,s:i,s:s}", "status", 202, "code", code, "description", description);
   if (e && reason && *reason)
     json_object_set_new(e, "extra", json_pack("{s:s}", "reason", reason));
   return e;
@@ -126,7 +128,8 @@ static int reply_error(struct sim_conn *c, const char *id, const char *action, i
 }
 
 static int write_frame(struct sim_conn *c, struct frame *f) {
-  int n = lws_write(c->wsi, f->buf + LWS_PRE, f->len, (enum lws_write_protocol)f->write_protocol);
+  int n = lws_write(c->wsi, f->buf + LWS_PRE, f->len,
+                    (enum lws_write_protocol)f->write_protocol);
   size_t len = f->len;
   free(f);
   if (n < (int)len) {
@@ -183,8 +186,8 @@ static void on_ack_batch(struct sim_conn *c, const struct envelope *env) {
   json_t *msgs = env->params ? json_object_get(env->params, "messages") : NULL;
   int code = store_check_acks(msgs, why, sizeof why);
   if (code) {
-    log_info("connection %llu: %s refused: %s", (unsigned long long)c->serial, env->action,
-             why);
+    log_info("connection %llu: %s refused: %s", (unsigned long long)c->serial,
+             env->action, why);
     reply_error(c, env->id, env->action, code, "invalid field", why);
     return;
   }
@@ -295,7 +298,8 @@ static void handle_message(struct sim_conn *c) {
     log_info("connection %llu: bad frame: %s", (unsigned long long)c->serial, err);
     return;
   }
-  log_debug("connection %llu: <- %s %s", (unsigned long long)c->serial, env.action, env.id);
+  log_debug("connection %llu: <- %s %s", (unsigned long long)c->serial, env.action,
+            env.id);
   if (!strcmp(env.action, "LIST_PENDING_MESSAGES"))
     on_list_pending(c, &env);
   else if (!strcmp(env.action, "ACKNOWLEDGE_MESSAGE_RECEIPTS"))
@@ -348,6 +352,8 @@ static int on_receive(struct sim_conn *c, const void *in, size_t len) {
   if (!c->flow_off && c->replies.count + c->receipts.count >= QUEUE_HIGH) {
     c->flow_off = 1;
     lws_rx_flow_control(c->wsi, 0);
+    log_debug("connection %llu: %zu frames queued; reading paused",
+              (unsigned long long)c->serial, c->replies.count + c->receipts.count);
   }
   schedule_more(c);
   return 0;
@@ -398,11 +404,11 @@ static json_t *missing_view(struct sim *sim) {
     return NULL;
   sim_timestamp(now);
   /* A MessageView without message_id and category. */
-  json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", "message",
-                           "conversation_id", u->conversation_id, "user_id", u->id,
-                           "session_id", u->session_id, "data", "aGVsbG8=", "data_base64",
-                           "aGVsbG8", "status", "SENT", "source", "CREATE_MESSAGE",
-                           "created_at", now, "updated_at", now);
+  json_t *data =
+      json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", "message",
+                "conversation_id", u->conversation_id, "user_id", u->id, "session_id",
+                u->session_id, "data", "aGVsbG8=", "data_base64", "aGVsbG8", "status",
+                "SENT", "source", "CREATE_MESSAGE", "created_at", now, "updated_at", now);
   return json_pack("{s:s,s:s,s:o}", "id", id, "action", "CREATE_MESSAGE", "data", data);
 }
 
@@ -447,7 +453,8 @@ static int fire_fault(struct sim_conn *c, const struct sim_fault *f) {
   }
   case FAULT_TEXT:
     buf_reset(&sim->scratch);
-    if (buf_resize(&sim->scratch, LWS_PRE) < 0 || buf_append(&sim->scratch, "hello", 5) < 0)
+    if (buf_resize(&sim->scratch, LWS_PRE) < 0 ||
+        buf_append(&sim->scratch, "hello", 5) < 0)
       return 0;
     return write_scratch(c, LWS_WRITE_TEXT);
   case FAULT_BADJSON: {
@@ -474,8 +481,8 @@ static int fire_fault(struct sim_conn *c, const struct sim_fault *f) {
       return 0;
     struct sim_msg *m = &sim->msgs[i];
     m->skip_conn = c->serial; /* this connection's cursor must not repeat it */
-    log_info("connection %llu: poison message %s (bad base64)", (unsigned long long)c->serial,
-             m->message_id);
+    log_info("connection %llu: poison message %s (bad base64)",
+             (unsigned long long)c->serial, m->message_id);
     note_push(c, m);
     return write_json(c, json_pack("{s:s,s:s,s:o}", "id", id, "action", "CREATE_MESSAGE",
                                    "data", store_msg_view(sim, m, "CREATE_MESSAGE")));
@@ -537,6 +544,7 @@ static void schedule_more(struct sim_conn *c) {
   if (c->flow_off && c->replies.count + c->receipts.count <= QUEUE_LOW) {
     c->flow_off = 0;
     lws_rx_flow_control(c->wsi, 1);
+    log_debug("connection %llu: reading resumed", (unsigned long long)c->serial);
   }
 }
 
@@ -546,9 +554,13 @@ static int on_writeable(struct sim_conn *c) {
   if (c->silent)
     return 0;
   if (c->want_ping) {
-    unsigned char b[LWS_PRE + 1];
+    /* The payload is the ping's number, so pongs can be matched in logs. */
+    unsigned char b[LWS_PRE + 24];
+    int n = snprintf((char *)b + LWS_PRE, 24, "%llu", (unsigned long long)++c->pings);
     c->want_ping = 0;
-    rc = lws_write(c->wsi, b + LWS_PRE, 0, LWS_WRITE_PING) < 0 ? -1 : 0;
+    rc = lws_write(c->wsi, b + LWS_PRE, (size_t)n, LWS_WRITE_PING) < 0 ? -1 : 0;
+    log_debug("connection %llu: ping %llu", (unsigned long long)c->serial,
+              (unsigned long long)c->pings);
   } else if (c->replies.head) {
     rc = write_frame(c, frameq_pop(&c->replies));
   } else if (fault_for(c) >= 0) {
@@ -591,8 +603,8 @@ static void conn_open(struct sim *sim, struct sim_conn *c, struct lws *wsi) {
   sim->st.connections++;
   char peer[64] = "";
   lws_get_peer_simple(wsi, peer, sizeof peer);
-  log_info("connection %llu established from %s (%zu live)", (unsigned long long)c->serial,
-           peer, sim->nconns);
+  log_info("connection %llu established from %s (%zu live)",
+           (unsigned long long)c->serial, peer, sim->nconns);
   if (sim->cfg.ping_interval_s > 0)
     lws_sul_schedule(sim->ctx, 0, &c->ping_sul, on_ping_timer,
                      sim->cfg.ping_interval_s * LWS_US_PER_SEC);
@@ -616,8 +628,8 @@ static void conn_close(struct sim_conn *c) {
     c->next->prev = c->prev;
   c->linked = 0;
   sim->nconns--;
-  log_info("connection %llu closed after %llu pushes (%zu live)", (unsigned long long)c->serial,
-           (unsigned long long)c->pushes, sim->nconns);
+  log_info("connection %llu closed after %llu pushes (%zu live)",
+           (unsigned long long)c->serial, (unsigned long long)c->pushes, sim->nconns);
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -628,12 +640,15 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
   case LWS_CALLBACK_ADD_HEADERS: {
     /* What the iOS client reads to detect clock skew (protocol.md §1.2). */
     struct lws_process_html_args *args = in;
+    struct timespec ts;
     char t[32];
-    int n = snprintf(t, sizeof t, "%lld", (long long)wall_s() * 1000000000LL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int n =
+        snprintf(t, sizeof t, "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
     unsigned char *p = (unsigned char *)args->p;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-server-time:",
-                                    (const unsigned char *)t, n, &p,
-                                    p + args->max_len) == 0)
+    if (lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"x-server-time:", (const unsigned char *)t, n, &p,
+            p + args->max_len) == 0)
       args->p = (char *)p;
     return 0;
   }
@@ -646,7 +661,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     return c && c->linked ? on_writeable(c) : 0;
   case LWS_CALLBACK_RECEIVE_PONG:
     if (c && c->linked)
-      log_debug("connection %llu: pong", (unsigned long long)c->serial);
+      log_debug("connection %llu: pong %.*s", (unsigned long long)c->serial,
+                (int)(len > 20 ? 20 : len), in ? (const char *)in : "");
     return 0;
   case LWS_CALLBACK_CLOSED:
     if (c)
@@ -679,7 +695,8 @@ void ws_reap_silent(struct sim *sim) {
     /* The socket is not read any more, so lws cannot see the peer leave;
      * POLLRDHUP still reports the FIN (or RST) without reading. */
     struct pollfd p = {.fd = (int)lws_get_socket_fd(c->wsi), .events = POLLRDHUP};
-    if (p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+    if (p.fd >= 0 && poll(&p, 1, 0) == 1 &&
+        (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
       log_info("connection %llu: peer left the silent link; closing",
                (unsigned long long)c->serial);
       c->reaping = 1;

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugins: the plugin host. Loads each enabled [plugin.NAME] from plugin_dir
+ * (dlopen RTLD_NOW|RTLD_LOCAL of a private staged copy), checks its ABI,
+ * calls init with the host services table, builds the routing table
+ * (category → subscribers by priority), and runs every plugin callback on the
+ * plugin instance's own strand so one instance never runs two callbacks at
+ * once. A plugin that fails any check is refused with one precise log line;
+ * the others load. Routing state per message lives in the job; the job goes
+ * from subscriber to subscriber (PASS / error → next, HANDLED → stop, RETRY →
+ * the same subscriber again later) and is handed back to the daemon when done.
+ */
+#ifndef BLAZEBOT_PLUGINS_H
+#define BLAZEBOT_PLUGINS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dispatch.h"
+
+struct daemon;
+struct plugin_host;
+
+struct plugin_stats {
+  uint64_t delivered, handled, passed, retried, errors, gave_up;
+};
+
+/* Loads every enabled plugin of cfg. Returns the host (possibly with zero
+ * plugins) and sets *refused to the number of plugins refused. NULL only on
+ * out-of-memory or a plugin_dir problem (logged). */
+struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
+                                struct dispatch *disp, int *refused);
+/* Cancels timers, waits for each instance to go idle, calls shutdown, and
+ * unloads. Call after the dispatch queues ran dry. */
+void plugins_free(struct plugin_host *h);
+
+/* Number of loaded plugin instances. */
+size_t plugins_count(const struct plugin_host *h);
+
+/* I/O thread. Routes job to its first subscriber. Returns 1 when the job was
+ * posted (it comes back through dispatch_complete), 0 when no plugin
+ * subscribes to its category (the job is done). -1 on out-of-memory. */
+int plugins_route(struct plugin_host *h, struct job *job);
+/* I/O thread. Frees the routing state of a finished job. */
+void plugins_job_done(struct plugin_host *h, struct job *job);
+/* I/O thread: fires due timers. Returns the ms until the next one (or -1). */
+int64_t plugins_tick(struct plugin_host *h, int64_t now);
+
+/* Appends per-plugin counters as a JSON object {"NAME":{...},...}. */
+struct buf;
+void plugins_stats_json(struct plugin_host *h, struct buf *out);
+
+#endif

@@ -1,0 +1,731 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http: the HTTP side of the simulator on the same port as Blaze — the
+ * WebSocket upgrade check (JWT, subprotocol, reject faults), the REST API the
+ * daemon uses (POST /acknowledgements, POST /messages, POST /conversations,
+ * GET /me; each needs a fresh JWT signed over METHOD + URI + BODY) and the
+ * unauthenticated control API under /_sim/ for tests. Bodies are read up to
+ * SIM_MAX_BODY; a response is built whole and written in chunks from
+ * HTTP_WRITEABLE. Mixin-style errors are HTTP 202 with {"error":{...}}, as
+ * the real API answers; only a bad token is HTTP 401.
+ */
+#include "sim.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+
+#define RESP_CHUNK 16384
+
+static const char *method_name(int m) {
+  switch (m) {
+  case LWSHUMETH_GET:
+    return "GET";
+  case LWSHUMETH_POST:
+    return "POST";
+  case LWSHUMETH_OPTIONS:
+    return "OPTIONS";
+  case LWSHUMETH_PUT:
+    return "PUT";
+  case LWSHUMETH_PATCH:
+    return "PATCH";
+  case LWSHUMETH_DELETE:
+    return "DELETE";
+  case LWSHUMETH_HEAD:
+    return "HEAD";
+  default:
+    return "?";
+  }
+}
+
+static void req_free(struct http_req *r) {
+  if (!r)
+    return;
+  free(r->uri);
+  free(r->auth);
+  free(r->resp);
+  buf_fini(&r->body);
+  memset(r, 0, sizeof *r);
+}
+
+/* ---- JWT ---- */
+
+int http_auth_check(struct sim *sim, const char *authorization, const char *method,
+                    const char *uri, const void *body, size_t body_len, char *err,
+                    size_t errlen) {
+  if (!authorization || !*authorization) {
+    snprintf(err, errlen, "no Authorization header");
+    return -1;
+  }
+  const char *t = authorization;
+  while (*t == ' ')
+    t++;
+  if (strncasecmp(t, "Bearer ", 7) != 0) {
+    snprintf(err, errlen, "Authorization is not \"Bearer <token>\"");
+    return -1;
+  }
+  t += 7;
+  while (*t == ' ')
+    t++;
+  struct auth_claims cl;
+  if (auth_verify(sim->pub, t, &cl, err, errlen) < 0)
+    return -1;
+  if (strcasecmp(cl.uid, sim->bot_id) != 0) {
+    snprintf(err, errlen, "uid %s is not the bot %s", cl.uid, sim->bot_id);
+    return -1;
+  }
+  if (strcasecmp(cl.sid, sim->session_id) != 0) {
+    snprintf(err, errlen, "sid %s is not the keystore session %s", cl.sid,
+             sim->session_id);
+    return -1;
+  }
+  char want[65];
+  auth_request_sig(method, uri, body, body_len, want);
+  if (strcmp(cl.sig, want) != 0) {
+    snprintf(err, errlen, "sig %.16s... is not sha256(%s %s + %zu body bytes) = %.16s...",
+             cl.sig, method, uri, body_len, want);
+    return -1;
+  }
+  int64_t now = wall_s();
+  if (cl.exp <= now) {
+    snprintf(err, errlen, "token expired %lld s ago", (long long)(now - cl.exp));
+    return -1;
+  }
+  int64_t skew = cl.iat - now;
+  if (skew > 300 || skew < -300) {
+    snprintf(err, errlen, "iat is %lld s off the server clock (limit 300)",
+             (long long)skew);
+    return -1;
+  }
+  if (!cl.jti[0]) {
+    snprintf(err, errlen, "token has no jti");
+    return -1;
+  }
+  if (strmap_get(&sim->jti, cl.jti, NULL)) {
+    snprintf(err, errlen, "jti %s was already used (tokens are single-use)", cl.jti);
+    return -1;
+  }
+  /* A token id only has to be remembered while its token could still pass
+   * the exp check, so a full cache first drops the expired ones. */
+  if (sim->jti.count >= SIM_JTI_MAX)
+    strmap_prune_below(&sim->jti, now);
+  if (sim->jti.count >= SIM_JTI_MAX || strmap_put(&sim->jti, cl.jti, cl.exp) < 0) {
+    snprintf(err, errlen, "replay cache full");
+    return -1;
+  }
+  return 0;
+}
+
+/* A malloc'd copy of a header (NULL when absent or longer than cap). */
+static char *header_dup(struct lws *wsi, enum lws_token_indexes h, int cap) {
+  int n = lws_hdr_total_length(wsi, h);
+  if (n <= 0 || n > cap)
+    return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (s && lws_hdr_copy(wsi, s, n + 1, h) < 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* ---- the WebSocket upgrade ---- */
+
+/* 1 when the comma-separated list has exactly this token. */
+static int has_token(const char *list, const char *tok) {
+  size_t tl = strlen(tok);
+  const char *p = list;
+  while (*p) {
+    while (*p == ' ' || *p == ',' || *p == '\t')
+      p++;
+    size_t n = strcspn(p, ", \t");
+    if (n == tl && strncmp(p, tok, n) == 0)
+      return 1;
+    p += n;
+  }
+  return 0;
+}
+
+static int refuse(struct sim *sim, struct lws *wsi, unsigned int status,
+                  const char *why) {
+  sim->st.handshake_rejects++;
+  log_info("handshake refused with %u: %s", status, why);
+  lws_return_http_status(wsi, status, NULL);
+  return 1; /* > 0: lws completes the transaction (the response is out) */
+}
+
+static int confirm_upgrade(struct sim *sim, struct lws *wsi, const char *upgrade) {
+  char path[64], protos[256], err[256];
+  if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+    return refuse(sim, wsi, HTTP_STATUS_BAD_REQUEST, "not a websocket upgrade");
+  if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
+      strcmp(path, "/") != 0)
+    return refuse(sim, wsi, HTTP_STATUS_NOT_FOUND, "path is not /");
+  int n = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
+  if (n <= 0 || !has_token(protos, SIM_SUBPROTOCOL) ||
+      has_token(protos, SIM_HTTP_PROTOCOL))
+    return refuse(sim, wsi, HTTP_STATUS_BAD_REQUEST,
+                  n > 0 ? "Sec-WebSocket-Protocol lacks Mixin-Blaze-1"
+                        : "no Sec-WebSocket-Protocol (want Mixin-Blaze-1)");
+  if (faults_take_reject(sim))
+    return refuse(sim, wsi, HTTP_STATUS_UNAUTHORIZED, "reject401 fault");
+  char *auth = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, SIM_MAX_AUTH);
+  int rc = http_auth_check(sim, auth, "GET", "/", "", 0, err, sizeof err);
+  free(auth);
+  if (rc < 0) {
+    sim->st.auth_failures++;
+    return refuse(sim, wsi, HTTP_STATUS_UNAUTHORIZED, err);
+  }
+  return 0;
+}
+
+/* ---- responses ---- */
+
+static int respond(struct lws *wsi, struct http_req *r, unsigned int status,
+                   const char *body, size_t len) {
+  unsigned char hdr[LWS_PRE + 1024];
+  unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+  free(r->resp);
+  r->resp = malloc(LWS_PRE + len);
+  if (!r->resp)
+    return -1;
+  memcpy(r->resp + LWS_PRE, body, len);
+  r->resp_len = len;
+  r->resp_off = 0;
+  if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end))
+    return -1;
+  if (r->request_id[0] &&
+      lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
+                                  (const unsigned char *)r->request_id,
+                                  (int)strlen(r->request_id), &p, end))
+    return -1;
+  if (lws_finalize_write_http_header(wsi, start, &p, end))
+    return -1;
+  lws_callback_on_writable(wsi);
+  return 0;
+}
+
+/* Responds with obj (consumed) as compact JSON. */
+static int respond_json(struct lws *wsi, struct http_req *r, unsigned int status,
+                        json_t *obj) {
+  char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+  json_decref(obj);
+  if (!s) {
+    static const char oom[] = "{\"error\":{\"status\":500,\"code\":500,\"description\":"
+                              "\"Internal Server Error.\"}}";
+    return respond(wsi, r, 500, oom, sizeof oom - 1);
+  }
+  int rc = respond(wsi, r, status, s, strlen(s));
+  free(s);
+  return rc;
+}
+
+static int respond_data(struct lws *wsi, struct http_req *r, json_t *data) {
+  return respond_json(wsi, r, 200, json_pack("{s:o}", "data", data ? data : json_null()));
+}
+
+/* A Mixin-style error: HTTP 202 with the error object. */
+static int respond_mixin_error(struct lws *wsi, struct http_req *r, int code,
+                               const char *description, const char *reason) {
+  json_t *e =
+      json_pack("{s:i,s:i,s:s}", "status", 202, "code", code, "description", description);
+  if (e && reason && *reason)
+    json_object_set_new(e, "extra", json_pack("{s:s}", "reason", reason));
+  return respond_json(wsi, r, 202, json_pack("{s:o}", "error", e));
+}
+
+/* A control API error: a plain HTTP status with {"error":"..."}. */
+static int respond_plain_error(struct lws *wsi, struct http_req *r, unsigned int status,
+                               const char *what) {
+  return respond_json(wsi, r, status, json_pack("{s:s}", "error", what));
+}
+
+static int write_body(struct lws *wsi, struct http_req *r) {
+  if (!r || !r->resp)
+    return 0;
+  size_t left = r->resp_len - r->resp_off;
+  size_t n = left > RESP_CHUNK ? RESP_CHUNK : left;
+  int final = n == left;
+  /* In place: the LWS_PRE bytes before the chunk are the reserved headroom
+   * or body bytes already sent, which lws may overwrite. */
+  unsigned char *p = r->resp + LWS_PRE + r->resp_off;
+  if (lws_write(wsi, p, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+    return -1;
+  r->resp_off += n;
+  if (!final) {
+    lws_callback_on_writable(wsi);
+    return 0;
+  }
+  int close = r->close_after;
+  req_free(r);
+  if (close || lws_http_transaction_completed(wsi))
+    return -1;
+  return 0;
+}
+
+/* ---- REST ---- */
+
+static json_t *parse_body(struct http_req *r) {
+  json_error_t je;
+  return json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+}
+
+static int rest_acknowledgements(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  char why[160];
+  json_t *root = parse_body(r);
+  if (!root)
+    return respond_mixin_error(wsi, r, 400, faults_error_description(400),
+                               "body is not JSON");
+  int code = store_check_acks(root, why, sizeof why);
+  if (code) {
+    json_decref(root);
+    log_info("POST /acknowledgements refused: %s", why);
+    return respond_mixin_error(wsi, r, code, "invalid field", why);
+  }
+  sim->st.ack_requests_rest++;
+  size_t i;
+  json_t *e;
+  json_array_foreach(root, i, e) {
+    store_ack(sim, json_string_value(json_object_get(e, "message_id")));
+  }
+  json_decref(root);
+  return respond_data(wsi, r, json_array());
+}
+
+static int rest_messages(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  char why[200];
+  json_t *root = parse_body(r);
+  if (!root)
+    return respond_mixin_error(wsi, r, 400, faults_error_description(400),
+                               "body is not JSON");
+  size_t n = json_array_size(root);
+  if (!json_is_array(root) || n == 0 || n > SIM_MAX_BATCH) {
+    json_decref(root);
+    sim->st.create_errors++;
+    return respond_mixin_error(wsi, r, 10002, "invalid field",
+                               "body must be an array of 1..100 messages");
+  }
+  struct sim_sent *items = calloc(n, sizeof *items);
+  if (!items) {
+    json_decref(root);
+    return respond_mixin_error(wsi, r, 500, faults_error_description(500),
+                               "out of memory");
+  }
+  size_t parsed = 0;
+  int rc;
+  for (; parsed < n; parsed++) {
+    char item_why[160];
+    if (sent_parse(json_array_get(root, parsed), "rest", &items[parsed], item_why,
+                   sizeof item_why) < 0) {
+      snprintf(why, sizeof why, "message %zu: %s", parsed, item_why);
+      break;
+    }
+  }
+  json_decref(root);
+  if (parsed < n) {
+    sim->st.create_errors++;
+    log_info("POST /messages refused: %s", why);
+    rc = respond_mixin_error(wsi, r, 10002, "invalid field", why);
+    goto done;
+  }
+  /* create_error counts items: a batch that meets one fails as a whole. */
+  int code = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = faults_take_create_error(sim);
+    if (!c)
+      break;
+    code = c;
+    sim->st.create_errors++;
+  }
+  if (code) {
+    rc = respond_mixin_error(wsi, r, code, faults_error_description(code), NULL);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int dup;
+    size_t idx = sent_add(sim, &items[i], &dup);
+    if (idx != SIM_MSG_INDEX_NONE && !dup)
+      ws_queue_receipt(sim, &sim->sent[idx]);
+  }
+  rc = respond_data(wsi, r, json_array());
+done:
+  for (size_t i = 0; i < n; i++)
+    free(items[i].data);
+  free(items);
+  return rc;
+}
+
+static int rest_conversations(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  json_t *root = parse_body(r);
+  if (!root)
+    return respond_mixin_error(wsi, r, 400, faults_error_description(400),
+                               "body is not JSON");
+  const char *why = NULL;
+  const char *cat = json_string_value(json_object_get(root, "category"));
+  const char *cid = json_string_value(json_object_get(root, "conversation_id"));
+  json_t *parts = json_object_get(root, "participants");
+  json_t *name = json_object_get(root, "name");
+  if (!cat || (strcmp(cat, "CONTACT") != 0 && strcmp(cat, "GROUP") != 0))
+    why = "category must be CONTACT or GROUP";
+  else if (!cid || !uuid_valid(cid))
+    why = "conversation_id is not a UUID";
+  else if (!json_is_array(parts) || json_array_size(parts) == 0 ||
+           json_array_size(parts) > 256)
+    why = "participants must be an array of 1..256 users";
+  else if (name && !json_is_null(name) &&
+           (!json_is_string(name) || json_string_length(name) > 512))
+    why = "name must be a string of at most 512 characters";
+  size_t i;
+  json_t *p;
+  if (!why) {
+    json_array_foreach(parts, i, p) {
+      const char *uid = json_string_value(json_object_get(p, "user_id"));
+      if (!uid || !uuid_valid(uid)) {
+        why = "participant user_id is not a UUID";
+        break;
+      }
+    }
+  }
+  if (!why && !strcmp(cat, "CONTACT")) {
+    char want[UUID_STR_LEN];
+    const char *uid =
+        json_string_value(json_object_get(json_array_get(parts, 0), "user_id"));
+    if (json_array_size(parts) != 1)
+      why = "a CONTACT conversation has exactly one participant";
+    else if (uuid_unique_conversation(sim->bot_id, uid, want) < 0 ||
+             strcasecmp(want, cid))
+      why = "conversation_id is not the 1:1 id of the bot and the participant";
+  }
+  if (why) {
+    json_decref(root);
+    log_info("POST /conversations refused: %s", why);
+    return respond_mixin_error(wsi, r, 10002, "invalid field", why);
+  }
+  /* Creating an existing conversation returns it, as the real API does. */
+  json_array_foreach(sim->conversations, i, p) {
+    if (!strcasecmp(json_string_value(json_object_get(p, "conversation_id")), cid)) {
+      json_decref(root);
+      return respond_data(wsi, r, json_deep_copy(p));
+    }
+  }
+  char now[SIM_TIME_LEN];
+  sim_timestamp(now);
+  json_t *plist = json_array();
+  json_array_foreach(parts, i, p) {
+    json_array_append_new(
+        plist, json_pack("{s:s,s:s}", "user_id",
+                         json_string_value(json_object_get(p, "user_id")), "role", ""));
+  }
+  json_t *conv = json_pack(
+      "{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "type", "conversation", "conversation_id", cid,
+      "category", cat, "name", json_is_string(name) ? json_string_value(name) : "",
+      "creator_id", sim->bot_id, "created_at", now, "participants", plist);
+  json_decref(root);
+  if (!conv || json_array_append(sim->conversations, conv) < 0) {
+    json_decref(conv);
+    return respond_mixin_error(wsi, r, 500, faults_error_description(500),
+                               "out of memory");
+  }
+  log_info("conversation %s (%s) created",
+           json_string_value(json_object_get(conv, "conversation_id")),
+           json_string_value(json_object_get(conv, "category")));
+  return respond_data(wsi, r, conv);
+}
+
+static int rest_me(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  return respond_data(wsi, r,
+                      json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "type", "user", "user_id",
+                                sim->bot_id, "identity_number", "7000000000", "full_name",
+                                "blazebot-sim bot", "app_id", sim->bot_id, "is_bot", 1));
+}
+
+static int rest_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  char err[256];
+  const char *m = method_name(r->method);
+  if (http_auth_check(sim, r->auth, m, r->uri, r->body.data ? r->body.data : "",
+                      r->body.len, err, sizeof err) < 0) {
+    sim->st.auth_failures++;
+    log_info("%s %s refused with 401: %s", m, r->uri, err);
+    static const char unauth[] =
+        "{\"error\":{\"status\":401,\"code\":401,\"description\":\"Unauthorized\"}}";
+    return respond(wsi, r, 401, unauth, sizeof unauth - 1);
+  }
+  log_debug("%s %s (%zu bytes)", m, r->uri, r->body.len);
+  int post = r->method == LWSHUMETH_POST, get = r->method == LWSHUMETH_GET;
+  if (post && !strcmp(r->path, "/acknowledgements"))
+    return rest_acknowledgements(sim, wsi, r);
+  if (post && !strcmp(r->path, "/messages"))
+    return rest_messages(sim, wsi, r);
+  if (post && !strcmp(r->path, "/conversations"))
+    return rest_conversations(sim, wsi, r);
+  if (get && !strcmp(r->path, "/me"))
+    return rest_me(sim, wsi, r);
+  return respond_mixin_error(wsi, r, 404, faults_error_description(404), r->path);
+}
+
+/* ---- control API ---- */
+
+/* text with every "%d" replaced by i, appended to out. */
+static int substitute(struct buf *out, const char *text, long i) {
+  buf_reset(out);
+  for (const char *p = text; *p;) {
+    const char *q = strstr(p, "%d");
+    if (!q)
+      return buf_append(out, p, strlen(p));
+    if (buf_append(out, p, (size_t)(q - p)) < 0 || buf_appendf(out, "%ld", i) < 0)
+      return -1;
+    p = q + 2;
+  }
+  return 0;
+}
+
+static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  json_t *root = r->body.len ? parse_body(r) : json_object();
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return respond_plain_error(wsi, r, 400, "body must be a JSON object");
+  }
+  json_t *jc = json_object_get(root, "count");
+  json_t *jcat = json_object_get(root, "category");
+  json_t *jtext = json_object_get(root, "text");
+  json_t *juser = json_object_get(root, "user_id");
+  json_t *jconv = json_object_get(root, "conversation_id");
+  const char *err = NULL;
+  long count = jc ? (long)json_integer_value(jc) : 1;
+  if (jc && (!json_is_integer(jc) || count < 1 || count > SIM_MAX_PUSH))
+    err = "count must be an integer 1..1000000";
+  else if (jcat && (!json_is_string(jcat) || json_string_length(jcat) == 0 ||
+                    json_string_length(jcat) >= SIM_CATEGORY_MAX))
+    err = "category must be a non-empty string";
+  else if (jtext && !json_is_string(jtext))
+    err = "text must be a string";
+  else if (juser && (!json_is_string(juser) || !uuid_valid(json_string_value(juser))))
+    err = "user_id must be a UUID";
+  else if (jconv && (!json_is_string(jconv) || !uuid_valid(json_string_value(jconv))))
+    err = "conversation_id must be a UUID";
+  if (err) {
+    json_decref(root);
+    return respond_plain_error(wsi, r, 400, err);
+  }
+  const char *cat = jcat ? json_string_value(jcat) : "PLAIN_TEXT";
+  const char *text = jtext ? json_string_value(jtext) : "message %d";
+  char conv[UUID_STR_LEN] = "";
+  if (jconv) {
+    for (size_t i = 0; i < UUID_STR_LEN; i++)
+      conv[i] = (char)tolower((unsigned char)json_string_value(jconv)[i]);
+  }
+  size_t fixed_user = juser ? store_user(sim, json_string_value(juser)) : 0;
+  json_t *ids = json_array();
+  struct buf data = {0};
+  long made = 0;
+  if (fixed_user == SIZE_MAX || !ids)
+    goto oom;
+  for (; made < count; made++) {
+    size_t user = juser ? fixed_user : store_next_user(sim);
+    if (substitute(&data, text, made) < 0)
+      goto oom;
+    size_t idx = store_add(sim, user, cat, jconv ? conv : NULL,
+                           data.data ? data.data : "", data.len, 0);
+    if (idx == SIM_MSG_INDEX_NONE)
+      goto oom;
+    if (made < 1000)
+      json_array_append_new(ids, json_string(sim->msgs[idx].message_id));
+  }
+  log_info("control: %ld %s message(s) pushed (store: %zu)", made, cat, sim->nmsgs);
+  buf_fini(&data);
+  json_decref(root);
+  ws_wake_all(sim);
+  return respond_json(
+      wsi, r, 200, json_pack("{s:o,s:i}", "message_ids", ids, "count", (json_int_t)made));
+oom:
+  buf_fini(&data);
+  json_decref(root);
+  json_decref(ids);
+  if (made)
+    ws_wake_all(sim);
+  return respond_plain_error(wsi, r, 500, "out of memory");
+}
+
+static int control_fault(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  char err[200];
+  json_t *root = parse_body(r);
+  const char *spec = json_string_value(json_object_get(root, "fault"));
+  struct sim_fault f;
+  int rc;
+  if (!spec)
+    rc = respond_plain_error(wsi, r, 400, "body must be {\"fault\":\"SPEC\"}");
+  else if (faults_parse(spec, &f, err, sizeof err) < 0)
+    rc = respond_plain_error(wsi, r, 400, err);
+  else if (faults_arm(sim, &f) < 0)
+    rc = respond_plain_error(wsi, r, 409, "too many faults armed");
+  else
+    rc = respond_json(wsi, r, 200, json_pack("{s:s}", "armed", spec));
+  json_decref(root);
+  return rc;
+}
+
+static int control_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  int post = r->method == LWSHUMETH_POST, get = r->method == LWSHUMETH_GET;
+  const char *p = r->path + 6; /* after "/_sim/" */
+  if (get && !strcmp(p, "stats"))
+    return respond_json(wsi, r, 200, stats_json(sim));
+  if (post && !strcmp(p, "push"))
+    return control_push(sim, wsi, r);
+  if (post && !strcmp(p, "fault"))
+    return control_fault(sim, wsi, r);
+  if (get && !strcmp(p, "sent"))
+    return respond_json(wsi, r, 200, sent_list_json(sim));
+  if (get && !strcmp(p, "conversations"))
+    return respond_json(wsi, r, 200, json_incref(sim->conversations));
+  if (get && !strcmp(p, "messages")) {
+    struct buf b = {0};
+    int rc = store_messages_json(sim, &b) < 0
+                 ? respond_plain_error(wsi, r, 500, "out of memory")
+                 : respond(wsi, r, 200, b.data, b.len);
+    buf_fini(&b);
+    return rc;
+  }
+  return respond_plain_error(wsi, r, 404, "no such control endpoint");
+}
+
+static int dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  int rc;
+  if (r->body_too_big) {
+    rc = respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
+  } else if (!strncmp(r->path, "/_sim/", 6)) {
+    rc = control_dispatch(sim, wsi, r);
+  } else {
+    rc = rest_dispatch(sim, wsi, r);
+  }
+  return rc < 0 ? -1 : 0;
+}
+
+/* ---- requests ---- */
+
+static int on_request(struct sim *sim, struct lws *wsi, struct http_req *r,
+                      const char *in, size_t len) {
+  char *uri_ptr;
+  int uri_len;
+  if (!r)
+    return -1;
+  req_free(r);
+  r->method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+  if (!in || len >= sizeof r->path) {
+    r->close_after = 1;
+    return respond_plain_error(wsi, r, HTTP_STATUS_REQ_URI_TOO_LONG, "path too long") < 0
+               ? -1
+               : 0;
+  }
+  memcpy(r->path, in, len);
+  r->path[len] = 0;
+
+  /* The signed URI is the path plus the query string (protocol.md §1.3). */
+  struct buf uri = {0};
+  char frag[512];
+  if (buf_append(&uri, r->path, len) < 0)
+    return -1;
+  for (int i = 0; i < 32; i++) {
+    int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n <= 0)
+      break;
+    if (buf_append(&uri, i ? "&" : "?", 1) < 0 || buf_append(&uri, frag, (size_t)n) < 0) {
+      buf_fini(&uri);
+      return -1;
+    }
+  }
+  r->uri = uri.data;
+  r->auth = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, SIM_MAX_AUTH);
+
+  /* X-Request-Id is echoed; only printable characters go back out. */
+  char rid[sizeof r->request_id];
+  int n = lws_hdr_custom_copy(wsi, rid, sizeof rid, "x-request-id:", 13);
+  if (n > 0) {
+    size_t o = 0;
+    for (int i = 0; i < n && o + 1 < sizeof r->request_id; i++) {
+      if (isgraph((unsigned char)rid[i]))
+        r->request_id[o++] = rid[i];
+    }
+    r->request_id[o] = 0;
+  }
+
+  if (r->method == LWSHUMETH_POST) {
+    char cl[32];
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+      r->close_after = 1;
+      return respond_plain_error(wsi, r, HTTP_STATUS_LENGTH_REQUIRED,
+                                 "Content-Length required") < 0
+                 ? -1
+                 : 0;
+    }
+    unsigned long long want = strtoull(cl, NULL, 10);
+    if (want > 16ull * SIM_MAX_BODY) {
+      r->close_after = 1;
+      return respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+                                 "body too large") < 0
+                 ? -1
+                 : 0;
+    }
+    /* A body over the limit is read and dropped, so that the client gets
+     * to see the 413 instead of a reset while it is still sending. */
+    r->body_too_big = want > SIM_MAX_BODY;
+    /* curl asks before sending a large body and would otherwise wait a
+     * second for the interim response. */
+    char expect[32];
+    if (lws_hdr_copy(wsi, expect, sizeof expect, WSI_TOKEN_HTTP_EXPECT) > 0 &&
+        !strcasecmp(expect, "100-continue")) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      unsigned char b[LWS_PRE + sizeof cont];
+      memcpy(b + LWS_PRE, cont, sizeof cont - 1);
+      if (lws_write(wsi, b + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP_HEADERS) < 0)
+        return -1;
+    }
+    return 0; /* the body follows: HTTP_BODY, then HTTP_BODY_COMPLETION */
+  }
+  if (r->method != LWSHUMETH_GET) {
+    r->close_after = 1;
+    return respond_plain_error(wsi, r, HTTP_STATUS_METHOD_NOT_ALLOWED,
+                               "method not allowed") < 0
+               ? -1
+               : 0;
+  }
+  return dispatch(sim, wsi, r);
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len) {
+  struct http_req *r = user;
+  struct sim *sim = lws_context_user(lws_get_context(wsi));
+  switch (reason) {
+  case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    req_free(r);
+    return confirm_upgrade(sim, wsi, in);
+  case LWS_CALLBACK_HTTP:
+    return on_request(sim, wsi, r, in, len);
+  case LWS_CALLBACK_HTTP_BODY:
+    if (!r || r->resp || r->body_too_big)
+      return 0; /* already answered (411/413): the body is discarded */
+    if (r->body.len + len > SIM_MAX_BODY) {
+      r->body_too_big = 1;
+      buf_fini(&r->body);
+    } else if (len && buf_append(&r->body, in, len) < 0) {
+      return -1;
+    }
+    return 0;
+  case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    if (!r || r->resp)
+      return 0;
+    return dispatch(sim, wsi, r);
+  case LWS_CALLBACK_HTTP_WRITEABLE:
+    return write_body(wsi, r);
+  case LWS_CALLBACK_CLOSED_HTTP:
+  case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    req_free(r);
+    return 0;
+  default:
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
