@@ -63,7 +63,11 @@ struct daemon {
   int quit;    /* leave the loop */
   int exit_code;
   size_t inflight_jobs; /* jobs not yet finished */
-  struct job *jobs;     /* all of them, for cleanup at exit */
+  /* Jobs still queued in or running through the handler/plugins. Jobs that
+   * only wait for the server to accept their replies do not count: those
+   * replies arrive over the socket, so they must never hold it. */
+  size_t processing_jobs;
+  struct job *jobs; /* all of them, for cleanup at exit */
   int paused;
   struct daemon_counters c;
 };
@@ -126,6 +130,7 @@ static void drain_completions(struct daemon *d) {
       continue;
     }
     j->handler_done = 1;
+    d->processing_jobs--;
     if (j->result < 0) {
       d->c.handler_errors++;
       log_warn("message %s (%s): processing failed with %d", j->msg->message_id,
@@ -191,6 +196,11 @@ static void on_push(void *ud, const struct envelope *env) {
     }
     return;
   }
+  if (d->stopping) {
+    d->c.deferred++;
+    free(m);
+    return;
+  }
   m->received_ms = now_ms();
   d->c.received++;
   int st = dedupe_get(d->dedupe, m->message_id);
@@ -219,19 +229,24 @@ static void on_push(void *ud, const struct envelope *env) {
     dispatch_post(d->dispatch, NULL, &job->item);
   } else {
     int routed = plugins_route(d->plugins, job);
-    if (routed <= 0) {
-      if (routed < 0)
-        log_error("message %s: out of memory routing it; acknowledging unprocessed",
-                  m->message_id);
-      else
-        log_debug("message %s (%s): no plugin subscribes to it", m->message_id,
-                  m->category);
+    if (routed < 0) {
+      /* Not acknowledged: the server will deliver it again. */
+      log_error("message %s: out of memory routing it; it will be redelivered",
+                m->message_id);
+      dedupe_set(d->dedupe, m->message_id, DEDUPE_NEW);
+      job_unlink_free(d, job);
+      return;
+    }
+    if (routed == 0) {
+      log_debug("message %s (%s): no plugin subscribes to it", m->message_id,
+                m->category);
       job->handler_done = 1;
       job_finish(d, job);
       return;
     }
   }
-  if (d->inflight_jobs >= MAX_INFLIGHT_JOBS && !d->paused) {
+  d->processing_jobs++;
+  if (d->processing_jobs >= MAX_INFLIGHT_JOBS && !d->paused) {
     d->paused = 1;
     session_pause_rx(d->session, 1);
   }
@@ -313,7 +328,14 @@ static void begin_stop(struct daemon *d, const char *why) {
   d->stop_deadline = now_ms() + d->cfg->shutdown_timeout_ms;
   log_info("stopping (%s): finishing %zu message(s) in processing, then flushing acks",
            why, d->inflight_jobs);
-  session_pause_rx(d->session, 1);
+  /* The socket is still read, for the replies to acks and outgoing
+   * messages; new pushes are left unprocessed and unacknowledged (the server
+   * delivers them again after the restart). Reading resumes if back
+   * pressure had paused it. */
+  if (d->paused) {
+    d->paused = 0;
+    session_pause_rx(d->session, 0);
+  }
 }
 
 static void progress_stop(struct daemon *d, int64_t now) {
@@ -344,7 +366,7 @@ static void tick(lws_sorted_usec_list_t *sul) {
   drain_completions(d);
   repost_due(d, now);
   plugins_tick(d->plugins, now);
-  if (d->paused && !d->stopping && d->inflight_jobs <= RESUME_INFLIGHT_JOBS) {
+  if (d->paused && !d->stopping && d->processing_jobs <= RESUME_INFLIGHT_JOBS) {
     d->paused = 0;
     session_pause_rx(d->session, 0);
   }
@@ -576,6 +598,10 @@ void daemon_get_counters(struct daemon *d, struct daemon_counters *out) {
   out->acked = acks_get_stats(d->acks)->acked;
 }
 
+size_t daemon_plugin_count(const struct daemon *d) {
+  return plugins_count(d->plugins);
+}
+
 const char *daemon_bot_id(const struct daemon *d) {
   return d->ks->user_id;
 }
@@ -585,22 +611,44 @@ char *daemon_stats_json(struct daemon *d) {
   const struct acks_stats *as = acks_get_stats(d->acks);
   struct outbox_stats os;
   outbox_get_stats(d->outbox, &os);
-  json_t *o = json_pack(
-      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-      "s:I,"
-      "s:s}",
-      "received", (json_int_t)d->c.received, "processed", (json_int_t)d->c.processed,
-      "duplicates", (json_int_t)d->c.duplicates, "malformed", (json_int_t)d->c.malformed,
-      "handler_errors", (json_int_t)d->c.handler_errors, "acked", (json_int_t)as->acked,
-      "ack_batches", (json_int_t)as->batches, "ack_retries", (json_int_t)as->retries,
-      "replies_sent", (json_int_t)os.sent, "replies_accepted", (json_int_t)os.accepted,
-      "replies_dropped", (json_int_t)os.dropped, "replies_retried",
-      (json_int_t)os.retried, "connects", (json_int_t)ss->connects, "connect_errors",
-      (json_int_t)ss->connect_errors, "bad_frames", (json_int_t)ss->bad_frames, "too_big",
-      (json_int_t)ss->too_big, "receipts", (json_int_t)ss->receipts, "error_frames",
-      (json_int_t)ss->error_frames, "timeouts", (json_int_t)ss->timeouts, "dead_links",
-      (json_int_t)ss->dead_links, "inflight", (json_int_t)d->inflight_jobs,
-      "ack_transport", as->transport == ACK_TRANSPORT_REST ? "rest" : "websocket");
+  json_t *o = json_object();
+  const struct {
+    const char *k;
+    uint64_t v;
+  } f[] = {
+      {"received", d->c.received},
+      {"processed", d->c.processed},
+      {"duplicates", d->c.duplicates},
+      {"malformed", d->c.malformed},
+      {"deferred", d->c.deferred},
+      {"handler_errors", d->c.handler_errors},
+      {"acked", as->acked},
+      {"ack_batches", as->batches},
+      {"ack_retries", as->retries},
+      {"replies_sent", os.sent},
+      {"replies_accepted", os.accepted},
+      {"replies_dropped", os.dropped},
+      {"replies_retried", os.retried},
+      {"outbox_full", os.full},
+      {"connects", ss->connects},
+      {"connect_errors", ss->connect_errors},
+      {"bad_frames", ss->bad_frames},
+      {"too_big", ss->too_big},
+      {"receipts", ss->receipts},
+      {"error_frames", ss->error_frames},
+      {"timeouts", ss->timeouts},
+      {"dead_links", ss->dead_links},
+      {"frames_in", ss->frames_in},
+      {"frames_out", ss->frames_out},
+      {"bytes_in", ss->bytes_in},
+      {"bytes_out", ss->bytes_out},
+      {"inflight", d->inflight_jobs},
+  };
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    json_object_set_new(o, f[i].k, json_integer((json_int_t)f[i].v));
+  json_object_set_new(
+      o, "ack_transport",
+      json_string(as->transport == ACK_TRANSPORT_REST ? "rest" : "websocket"));
   struct buf pb = {0};
   plugins_stats_json(d->plugins, &pb);
   json_t *pj = pb.data ? json_loads(pb.data, 0, NULL) : NULL;

@@ -37,6 +37,7 @@ struct daemon_counters {
   uint64_t processed;  /* jobs finished and acknowledged */
   uint64_t duplicates; /* redeliveries skipped (acked again if done) */
   uint64_t malformed;  /* pushes that could not be decoded */
+  uint64_t deferred;   /* pushes left for redelivery while stopping */
   uint64_t handler_errors;
   uint64_t acked; /* acks the server confirmed */
   uint64_t replies_accepted, replies_dropped;
@@ -65,5 +66,7 @@ void daemon_get_counters(struct daemon *d, struct daemon_counters *out);
 /* Writes all counters (daemon, session, acks, outbox) as one JSON object. */
 char *daemon_stats_json(struct daemon *d);
 const char *daemon_bot_id(const struct daemon *d);
+/* Number of plugin instances loaded (0 in handler mode). */
+size_t daemon_plugin_count(const struct daemon *d);
 
 #endif

@@ -89,11 +89,21 @@ int main(int argc, char **argv) {
     return DAEMON_EXIT_CONFIG;
   }
   if (check) {
-    printf("%s: configuration OK (bot %s, session %s, keystore generation %c, %s)\n",
-           path, ks->user_id, ks->session_id, ks->generation,
-           ks->alg == KEYSTORE_ED25519 ? "Ed25519" : "RSA");
-    config_free(cfg);
-    keystore_free(ks);
+    /* Plugins are loaded and initialised exactly as for a run (and shut down
+     * again), so a plugin that would be refused is reported here. */
+    char line[512];
+    snprintf(line, sizeof line,
+             "%s: configuration OK (bot %s, session %s, keystore generation %c, %s", path,
+             ks->user_id, ks->session_id, ks->generation,
+             ks->alg == KEYSTORE_ED25519 ? "Ed25519" : "RSA");
+    int exit_code = 0;
+    struct daemon *d = daemon_new(cfg, ks, NULL, NULL, &exit_code);
+    if (!d) {
+      log_error("%s: the plugins above were refused", path);
+      return DAEMON_EXIT_CONFIG;
+    }
+    printf("%s, %zu plugin(s) loaded)\n", line, daemon_plugin_count(d));
+    daemon_free(d);
     return 0;
   }
 

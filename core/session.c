@@ -198,7 +198,8 @@ static void pending_fail_all(struct session *s, int err) {
 }
 
 static void pending_expire(struct session *s, int64_t now) {
-  if (!s->npending)
+  /* While reading is paused no reply can arrive: deadlines wait too. */
+  if (!s->npending || s->rx_paused)
     return;
   for (int i = 0; i < PENDING_BUCKETS; i++) {
     struct pending **pp = &s->buckets[i];
@@ -838,6 +839,13 @@ void session_pause_rx(struct session *s, int pause) {
   s->rx_paused = pause;
   if (s->wsi)
     lws_rx_flow_control(s->wsi, !pause);
+  if (!pause) {
+    int64_t fresh = now_ms() + s->cfg->request_timeout_ms;
+    for (int i = 0; i < PENDING_BUCKETS; i++)
+      for (struct pending *p = s->buckets[i]; p; p = p->next)
+        if (p->deadline < fresh)
+          p->deadline = fresh;
+  }
   /* While paused nothing is read, so silence is expected: do not let the
    * idle rule kill a healthy link that we chose not to read. Pongs still
    * arrive only if read, so the clock restarts when reading resumes. */

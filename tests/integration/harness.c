@@ -316,21 +316,32 @@ void h_sim_stop(struct sim *s) {
     h_reap(&s->p);
 }
 
+/* A test's extra lines win over the defaults below: a default whose key
+ * appears in extra is left out (the ini refuses duplicate keys). */
+static void add_default(char *ini, size_t cap, const char *extra, const char *key,
+                        const char *line) {
+  char probe[64];
+  snprintf(probe, sizeof probe, "%s =", key);
+  if (extra && strstr(extra, probe))
+    return;
+  strncat(ini, line, cap - strlen(ini) - 1);
+}
+
 int h_config(const char *dir, struct sim *s, const char *ks, const char *extra,
              char *path_out, size_t cap) {
   snprintf(path_out, cap, "%s/blazebot.ini", dir);
-  char ini[4096];
+  char ini[4096], line[700];
   snprintf(ini, sizeof ini,
-           "; written by the integration tests\n"
-           "[blazebot]\n"
-           "keystore = %s\n"
-           "blaze_url = ws://127.0.0.1:%d/\n"
-           "api_url = http://127.0.0.1:%d\n"
-           "reconnect_min_ms = 200\n"
-           "reconnect_max_ms = 2000\n"
-           "ack_interval_ms = 50\n"
-           "%s",
-           ks, s ? s->port : 1, s ? s->port : 1, extra ? extra : "");
+           "; written by the integration tests\n[blazebot]\nkeystore = %s\n", ks);
+  snprintf(line, sizeof line, "blaze_url = ws://127.0.0.1:%d/\n", s ? s->port : 1);
+  add_default(ini, sizeof ini, extra, "blaze_url", line);
+  snprintf(line, sizeof line, "api_url = http://127.0.0.1:%d\n", s ? s->port : 1);
+  add_default(ini, sizeof ini, extra, "api_url", line);
+  add_default(ini, sizeof ini, extra, "reconnect_min_ms", "reconnect_min_ms = 200\n");
+  add_default(ini, sizeof ini, extra, "reconnect_max_ms", "reconnect_max_ms = 2000\n");
+  add_default(ini, sizeof ini, extra, "ack_interval_ms", "ack_interval_ms = 50\n");
+  if (extra)
+    strncat(ini, extra, sizeof ini - strlen(ini) - 1);
   return h_write(path_out, ini, 0600);
 }
 
