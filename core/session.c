@@ -755,9 +755,12 @@ void session_start(struct session *s) {
 void session_stop(struct session *s) {
   if (s->state == ST_STOPPED)
     return;
+  int open = s->state == ST_OPEN || s->state == ST_LISTING;
   s->state = ST_STOPPED;
   if (s->wsi) {
-    lws_close_reason(s->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+    /* A close frame only exists once the WebSocket is up. */
+    if (open)
+      lws_close_reason(s->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
   }
 }

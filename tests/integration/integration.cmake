@@ -26,3 +26,13 @@ blazebot_integration_test(badframes)
 blazebot_integration_test(tls)
 blazebot_integration_test(sigterm)
 blazebot_integration_test(outbox)
+
+# The benchmark (not a test: it prints numbers for the README).
+#   build/tests/bench_flood [N]   (run it from the build tree; see README)
+add_executable(bench_flood bench/bench_flood.c)
+target_link_libraries(bench_flood PRIVATE blazebot_harness)
+blazebot_warnings(bench_flood)
+add_dependencies(bench_flood blazebot blazebot-sim echo)
+target_compile_definitions(bench_flood PRIVATE
+  BENCH_DAEMON="$<TARGET_FILE:blazebot>" BENCH_SIM="$<TARGET_FILE:blazebot-sim>"
+  BENCH_PLUGINS="$<TARGET_FILE_DIR:echo>" BENCH_TMP="${CMAKE_CURRENT_BINARY_DIR}/tmp")
