@@ -148,6 +148,12 @@ static void batch_done(struct acks *a, struct batch *b) {
 
 static void send_batch(struct acks *a, struct batch *b);
 
+/* While the daemon holds the socket for back pressure, a WebSocket ack
+ * would need the socket read for its reply; REST needs nothing from it. */
+static int current_transport(const struct acks *a) {
+  return session_is_held(a->s) ? ACK_TRANSPORT_REST : a->transport;
+}
+
 static void on_ws_reply(void *ud, const struct envelope *env, int err) {
   struct batch *b = ud;
   struct acks *a = b->a;
@@ -187,8 +193,8 @@ static void on_rest_reply(void *ud, int ok, const struct rest_result *res) {
 }
 
 static void send_batch(struct acks *a, struct batch *b) {
-  b->via = a->transport;
-  if (a->transport == ACK_TRANSPORT_WEBSOCKET) {
+  b->via = current_transport(a);
+  if (b->via == ACK_TRANSPORT_WEBSOCKET) {
     json_t *arr = json_array();
     for (int i = 0; i < b->n; i++)
       json_array_append_new(
@@ -222,7 +228,7 @@ static void send_batch(struct acks *a, struct batch *b) {
 static int can_send(struct acks *a) {
   if (a->inflight >= MAX_INFLIGHT)
     return 0;
-  if (a->transport == ACK_TRANSPORT_WEBSOCKET)
+  if (current_transport(a) == ACK_TRANSPORT_WEBSOCKET)
     return session_is_open(a->s);
   return 1;
 }

@@ -67,12 +67,34 @@ struct daemon {
    * only wait for the server to accept their replies do not count: those
    * replies arrive over the socket, so they must never hold it. */
   size_t processing_jobs;
-  struct job *jobs; /* all of them, for cleanup at exit */
-  int paused;
+  struct job *jobs;        /* all of them, for cleanup at exit */
+  int paused;              /* back pressure: socket held, pushes shed */
+  int relist;              /* pushes were shed: reconnect to have them listed again */
+  struct buf plugin_stats; /* the plugins' counters, kept after they unload */
   struct daemon_counters c;
 };
 
 /* ---- jobs ---------------------------------------------------------------- */
+
+/* Back pressure. The daemon holds the socket (and sheds pushes that still
+ * arrive while replies are read) when the plugins have MAX_INFLIGHT_JOBS
+ * messages queued or running, or the outbox is three quarters full; it
+ * lets go when both fell to half. Memory therefore stays bounded by the
+ * job cap plus the outbox capacity, whatever the server pushes. */
+static int relaxed(struct daemon *d) {
+  return d->processing_jobs <= RESUME_INFLIGHT_JOBS &&
+         outbox_outstanding(d->outbox) <= (size_t)d->cfg->outbox_capacity / 2;
+}
+
+static void check_load(struct daemon *d) {
+  if (d->paused || d->stopping)
+    return;
+  if (d->processing_jobs >= MAX_INFLIGHT_JOBS ||
+      outbox_outstanding(d->outbox) >= (size_t)d->cfg->outbox_capacity * 3 / 4) {
+    d->paused = 1;
+    session_pause_rx(d->session, 1);
+  }
+}
 
 static void job_link(struct daemon *d, struct job *job) {
   job->all_prev = NULL;
@@ -196,8 +218,13 @@ static void on_push(void *ud, const struct envelope *env) {
     }
     return;
   }
-  if (d->stopping) {
+  if (d->stopping || d->paused) {
+    /* Shed: not processed, not acknowledged, not remembered. While stopping
+     * the server delivers it after the restart; under load the daemon
+     * reconnects to have it listed again once it caught up. */
     d->c.deferred++;
+    if (!d->stopping)
+      d->relist = 1;
     free(m);
     return;
   }
@@ -246,10 +273,7 @@ static void on_push(void *ud, const struct envelope *env) {
     }
   }
   d->processing_jobs++;
-  if (d->processing_jobs >= MAX_INFLIGHT_JOBS && !d->paused) {
-    d->paused = 1;
-    session_pause_rx(d->session, 1);
-  }
+  check_load(d);
 }
 
 static void on_open(void *ud) {
@@ -272,6 +296,9 @@ static void on_fatal(void *ud, const char *why) {
 
 /* ---- reload ------------------------------------------------------------------ */
 
+/* SIGHUP: re-reads the ini and applies the [blazebot] keys. Plugins keep
+ * running as loaded (their sections are not re-applied yet); a keystore or
+ * blaze_url change reconnects once. */
 static void reload(struct daemon *d) {
   log_info("reload: re-reading %s", d->cfg->path);
   struct config *ncfg = NULL;
@@ -315,7 +342,8 @@ static void reload(struct daemon *d) {
   outbox_set_config(d->outbox, d->cfg);
   if (nks)
     keystore_free(oks);
-  log_info("reload: done (keystore %s, blaze_url %s)",
+  log_info("reload: done (keystore %s, blaze_url %s); plugins unchanged (restart to "
+           "change them)",
            ks_changed ? "changed" : "unchanged", d->cfg->blaze_url);
 }
 
@@ -366,9 +394,16 @@ static void tick(lws_sorted_usec_list_t *sul) {
   drain_completions(d);
   repost_due(d, now);
   plugins_tick(d->plugins, now);
-  if (d->paused && !d->stopping && d->processing_jobs <= RESUME_INFLIGHT_JOBS) {
+  check_load(d);
+  if (d->paused && !d->stopping && relaxed(d)) {
     d->paused = 0;
     session_pause_rx(d->session, 0);
+  }
+  /* Shed pushes come back by listing again, once the acks of what was
+   * processed are confirmed (so those are not redelivered as well). */
+  if (d->relist && !d->paused && !d->stopping && !acks_outstanding(d->acks)) {
+    d->relist = 0;
+    session_relist(d->session);
   }
   session_tick(d->session, now);
   outbox_tick(d->outbox, now);
@@ -380,6 +415,7 @@ static void tick(lws_sorted_usec_list_t *sul) {
 
 static void on_signal(struct daemon *d) {
   struct signalfd_siginfo si;
+  int hup = 0;
   while (read(d->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
     switch (si.ssi_signo) {
     case SIGTERM:
@@ -391,12 +427,14 @@ static void on_signal(struct daemon *d) {
       begin_stop(d, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
       break;
     case SIGHUP:
-      reload(d);
+      hup = 1; /* HUPs that queued up fold into one reload */
       break;
     default:
       break;
     }
   }
+  if (hup && !d->stopping)
+    reload(d);
 }
 
 static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -563,6 +601,7 @@ void daemon_free(struct daemon *d) {
   free(d->old_cfgs);
   config_free(d->cfg);
   keystore_free(d->ks);
+  buf_fini(&d->plugin_stats);
   free(d);
 }
 
@@ -579,8 +618,12 @@ int daemon_run(struct daemon *d) {
    * so they will be redelivered); their memory is released here. */
   /* Plugins finish what they are running and shut down (timers cancelled,
    * blocking work waited for) while the workers still run; then the pool
-   * stops. Unfinished jobs are not acknowledged and will be redelivered. */
+   * stops. Unfinished jobs are not acknowledged and will be redelivered.
+   * The plugins' counters are kept for daemon_stats_json. */
   outbox_close(d->outbox);
+  plugins_shutdown_all(d->plugins);
+  buf_reset(&d->plugin_stats);
+  plugins_stats_json(d->plugins, &d->plugin_stats);
   plugins_free(d->plugins);
   d->plugins = NULL;
   dispatch_free(d->dispatch);
@@ -650,8 +693,10 @@ char *daemon_stats_json(struct daemon *d) {
       o, "ack_transport",
       json_string(as->transport == ACK_TRANSPORT_REST ? "rest" : "websocket"));
   struct buf pb = {0};
-  plugins_stats_json(d->plugins, &pb);
-  json_t *pj = pb.data ? json_loads(pb.data, 0, NULL) : NULL;
+  if (d->plugins)
+    plugins_stats_json(d->plugins, &pb);
+  const struct buf *src = d->plugins ? &pb : &d->plugin_stats;
+  json_t *pj = src->data ? json_loads(src->data, 0, NULL) : NULL;
   buf_fini(&pb);
   if (pj)
     json_object_set_new(o, "plugins", pj);

@@ -126,6 +126,7 @@ struct plugin_host {
   struct timer *timers;
   uint64_t next_timer_id;
   struct saved_state *states;
+  int shut_down; /* every instance's shutdown ran */
 };
 
 static struct blazebot_host host_table; /* filled below, never changes */
@@ -1026,11 +1027,18 @@ static void inst_shutdown(struct plugin_host *h, struct instance *in) {
            (unsigned long long)atomic_load(&in->errors));
 }
 
+void plugins_shutdown_all(struct plugin_host *h) {
+  if (!h || h->shut_down)
+    return;
+  h->shut_down = 1;
+  for (struct instance *in = h->insts; in; in = in->next)
+    inst_shutdown(h, in);
+}
+
 void plugins_free(struct plugin_host *h) {
   if (!h)
     return;
-  for (struct instance *in = h->insts; in; in = in->next)
-    inst_shutdown(h, in);
+  plugins_shutdown_all(h);
   while (h->insts) {
     struct instance *in = h->insts;
     h->insts = in->next;

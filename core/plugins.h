@@ -31,8 +31,10 @@ struct plugin_stats {
  * out-of-memory or a plugin_dir problem (logged). */
 struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
                                 struct dispatch *disp, int *refused);
-/* Cancels timers, waits for each instance to go idle, calls shutdown, and
- * unloads. Call after the dispatch queues ran dry. */
+/* Cancels timers, waits for each instance to go idle and calls its
+ * shutdown (once; the counters stay readable). */
+void plugins_shutdown_all(struct plugin_host *h);
+/* plugins_shutdown_all if not done yet, then unloads and frees. */
 void plugins_free(struct plugin_host *h);
 
 /* Number of loaded plugin instances. */

@@ -60,7 +60,8 @@ struct session {
   int64_t last_rx; /* monotonic ms of the last byte or pong received */
   int64_t last_ping;
   int ping_due;
-  int rx_paused;
+  int rx_paused;     /* the daemon asked to hold the socket (back pressure) */
+  int rx_off;        /* reading is actually switched off (paused, no reply awaited) */
   int reconnect_now; /* close the current link and connect again */
   int consecutive_timeouts;
   char list_id[UUID_STR_LEN];
@@ -199,7 +200,7 @@ static void pending_fail_all(struct session *s, int err) {
 
 static void pending_expire(struct session *s, int64_t now) {
   /* While reading is paused no reply can arrive: deadlines wait too. */
-  if (!s->npending || s->rx_paused)
+  if (!s->npending || s->rx_off)
     return;
   for (int i = 0; i < PENDING_BUCKETS; i++) {
     struct pending **pp = &s->buckets[i];
@@ -221,6 +222,28 @@ static void pending_expire(struct session *s, int64_t now) {
       if (cb)
         cb(ud, NULL, SESSION_ETIMEOUT);
     }
+  }
+}
+
+/* Back pressure: while the daemon holds the socket, reading is off unless a
+ * reply is awaited. Replies (to acks and outgoing messages) are what frees
+ * the daemon, so they must always get through; pushes read meanwhile are
+ * left to the daemon to shed. Silence while reading is off is ours, so the
+ * idle clock and the request deadlines restart when reading resumes. */
+static void apply_rx_flow(struct session *s) {
+  int off = s->rx_paused && !s->npending;
+  if (off == s->rx_off)
+    return;
+  s->rx_off = off;
+  lws_rx_flow_control(s->wsi, !off);
+  int64_t now = now_ms();
+  s->last_rx = now;
+  if (!off) {
+    int64_t fresh = now + s->cfg->request_timeout_ms;
+    for (int i = 0; i < PENDING_BUCKETS; i++)
+      for (struct pending *p = s->buckets[i]; p; p = p->next)
+        if (p->deadline < fresh)
+          p->deadline = fresh;
   }
 }
 
@@ -402,6 +425,8 @@ static int send_request(struct session *s, const char *action, json_t *params,
   p->next = s->buckets[h];
   s->buckets[h] = p;
   s->npending++;
+  if (s->rx_off && s->wsi)
+    apply_rx_flow(s);
   return 0;
 }
 
@@ -640,8 +665,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     s->last_rx = s->last_ping = now_ms();
     s->consecutive_timeouts = 0;
     wipe_token(s);
-    if (s->rx_paused)
-      lws_rx_flow_control(wsi, 0);
+    s->rx_off = 0;
     if (send_request(s, "LIST_PENDING_MESSAGES", NULL, NULL, on_list_reply, s) < 0)
       return -1;
     break;
@@ -799,10 +823,12 @@ void session_tick(struct session *s, int64_t now) {
     break;
   case ST_LISTING:
   case ST_OPEN:
+    if (s->wsi)
+      apply_rx_flow(s);
     pending_expire(s, now);
     if (!s->wsi)
       break;
-    if (s->rx_paused)
+    if (s->rx_off)
       s->last_rx = now; /* silence is ours while we do not read */
     if (now - s->last_rx > s->cfg->idle_timeout_ms || s->consecutive_timeouts >= 3) {
       s->st.dead_links++;
@@ -841,18 +867,20 @@ void session_pause_rx(struct session *s, int pause) {
     return;
   s->rx_paused = pause;
   if (s->wsi)
-    lws_rx_flow_control(s->wsi, !pause);
-  if (!pause) {
-    int64_t fresh = now_ms() + s->cfg->request_timeout_ms;
-    for (int i = 0; i < PENDING_BUCKETS; i++)
-      for (struct pending *p = s->buckets[i]; p; p = p->next)
-        if (p->deadline < fresh)
-          p->deadline = fresh;
-  }
-  /* While paused nothing is read, so silence is expected: do not let the
-   * idle rule kill a healthy link that we chose not to read. Pongs still
-   * arrive only if read, so the clock restarts when reading resumes. */
-  s->last_rx = now_ms();
+    apply_rx_flow(s);
+}
+
+int session_is_held(const struct session *s) {
+  return s->rx_paused;
+}
+
+void session_relist(struct session *s) {
+  if (s->state != ST_OPEN && s->state != ST_LISTING)
+    return;
+  log_info("blaze: reconnecting to list the messages left unprocessed under load");
+  s->reconnect_now = 1;
+  if (s->wsi)
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
 }
 
 const struct session_stats *session_get_stats(const struct session *s) {

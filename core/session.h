@@ -94,8 +94,16 @@ int session_request(struct session *s, const char *action, json_t *params, const
                     session_reply_fn cb, void *ud);
 /* Number of requests awaiting a reply. */
 size_t session_pending(const struct session *s);
-/* Stops (1) or resumes (0) reading from the socket (back pressure). */
+/* Holds (1) or releases (0) the socket for back pressure: while held,
+ * reading is off except while replies are awaited (so acks and outgoing
+ * messages still complete); pushes that arrive then are the caller's to
+ * shed. */
 void session_pause_rx(struct session *s, int pause);
+/* 1 while the socket is held (session_pause_rx(1)). */
+int session_is_held(const struct session *s);
+/* Closes the link and connects again at once (no backoff), so the server
+ * lists the pending messages again: used after pushes were shed. */
+void session_relist(struct session *s);
 
 const struct session_stats *session_get_stats(const struct session *s);
 

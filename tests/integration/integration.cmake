@@ -26,6 +26,7 @@ blazebot_integration_test(badframes)
 blazebot_integration_test(tls)
 blazebot_integration_test(sigterm)
 blazebot_integration_test(outbox)
+blazebot_integration_test(hup)
 
 # The benchmark (not a test: it prints numbers for the README).
 #   build/tests/bench_flood [N]   (run it from the build tree; see README)

@@ -3,10 +3,12 @@
  * main: the command line of blazebot-sim, the set-up of the lws context on
  * one address (ws:// and http://, or wss:// and https:// with --tls-cert),
  * the service loop and an orderly exit. Whatever ends the run (a signal,
- * --exit-when-acked, --timeout), the stats JSON is printed as one line on
- * stdout (and written to --stats-file) after every connection is closed and
- * before everything is freed. Exit codes: 0 normal, 1 set-up failure,
- * 2 bad command line, 3 --timeout reached.
+ * --exit-when-acked, --timeout, the end of a chat), the stats JSON is printed
+ * as one line on stdout (on stderr with --chat and --interactive, whose
+ * transcript owns stdout) and written to --stats-file, after every
+ * connection is closed and before everything is freed. Exit codes: 0 normal,
+ * 1 set-up failure or a --chat line never acknowledged, 2 bad command line,
+ * 3 --timeout reached.
  */
 #include "sim.h"
 
@@ -59,6 +61,17 @@ static void usage(FILE *f) {
       "  --timeout SECONDS     exit 3 after SECONDS (a safety net for tests)\n"
       "  --ping-interval SECONDS\n"
       "                        send a WebSocket ping every SECONDS (default 0 = off)\n"
+      "  --chat FILE           chat with the bot from a script: one message per line\n"
+      "                        (blank lines and #comments skipped; \"as NAME: text\"\n"
+      "                        speaks as NAME, else alice). Each line goes out once\n"
+      "                        the bot is listening and the last one is acknowledged\n"
+      "                        and answered; the transcript goes to stdout; exits 0\n"
+      "                        after the last line, 1 if one was never acknowledged\n"
+      "  --chat-timeout MS     longest wait for the bot per --chat line (default 5000)\n"
+      "  --interactive         chat with the bot from stdin, line by line (\"as NAME:\"\n"
+      "                        too; lines before the bot connects wait as pending);\n"
+      "                        /quit or end of input exits 0. In both chat modes the\n"
+      "                        stats JSON goes to stderr\n"
       "  -v, --verbose         debug logging (lws notices too)\n"
       "  -h, --help            this text\n"
       "\n"
@@ -119,6 +132,9 @@ enum {
   OPT_EXIT_WHEN_ACKED,
   OPT_TIMEOUT,
   OPT_PING_INTERVAL,
+  OPT_CHAT,
+  OPT_CHAT_TIMEOUT,
+  OPT_INTERACTIVE,
 };
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -149,6 +165,9 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg,
       {"exit-when-acked", no_argument, NULL, OPT_EXIT_WHEN_ACKED},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+      {"chat", required_argument, NULL, OPT_CHAT},
+      {"chat-timeout", required_argument, NULL, OPT_CHAT_TIMEOUT},
+      {"interactive", no_argument, NULL, OPT_INTERACTIVE},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -156,6 +175,7 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg,
   strcpy(cfg->listen_addr, "127.0.0.1");
   cfg->port = 7600;
   cfg->users = 3;
+  cfg->chat_timeout_ms = 5000;
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
@@ -206,6 +226,16 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg,
       if (parse_num(optarg, 0, 86400L, &cfg->ping_interval_s) < 0)
         return bad_usage("--ping-interval %s: want seconds", optarg);
       break;
+    case OPT_CHAT:
+      cfg->chat_file = optarg;
+      break;
+    case OPT_CHAT_TIMEOUT:
+      if (parse_num(optarg, 1, 86400000L, &cfg->chat_timeout_ms) < 0)
+        return bad_usage("--chat-timeout %s: want milliseconds", optarg);
+      break;
+    case OPT_INTERACTIVE:
+      cfg->interactive = 1;
+      break;
     case 'v':
       cfg->verbose = 1;
       break;
@@ -224,6 +254,12 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg,
     return bad_usage("%s", "--keystore FILE is required");
   if (!cfg->tls_cert != !cfg->tls_key)
     return bad_usage("%s", "--tls-cert and --tls-key go together");
+  if (cfg->chat_file && cfg->interactive)
+    return bad_usage("%s", "--chat and --interactive exclude each other");
+  /* A chat ends on its own; --exit-when-acked would end it at the first
+   * acknowledged line. */
+  if ((cfg->chat_file || cfg->interactive) && cfg->exit_when_acked)
+    return bad_usage("%s", "--exit-when-acked does not go with --chat or --interactive");
   return -1;
 }
 
@@ -271,6 +307,13 @@ static void tick(lws_sorted_usec_list_t *sul) {
     stop(sim, 0);
     return;
   }
+  if (chat_enabled(sim)) {
+    int rc = chat_tick(sim, now);
+    if (rc >= 0) {
+      stop(sim, rc);
+      return;
+    }
+  }
   ws_reap_silent(sim);
   lws_sul_schedule(sim->ctx, 0, &sim->tick_sul, tick, TICK_MS * LWS_US_PER_MS);
 }
@@ -278,6 +321,7 @@ static void tick(lws_sorted_usec_list_t *sul) {
 static const struct lws_protocols protocols[] = {
     {SIM_HTTP_PROTOCOL, http_callback, sizeof(struct http_req), 0, 0, NULL, 0},
     {SIM_SUBPROTOCOL, ws_callback, sizeof(struct sim_conn), 65536, 0, NULL, 0},
+    {SIM_STDIN_PROTOCOL, chat_stdin_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -362,14 +406,19 @@ static int setup(struct sim *sim, const struct sim_fault *faults, size_t nfaults
     log_error("out of memory");
     return -1;
   }
+  if (chat_enabled(sim) && chat_init(sim) < 0)
+    return -1;
   for (size_t i = 0; i < nfaults; i++) {
     if (faults_arm(sim, &faults[i]) < 0)
       return -1;
   }
-  return start_server(sim);
+  if (start_server(sim) < 0)
+    return -1;
+  return chat_enabled(sim) ? chat_start(sim) : 0;
 }
 
 static void teardown(struct sim *sim) {
+  sim->stop = 1; /* the close callbacks below see that the run is over */
   if (sim->ctx) {
     log_info("shutting down (%zu live connection(s))", sim->nconns);
     lws_sul_cancel(&sim->tick_sul);
@@ -379,6 +428,8 @@ static void teardown(struct sim *sim) {
   }
   log_debug("lws context destroyed");
   stats_write(sim);
+  if (chat_enabled(sim))
+    chat_fini(sim);
   store_fini(sim);
   codec_free(sim->codec);
   buf_fini(&sim->scratch);

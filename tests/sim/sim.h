@@ -7,7 +7,8 @@
  * faults, counters, live connections) and is reachable from every lws
  * callback through the context user pointer. Module prefixes: store_ and
  * sent_ (store.c), faults_ (faults.c), ws_ (ws.c, the Blaze WebSocket side),
- * http_ (http.c, REST, control API and the upgrade check).
+ * http_ (http.c, REST, control API and the upgrade check), chat_ (chat.c,
+ * the --chat and --interactive conversations and their transcript).
  */
 #ifndef BLAZEBOT_SIM_H
 #define BLAZEBOT_SIM_H
@@ -24,6 +25,7 @@
 
 #define SIM_SUBPROTOCOL "Mixin-Blaze-1"
 #define SIM_HTTP_PROTOCOL "blazebot-sim-http"
+#define SIM_STDIN_PROTOCOL "blazebot-sim-stdin"
 #define SIM_MAX_BODY (1024 * 1024)         /* REST and control request bodies */
 #define SIM_MAX_FRAME (4 * 1024 * 1024)    /* a reassembled compressed frame */
 #define SIM_MAX_INFLATED (4 * 1024 * 1024) /* an inflated client frame */
@@ -36,6 +38,8 @@
 #define SIM_CATEGORY_MAX 48
 #define SIM_TIME_LEN 32 /* "2024-01-02T03:04:05.123456Z" + NUL */
 #define SIM_MSG_INDEX_NONE ((size_t)-1)
+#define SIM_CHAT_QUIET_MS 300 /* no bot message for this long: a line is answered */
+#define SIM_CHAT_NAME_MAX 32  /* bytes of a chat user's name */
 
 /* A string -> int64 hash map with open addressing; keys are owned copies.
  * There is no delete: the replay cache is pruned by rebuilding. */
@@ -212,6 +216,47 @@ struct sim_config {
   long timeout_s;
   long ping_interval_s;
   int verbose;
+  const char *chat_file; /* --chat: the script */
+  int interactive;       /* --interactive: lines from stdin */
+  long chat_timeout_ms;  /* --chat-timeout: per script line */
+};
+
+/* A named user of --chat or --interactive ("alice", "bob"). */
+struct chat_user {
+  char name[SIM_CHAT_NAME_MAX + 1];
+  size_t user; /* index into sim.users */
+};
+
+/* One message of a --chat script. */
+struct chat_line {
+  char *text; /* owned */
+  size_t who; /* index into chat.users */
+};
+
+/* The state of --chat and --interactive. A script pushes one line at a time
+ * and waits for it to be answered; interactive lines are pushed as they are
+ * read. Every bot message to a chat user's conversation is printed. */
+struct sim_chat {
+  struct chat_user *users;
+  size_t nusers, users_cap;
+  struct chat_line *lines;
+  size_t nlines, lines_cap, next_line;
+  size_t *pushed; /* store indices of the messages pushed, in order */
+  size_t npushed, pushed_cap;
+  int waiting;     /* a script line is out and not yet answered */
+  size_t current;  /* its store index */
+  size_t speaker;  /* chat user of the last line pushed (SIZE_MAX: none) */
+  int64_t line_ms; /* when the current line was pushed */
+  int64_t last_ms; /* the last push, acknowledgement or bot message */
+  uint64_t line_replies, replies, unanswered;
+  int width; /* of the name column */
+  int tty_in, tty_out, prompt_shown;
+  int stdin_fd;      /* stdin opened again and adopted into lws, or -1 */
+  int stdin_flags;   /* fd 0's file status flags at start ... */
+  int restore_stdin; /* ... to be restored at exit */
+  struct buf in;     /* stdin bytes after the last newline */
+  int eof;           /* stdin ended: settle, then exit */
+  int64_t eof_deadline_ms;
 };
 
 struct sim {
@@ -255,6 +300,8 @@ struct sim {
   struct sim_conn *conns;
   size_t nconns;
   uint64_t next_serial;
+
+  struct sim_chat chat;
 
   lws_sorted_usec_list_t tick_sul;
   int64_t start_ms;
@@ -301,7 +348,8 @@ json_t *sent_list_json(const struct sim *sim);
 /* GET /_sim/messages as compact JSON appended to out. Returns 0/-1. */
 int store_messages_json(const struct sim *sim, struct buf *out);
 json_t *stats_json(const struct sim *sim);
-/* Writes the stats line to stdout and --stats-file. */
+/* Writes the stats line to stdout (stderr in chat modes, where stdout is
+ * the transcript) and --stats-file. */
 void stats_write(const struct sim *sim);
 
 /* faults.c */
@@ -348,5 +396,30 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 int http_auth_check(struct sim *sim, const char *authorization, const char *method,
                     const char *uri, const void *body, size_t body_len, char *err,
                     size_t errlen);
+
+/* chat.c */
+/* 1 in --chat and --interactive mode. */
+static inline int chat_enabled(const struct sim *sim) {
+  return sim->cfg.chat_file != NULL || sim->cfg.interactive;
+}
+/* Loads the --chat script (or prepares --interactive) once the store is up.
+ * Returns 0, or -1 with the reason logged. */
+int chat_init(struct sim *sim);
+/* --interactive: adopts stdin into the lws loop once the vhost exists.
+ * Returns 0 or -1 (logged). */
+int chat_start(struct sim *sim);
+void chat_fini(struct sim *sim);
+/* Drives the conversation from the service tick: pushes the next script
+ * line when the last one is answered, notices per-line timeouts and the end.
+ * Returns -1 to go on, or the exit code (0, or 1 when a line was never
+ * acknowledged) after the closing summary is printed. */
+int chat_tick(struct sim *sim, int64_t now);
+/* Called by the store: a stored message was acknowledged for the first time;
+ * a bot message was added to the sent log. */
+void chat_on_ack(struct sim *sim);
+void chat_on_sent(struct sim *sim, const struct sim_sent *s);
+/* The lws protocol callback of the adopted stdin descriptor. */
+int chat_stdin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                        void *in, size_t len);
 
 #endif

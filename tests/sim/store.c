@@ -296,6 +296,8 @@ void store_ack(struct sim *sim, const char *message_id) {
       if (!m->poison)
         sim->acked_nonpoison++;
       store_advance_unacked(sim);
+      if (chat_enabled(sim))
+        chat_on_ack(sim);
     }
     if (sim->cfg.exit_when_acked && !sim->exit_pending && store_all_acked(sim)) {
       log_info("every stored message is acknowledged; exiting (--exit-when-acked)");
@@ -487,7 +489,10 @@ size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup) {
   s->data = NULL;
   sim->st.created++;
   log_debug("bot sent %s %s via %s", s->category, s->message_id, s->via);
-  return sim->nsent++;
+  size_t at = sim->nsent++;
+  if (chat_enabled(sim))
+    chat_on_sent(sim, &sim->sent[at]);
+  return at;
 }
 
 json_t *sent_reply_view(const struct sim *sim, const struct sim_sent *s) {
@@ -600,8 +605,10 @@ void stats_write(const struct sim *sim) {
     log_error("cannot build the stats JSON (out of memory)");
     return;
   }
-  printf("%s\n", s);
-  fflush(stdout);
+  /* In chat modes stdout carries the transcript, which must stay readable. */
+  FILE *out = chat_enabled(sim) ? stderr : stdout;
+  fprintf(out, "%s\n", s);
+  fflush(out);
   if (sim->cfg.stats_file) {
     /* Written to a temporary name and renamed, so that a test polling the
      * file never reads half a line. */
