@@ -177,9 +177,9 @@ struct blazebot_host {
   const char *(*bot_id)(blazebot_ctx *ctx);
 
   /* Runs fn(state, arg) on this plugin's queue after delay_ms, then every
-   * repeat_ms if that is not 0. *id_out (may be NULL) identifies it for
-   * timer_cancel. The host cancels every timer of an instance before its
-   * shutdown. Returns 0/-1. */
+   * repeat_ms if that is not 0 (resolution about 100 ms). *id_out (may be NULL)
+   * identifies it for timer_cancel. The host cancels every timer of an instance before
+   * its shutdown. Returns 0/-1. */
   int (*timer_add)(blazebot_ctx *ctx, uint32_t delay_ms, uint32_t repeat_ms,
                    blazebot_timer_fn fn, void *arg, uint64_t *id_out);
   /* Returns 0, or -1 if no such timer (already fired or cancelled). */
