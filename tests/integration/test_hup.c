@@ -37,14 +37,16 @@ int main(void) {
   push(&sim, 50, &expect);
 
   /* A valid change: applied, same connection. */
-  CHECK(h_config(dir, &sim, ks, "log_level = debug\nack_batch = 20\n", ini, sizeof ini) == 0);
+  CHECK(h_config(dir, &sim, ks, "log_level = debug\nack_batch = 20\n", ini, sizeof ini) ==
+        0);
   h_kill(&d, SIGHUP);
   h_sleep_ms(500);
   CHECK_INT(h_count(errlog, "reload: done"), 1);
   push(&sim, 50, &expect);
 
   /* A broken ini: every error with its line, nothing changes. */
-  snprintf(extra, sizeof extra, "[blazebot]\nkeystore = %s\nack_batch = 900\nbogus = 1\n", ks);
+  snprintf(extra, sizeof extra, "[blazebot]\nkeystore = %s\nack_batch = 900\nbogus = 1\n",
+           ks);
   CHECK(h_write(ini, extra, 0600) == 0);
   h_kill(&d, SIGHUP);
   h_sleep_ms(500);
