@@ -825,6 +825,10 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
   unlink(staged); /* the mapping stays; nothing is left on disk */
   if (!in->dl) {
     const char *e = dlerror();
+    /* dlerror names the staged copy, which is already gone: drop it. */
+    size_t sl = strlen(staged);
+    if (e && strncmp(e, staged, sl) == 0 && strncmp(e + sl, ": ", 2) == 0)
+      e += sl + 2;
     snprintf(err, errlen, "%s: cannot load: %s", src, e ? e : "unknown error");
     goto fail;
   }
@@ -990,7 +994,8 @@ struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
       (*refused)++;
     }
   }
-  qsort(h->routes, h->nroutes, sizeof *h->routes, route_cmp);
+  if (h->nroutes)
+    qsort(h->routes, h->nroutes, sizeof *h->routes, route_cmp);
   return h;
 }
 

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * probe: a scriptable plugin for the routing and end-to-end tests, built
+ * several times with -DPROBE_NAME=... so that every copy has its own
+ * descriptor name. Its behaviour comes from its [plugin.NAME] section:
+ * `result` = pass | handled | retry | error | retry_then_pass (RETRY on
+ * attempt 1, PASS after), `reply` = a text sent back with host->reply,
+ * `sleep_ms` = time spent in every call, and `log` = an absolute path to
+ * which every call appends one line
+ *
+ *   NAME MESSAGE_ID ATTEMPT CATEGORY T_NS CONVERSATION_ID USER_ID REPLY_ID
+ *
+ * with T_NS the CLOCK_MONOTONIC time at entry and REPLY_ID "-" when no reply
+ * was sent. Each line is one write() on an O_APPEND descriptor. Calls of one
+ * instance are serialised by the host; if two ever overlap the probe writes
+ * an "OVERLAP" line, which the tests look for.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <blazebot/plugin.h>
+
+#ifndef PROBE_NAME
+#define PROBE_NAME "probe"
+#endif
+
+enum probe_result { R_PASS, R_HANDLED, R_RETRY, R_ERROR, R_RETRY_THEN_PASS };
+
+struct probe {
+  blazebot_ctx *ctx;
+  const struct blazebot_host *host;
+  int result; /* enum probe_result */
+  const char *reply;
+  int64_t sleep_ms;
+  int fd;
+  int busy; /* in on_message: overlap detector (GNU atomics) */
+};
+
+static int parse_result(const char *s, int *out) {
+  static const char *const names[] = {"pass", "handled", "retry", "error",
+                                      "retry_then_pass"};
+  for (int i = 0; i < 5; i++) {
+    if (strcmp(s, names[i]) == 0) {
+      *out = i;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static void probe_free(struct probe *p) {
+  if (p) {
+    if (p->fd >= 0)
+      close(p->fd);
+    free(p);
+  }
+}
+
+static int probe_init(blazebot_ctx *ctx, const struct blazebot_host *host, void **state) {
+  struct probe *p = calloc(1, sizeof *p);
+  if (!p) {
+    host->set_error(ctx, "out of memory");
+    return -1;
+  }
+  p->ctx = ctx;
+  p->host = host;
+  p->fd = -1;
+  const char *result = host->config_get(ctx, "result");
+  if (result && parse_result(result, &p->result) < 0) {
+    host->set_error(ctx,
+                    "result '%s' is not pass, handled, retry, error or "
+                    "retry_then_pass",
+                    result);
+    probe_free(p);
+    return -1;
+  }
+  p->reply = host->config_get(ctx, "reply"); /* valid until shutdown */
+  if (host->config_int(ctx, "sleep_ms", 0, &p->sleep_ms) != 0 || p->sleep_ms < 0 ||
+      p->sleep_ms > 60000) {
+    host->set_error(ctx, "sleep_ms must be 0..60000");
+    probe_free(p);
+    return -1;
+  }
+  const char *log = host->config_get(ctx, "log");
+  if (log) {
+    p->fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (p->fd < 0) {
+      host->set_error(ctx, "cannot open %s: %s", log, strerror(errno));
+      probe_free(p);
+      return -1;
+    }
+  }
+  *state = p;
+  return 0;
+}
+
+static void log_line(struct probe *p, const char *line, size_t n) {
+  if (p->fd >= 0 && write(p->fd, line, n) != (ssize_t)n)
+    p->host->log(p->ctx, BLAZEBOT_LOG_ERROR, "probe log write failed");
+}
+
+static int probe_on_message(void *state, const struct blazebot_message *msg) {
+  struct probe *p = state;
+  struct timespec t0;
+  char line[512], reply_id[BLAZEBOT_ID_LEN] = "-";
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+#if defined(__GNUC__)
+  if (__atomic_fetch_add(&p->busy, 1, __ATOMIC_SEQ_CST) != 0)
+    log_line(p, "OVERLAP\n", 8);
+#endif
+  if (p->sleep_ms > 0) {
+    struct timespec d = {(time_t)(p->sleep_ms / 1000),
+                         (long)(p->sleep_ms % 1000) * 1000000L};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+    }
+  }
+  int rc;
+  switch (p->result) {
+  case R_HANDLED:
+    rc = BLAZEBOT_HANDLED;
+    break;
+  case R_RETRY:
+    rc = BLAZEBOT_RETRY;
+    break;
+  case R_ERROR:
+    rc = BLAZEBOT_ERROR;
+    break;
+  case R_RETRY_THEN_PASS:
+    rc = msg->attempt == 1 ? BLAZEBOT_RETRY : BLAZEBOT_PASS;
+    break;
+  default:
+    rc = BLAZEBOT_PASS;
+    break;
+  }
+  if (p->reply && p->host->reply(p->ctx, msg, "PLAIN_TEXT", p->reply, strlen(p->reply),
+                                 reply_id) != 0) {
+    snprintf(reply_id, sizeof reply_id, "FAILED");
+    rc = BLAZEBOT_ERROR;
+  }
+  int n = snprintf(line, sizeof line, "%s %s %u %s %lld %s %s %s\n", PROBE_NAME,
+                   msg->message_id, (unsigned)msg->attempt, msg->category,
+                   (long long)t0.tv_sec * 1000000000LL + t0.tv_nsec, msg->conversation_id,
+                   msg->user_id, reply_id);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+#if defined(__GNUC__)
+  __atomic_fetch_sub(&p->busy, 1, __ATOMIC_SEQ_CST);
+#endif
+  return rc;
+}
+
+static void probe_shutdown(void *state) {
+  probe_free(state);
+}
+
+/* Without a `categories` key a probe gets plain texts only. */
+static const struct blazebot_subscription subs[] = {{"PLAIN_TEXT", 0, 0}, {NULL, 0, 0}};
+
+BLAZEBOT_PLUGIN(.flags = BLAZEBOT_FLAG_UNLOAD_SAFE, .name = PROBE_NAME, .version = "1.0",
+                .description = "scriptable test plugin", .subscriptions = subs,
+                .init = probe_init, .on_message = probe_on_message,
+                .shutdown = probe_shutdown);

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: MIT
+# Plugins under the real daemon, included from tests/CMakeLists.txt after
+# integration.cmake (it uses the harness). The probe plugin
+# (tests/abi/probe.c, scripted from its ini section) is built once per name
+# with blazebot_add_plugin(), so each copy passes the export check and has
+# its own descriptor name. integration.plugins_routing checks matching,
+# priorities, HANDLED, RETRY and acks; integration.plugins_e2e.* runs the
+# echo plugin on 10,000 messages, a slow probe under back pressure, and the
+# example plugin built out of tree against an installed SDK, and checks the
+# per-plugin counters of the exit stats.
+if(NOT TARGET blazebot_harness)
+  message(FATAL_ERROR "plugins_e2e.cmake must be included after integration.cmake")
+endif()
+set(BLAZEBOT_PE2E_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+set(BLAZEBOT_PROBES "")
+foreach(p a b c d e f g)
+  blazebot_add_plugin(probe_${p} NO_INSTALL ${PROJECT_SOURCE_DIR}/tests/abi/probe.c)
+  target_compile_definitions(probe_${p} PRIVATE PROBE_NAME="probe_${p}")
+  set_target_properties(probe_${p} PROPERTIES
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/probes)
+  list(APPEND BLAZEBOT_PROBES probe_${p})
+endforeach()
+
+set(BLAZEBOT_PE2E_ENV
+  "BLAZEBOT_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp;BLAZEBOT_BIN=$<TARGET_FILE:blazebot>;BLAZEBOT_SIM_BIN=$<TARGET_FILE:blazebot-sim>")
+
+add_executable(itest_plugins_routing ${BLAZEBOT_PE2E_DIR}/test_plugins_routing.c)
+target_link_libraries(itest_plugins_routing PRIVATE blazebot_harness blazebot_core)
+blazebot_warnings(itest_plugins_routing)
+target_compile_definitions(itest_plugins_routing PRIVATE
+  PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+add_dependencies(itest_plugins_routing blazebot blazebot-sim ${BLAZEBOT_PROBES})
+add_test(NAME integration.plugins_routing COMMAND itest_plugins_routing)
+set_tests_properties(integration.plugins_routing PROPERTIES TIMEOUT 600
+  ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+
+add_executable(itest_plugins_e2e ${BLAZEBOT_PE2E_DIR}/test_plugins_e2e.c)
+target_link_libraries(itest_plugins_e2e PRIVATE blazebot_harness blazebot_core)
+blazebot_warnings(itest_plugins_e2e)
+target_compile_definitions(itest_plugins_e2e PRIVATE
+  ECHO_SO="$<TARGET_FILE:echo>"
+  PROBE_DIR="$<TARGET_FILE_DIR:probe_a>"
+  BLAZEBOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+  BLAZEBOT_BUILD_DIR="${CMAKE_BINARY_DIR}"
+  BLAZEBOT_CMAKE="${CMAKE_COMMAND}")
+add_dependencies(itest_plugins_e2e blazebot blazebot-sim echo ${BLAZEBOT_PROBES})
+foreach(mode echo slow outoftree stats)
+  add_test(NAME integration.plugins_e2e.${mode} COMMAND itest_plugins_e2e ${mode})
+  set_tests_properties(integration.plugins_e2e.${mode} PROPERTIES TIMEOUT 600
+    ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+endforeach()
+# It installs the whole build tree into a scratch prefix, like plugins.outoftree.
+set_tests_properties(integration.plugins_e2e.outoftree PROPERTIES RUN_SERIAL TRUE)
