@@ -89,4 +89,6 @@ if [ "$simrc" != 0 ]; then
   exit 1
 fi
 echo "== demo OK: every message answered once and acknowledged, across a dropped connection"
-echo "   (files in $work; chat yourself: $SIM --keystore $work/keystore.json --interactive)"
+echo "   Files are in $work. To chat with the bot yourself, run in two terminals:"
+echo "     $SIM --keystore $work/keystore.json --listen 127.0.0.1:$port --interactive"
+echo "     $BIN -c $work/blazebot.ini"
