@@ -36,6 +36,8 @@ function(blazebot_reload_test name)
   add_dependencies(itest_${name} ${BLAZEBOT_RELOAD_TARGETS})
 endfunction()
 blazebot_reload_test(reload_swap)
+blazebot_reload_test(reload_broken)
+blazebot_reload_test(reload_plan)
 
 # The benchmark (not a test: it prints numbers for the README).
 #   build/tests/bench_flood [N]   (run it from the build tree; see README)
