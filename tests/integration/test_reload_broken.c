@@ -3,7 +3,8 @@
  * A new build that cannot be used is refused and the old one keeps
  * answering, with the cause in the log: no entry symbol, another ABI major,
  * init fails, not a shared object, file missing. An ini with a syntax error
- * changes nothing. `blazebot --reload` reports each outcome in its exit
+ * changes nothing. A running call that outlasts reload_timeout_ms abandons
+ * that plugin's reload. `blazebot --reload` reports each outcome in its exit
  * code (1 refused, 0 applied), and the link stays up throughout.
  */
 #include "reload_util.h"
@@ -81,6 +82,26 @@ int main(void) {
   h_sleep_ms(200);
   CHECK_INT(rt_count_replies(&sim, "v1: syntax "), 10);
 
+  /* A call that outlasts reload_timeout_ms: that plugin's reload is
+   * abandoned and the old instance finishes the call and goes on. */
+  char slow[1200];
+  snprintf(slow, sizeof slow,
+           "plugin_dir = %s\nstatus_file = %s/status.json\nreload_timeout_ms = 300\n"
+           "[plugin.rt]\ntick_ms = 100\ndelay_ms = 2000\n",
+           plugdir, dir);
+  CHECK(rt_install(plugdir, "rt_v1", "rt.so") == 0);
+  CHECK(h_config(dir, &sim, ks, slow, ini, sizeof ini) == 0);
+  CHECK_INT(reload_cmd(), 0);
+  json_decref(h_sim_post(&sim, "/_sim/push", "{\"count\":1,\"text\":\"slow %d\"}"));
+  expect++;
+  h_sleep_ms(300);
+  CHECK(rt_install(plugdir, "rt_v2", "rt.so") == 0);
+  CHECK_INT(reload_cmd(), 1);
+  CHECK(h_contains(log_path, "did not finish within reload_timeout_ms (300 ms)"));
+  CHECK(h_sim_wait(&sim, "acked", expect, 30000) == 0);
+  h_sleep_ms(200);
+  CHECK_INT(rt_count_replies(&sim, "v1: slow 0"), 1);
+
   /* Fixed: v2 takes over. */
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK_INT(reload_cmd(), 0);
@@ -92,8 +113,8 @@ int main(void) {
   snprintf(text, sizeof text, "%s/status.json", dir);
   json_t *status = json_load_file(text, 0, NULL);
   CHECK(status != NULL);
-  CHECK_INT(h_stat(status, "reloads"), 7);
-  CHECK_INT(h_stat(status, "reloads_failed"), 6);
+  CHECK_INT(h_stat(status, "reloads"), 9);
+  CHECK_INT(h_stat(status, "reloads_failed"), 7);
   CHECK(json_is_true(json_object_get(json_object_get(status, "last_reload"), "ok")));
   json_decref(status);
 
