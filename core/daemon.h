@@ -6,7 +6,8 @@
  * reply sent for the message was accepted or permanently refused by the
  * server → acknowledgement queued. Signals arrive through a signalfd on the
  * loop: SIGTERM/SIGINT stop gracefully (stop reading, finish in-flight work,
- * flush acks, close), SIGHUP re-reads the configuration.
+ * flush acks, close), SIGHUP reloads the configuration and the plugins (see
+ * plugins.h, plugins_reload_begin).
  */
 #ifndef BLAZEBOT_DAEMON_H
 #define BLAZEBOT_DAEMON_H
