@@ -59,6 +59,8 @@ static const struct keydef keys[] = {
     KEY(dedupe_capacity, K_INT, 1, 10000000),
     KEY(workers, K_INT, 1, 64),
     KEY(shutdown_timeout_ms, K_INT, 0, 3600000),
+    KEY(reload_timeout_ms, K_INT, 10, 3600000),
+    KEY(status_file, K_PATH, 0, 0),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -533,6 +535,7 @@ static struct config *config_new(const char *path) {
   cfg->dedupe_capacity = 100000;
   cfg->workers = 2;
   cfg->shutdown_timeout_ms = 10000;
+  cfg->reload_timeout_ms = 5000;
   if (!cfg->path || !cfg->dir || !cfg->blaze_url || !cfg->api_url) {
     config_free(cfg);
     return NULL;
@@ -598,6 +601,7 @@ void config_free(struct config *cfg) {
   free(cfg->api_url);
   free(cfg->ca_file);
   free(cfg->plugin_dir);
+  free(cfg->status_file);
   free(cfg);
 }
 

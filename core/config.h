@@ -43,18 +43,20 @@ struct config {
   int ping_interval_ms;   /* 1000..60000, default 12000 */
   int idle_timeout_ms; /* dead link after this much silence; default 30000, must be > ping
                         */
-  int request_timeout_ms;        /* id-matched reply deadline; default 10000 */
-  int connect_timeout_ms;        /* handshake deadline; default 10000 */
-  int reconnect_min_ms;          /* backoff start; default 1000 */
-  int reconnect_max_ms;          /* backoff cap; default 60000 */
-  int outbox_capacity;           /* queued outgoing messages; default 10000 */
-  int send_rate_per_min;         /* 1..100000; default 90000 (quota is 100,000/min) */
-  int dedupe_capacity;           /* recent ids remembered; default 100000 */
-  int workers;                   /* processing threads; 1..64, default 2 */
-  int shutdown_timeout_ms;       /* graceful stop deadline; default 10000 */
+  int request_timeout_ms;  /* id-matched reply deadline; default 10000 */
+  int connect_timeout_ms;  /* handshake deadline; default 10000 */
+  int reconnect_min_ms;    /* backoff start; default 1000 */
+  int reconnect_max_ms;    /* backoff cap; default 60000 */
+  int outbox_capacity;     /* queued outgoing messages; default 10000 */
+  int send_rate_per_min;   /* 1..100000; default 90000 (quota is 100,000/min) */
+  int dedupe_capacity;     /* recent ids remembered; default 100000 */
+  int workers;             /* processing threads; 1..64, default 2 */
+  int shutdown_timeout_ms; /* graceful stop deadline; default 10000 */
+  int reload_timeout_ms;   /* reload: wait for a plugin's in-flight call; default 5000 */
   struct config_plugin *plugins; /* [plugin.NAME] sections in file order */
   size_t nplugins;
-  char *plugin_dir; /* resolved path of the plugin folder, or NULL when not set */
+  char *plugin_dir;  /* resolved path of the plugin folder, or NULL when not set */
+  char *status_file; /* resolved path: pid and last reload outcome (JSON), or NULL */
 };
 
 /* Parses path. On success returns 0 and *out (free with config_free). On any

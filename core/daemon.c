@@ -14,9 +14,11 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -72,6 +74,17 @@ struct daemon {
   int relist;              /* pushes were shed: reconnect to have them listed again */
   struct buf plugin_stats; /* the plugins' counters, kept after they unload */
   struct daemon_counters c;
+  /* Reload: a HUP sets hup_pending; the loop starts a reload when none is
+   * in progress, so HUPs during a reload fold into one follow-up. */
+  int hup_pending;
+  int reloading;
+  int64_t reload_started;
+  char reload_core[600]; /* what the [blazebot] part of the reload did */
+  uint64_t reloads, reloads_failed;
+  int last_reload_ok;
+  int64_t last_reload_time; /* unix seconds */
+  char *last_reload_summary;
+  uint64_t kept_mapped_at_exit;
 };
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -296,16 +309,98 @@ static void on_fatal(void *ud, const char *why) {
 
 /* ---- reload ------------------------------------------------------------------ */
 
-/* SIGHUP: re-reads the ini and applies the [blazebot] keys. Plugins keep
- * running as loaded (their sections are not re-applied yet); a keystore or
- * blaze_url change reconnects once. */
+/* The status file ([blazebot] status_file): the daemon's pid and the outcome
+ * of the last reload, as one JSON object, replaced atomically. `blazebot
+ * --reload` reads it. */
+static void write_status(struct daemon *d) {
+  if (!d->cfg->status_file)
+    return;
+  json_t *o = json_object();
+  json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+  json_object_set_new(o, "reloads", json_integer((json_int_t)d->reloads));
+  json_object_set_new(o, "reloads_failed", json_integer((json_int_t)d->reloads_failed));
+  json_object_set_new(o, "reloading", json_boolean(d->reloading));
+  json_object_set_new(o, "pending", json_boolean(d->hup_pending));
+  json_object_set_new(o, "plugins", json_integer((json_int_t)plugins_count(d->plugins)));
+  json_object_set_new(o, "plugins_kept_mapped",
+                      json_integer((json_int_t)plugins_kept_mapped(d->plugins)));
+  if (d->reloads) {
+    json_t *l = json_object();
+    json_object_set_new(l, "time", json_integer((json_int_t)d->last_reload_time));
+    json_object_set_new(l, "ok", json_boolean(d->last_reload_ok));
+    json_object_set_new(
+        l, "summary", json_string(d->last_reload_summary ? d->last_reload_summary : ""));
+    json_object_set_new(o, "last_reload", l);
+  }
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", d->cfg->status_file);
+  if (json_dump_file(o, tmp, JSON_COMPACT) < 0 || rename(tmp, d->cfg->status_file) < 0) {
+    log_warn("cannot write the status file %s: %s", d->cfg->status_file, strerror(errno));
+    unlink(tmp);
+  }
+  json_decref(o);
+}
+
+/* Every reload ends here, with exactly one summary line. */
+static void reload_end(struct daemon *d, int ok, const char *summary) {
+  int64_t ms = now_ms() - d->reload_started;
+  d->reloading = 0;
+  d->reloads++;
+  d->last_reload_ok = ok;
+  if (!ok)
+    d->reloads_failed++;
+  d->last_reload_time = (int64_t)time(NULL);
+  free(d->last_reload_summary);
+  size_t n = strlen(d->reload_core) + strlen(summary) + 64;
+  d->last_reload_summary = malloc(n);
+  if (d->last_reload_summary)
+    snprintf(d->last_reload_summary, n, "%s%s%s", d->reload_core,
+             d->reload_core[0] && summary[0] ? "; plugins: " : "", summary);
+  const char *line = d->last_reload_summary ? d->last_reload_summary : summary;
+  if (ok)
+    log_info("reload: done in %lld ms: %s", (long long)ms, line);
+  else
+    log_warn("reload: done with refusals in %lld ms: %s", (long long)ms, line);
+  write_status(d);
+}
+
+static void on_plugins_reloaded(void *ud, int ok, const char *summary) {
+  reload_end(ud, ok, summary);
+}
+
+/* A refused reload: nothing was changed. */
+static void reload_refused(struct daemon *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void reload_refused(struct daemon *d, const char *fmt, ...) {
+  char why[800];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  d->reloading = 0;
+  d->reloads++;
+  d->reloads_failed++;
+  d->last_reload_ok = 0;
+  d->last_reload_time = (int64_t)time(NULL);
+  free(d->last_reload_summary);
+  d->last_reload_summary = strdup(why);
+  log_error("reload: refused: %s; keeping the running configuration", why);
+  write_status(d);
+}
+
+/* SIGHUP, on the loop: re-reads the ini into a new snapshot, applies the
+ * [blazebot] keys (a keystore or blaze_url change reconnects once), then
+ * hands the plugin sections to the plugin host, which finishes the reload
+ * over the next ticks (reload_end). Any ini error changes nothing. */
 static void reload(struct daemon *d) {
+  d->hup_pending = 0;
+  d->reload_started = now_ms();
+  d->reload_core[0] = 0;
   log_info("reload: re-reading %s", d->cfg->path);
   struct config *ncfg = NULL;
   int nerr = config_load(d->cfg->path, &ncfg);
   if (nerr) {
-    log_error("reload: %d error(s) in %s; keeping the running configuration", nerr,
-              d->cfg->path);
+    reload_refused(d, "%d error(s) in %s", nerr, d->cfg->path);
     return;
   }
   struct keystore *nks = NULL;
@@ -313,22 +408,27 @@ static void reload(struct daemon *d) {
   if (ks_changed) {
     char err[512];
     if (keystore_load(ncfg->keystore, 1, &nks, err, sizeof err) < 0) {
-      log_error("reload: %s; keeping the running configuration", err);
       config_free(ncfg);
+      reload_refused(d, "%s", err);
       return;
     }
   }
   if ((ncfg->ca_file || d->cfg->ca_file) &&
       (!ncfg->ca_file || !d->cfg->ca_file || strcmp(ncfg->ca_file, d->cfg->ca_file) != 0))
     log_warn("reload: ca_file changed; it takes effect at the next restart");
-  /* Workers may read the old snapshot (outbox capacity) at this moment, so
-   * it is kept until exit instead of freed; snapshots are small. */
+  if (ncfg->workers != d->cfg->workers)
+    log_warn("reload: workers changed; it takes effect at the next restart");
+  /* Workers may read the old snapshot (outbox capacity, plugin sections)
+   * at this moment, so it is kept until exit instead of freed; snapshots
+   * are small. */
   struct config **old = realloc(d->old_cfgs, (d->nold + 1) * sizeof *old);
   if (!old) {
     config_free(ncfg);
     keystore_free(nks);
+    reload_refused(d, "out of memory");
     return;
   }
+  int url_changed = strcmp(ncfg->blaze_url, d->cfg->blaze_url) != 0;
   d->old_cfgs = old;
   d->old_cfgs[d->nold++] = d->cfg;
   d->cfg = ncfg;
@@ -342,9 +442,23 @@ static void reload(struct daemon *d) {
   outbox_set_config(d->outbox, d->cfg);
   if (nks)
     keystore_free(oks);
-  log_info("reload: done (keystore %s, blaze_url %s); plugins unchanged (restart to "
-           "change them)",
-           ks_changed ? "changed" : "unchanged", d->cfg->blaze_url);
+  snprintf(d->reload_core, sizeof d->reload_core, "core: keystore %s, blaze_url %s%s",
+           ks_changed ? "changed" : "unchanged", d->cfg->blaze_url,
+           ks_changed || url_changed ? " (reconnecting once)" : "");
+  d->reloading = 1;
+  write_status(d);
+  if (!d->plugins) {
+    reload_end(d, 1, "");
+    return;
+  }
+  if (plugins_reload_begin(d->plugins, d->cfg, now_ms(), on_plugins_reloaded, d) < 0)
+    reload_end(d, 0, "the plugin host is stopping");
+}
+
+/* Starts a reload when one was asked for and none is in progress. */
+static void maybe_reload(struct daemon *d) {
+  if (d->hup_pending && !d->reloading && !d->stopping)
+    reload(d);
 }
 
 /* ---- loop ---------------------------------------------------------------------- */
@@ -394,6 +508,7 @@ static void tick(lws_sorted_usec_list_t *sul) {
   drain_completions(d);
   repost_due(d, now);
   plugins_tick(d->plugins, now);
+  maybe_reload(d);
   check_load(d);
   if (d->paused && !d->stopping && relaxed(d)) {
     d->paused = 0;
@@ -433,8 +548,12 @@ static void on_signal(struct daemon *d) {
       break;
     }
   }
-  if (hup && !d->stopping)
-    reload(d);
+  if (hup && !d->stopping && !d->hup_pending) {
+    /* The next tick reloads (maybe_reload): HUPs until then, and during a
+     * reload in progress, fold into that one reload. */
+    d->hup_pending = 1;
+    write_status(d);
+  }
 }
 
 static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -447,6 +566,7 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     if (d && d->dispatch) {
       int64_t now = now_ms();
       drain_completions(d);
+      plugins_poll(d->plugins, now);
       outbox_tick(d->outbox, now);
       if (atomic_load(&d->stop_requested))
         begin_stop(d, "requested");
@@ -470,6 +590,11 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 static void wake(void *ud) {
   struct daemon *d = ud;
   lws_cancel_service(d->ctx);
+}
+
+void daemon_wake(struct daemon *d) {
+  if (d && d->ctx)
+    lws_cancel_service(d->ctx);
 }
 
 static void lws_log_emit(int level, const char *line) {
@@ -602,12 +727,14 @@ void daemon_free(struct daemon *d) {
   config_free(d->cfg);
   keystore_free(d->ks);
   buf_fini(&d->plugin_stats);
+  free(d->last_reload_summary);
   free(d);
 }
 
 int daemon_run(struct daemon *d) {
   d->exit_code = DAEMON_EXIT_OK;
   session_start(d->session);
+  write_status(d);
   lws_sul_schedule(d->ctx, 0, &d->tick, tick, 1);
   while (!d->quit) {
     if (lws_service(d->ctx, 0) < 0)
@@ -624,8 +751,11 @@ int daemon_run(struct daemon *d) {
   plugins_shutdown_all(d->plugins);
   buf_reset(&d->plugin_stats);
   plugins_stats_json(d->plugins, &d->plugin_stats);
+  d->kept_mapped_at_exit = plugins_kept_mapped(d->plugins);
   plugins_free(d->plugins);
   d->plugins = NULL;
+  if (d->cfg->status_file)
+    unlink(d->cfg->status_file);
   dispatch_free(d->dispatch);
   d->dispatch = NULL;
   return d->exit_code;
@@ -686,6 +816,9 @@ char *daemon_stats_json(struct daemon *d) {
       {"bytes_in", ss->bytes_in},
       {"bytes_out", ss->bytes_out},
       {"inflight", d->inflight_jobs},
+      {"reloads", d->reloads},
+      {"reloads_failed", d->reloads_failed},
+      {"plugins_kept_mapped", d->kept_mapped_at_exit},
   };
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
     json_object_set_new(o, f[i].k, json_integer((json_int_t)f[i].v));

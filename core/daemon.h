@@ -6,7 +6,8 @@
  * reply sent for the message was accepted or permanently refused by the
  * server → acknowledgement queued. Signals arrive through a signalfd on the
  * loop: SIGTERM/SIGINT stop gracefully (stop reading, finish in-flight work,
- * flush acks, close), SIGHUP re-reads the configuration.
+ * flush acks, close), SIGHUP reloads the configuration and the plugins (see
+ * plugins.h, plugins_reload_begin).
  */
 #ifndef BLAZEBOT_DAEMON_H
 #define BLAZEBOT_DAEMON_H
@@ -61,6 +62,9 @@ void daemon_stop(struct daemon *d);
  * Returns outbox_send's result. */
 int daemon_reply(struct daemon *d, struct job *job, const struct outbox_msg *m,
                  char id_out[UUID_STR_LEN]);
+
+/* Any thread: makes the loop run its completion/reload polling soon. */
+void daemon_wake(struct daemon *d);
 
 void daemon_get_counters(struct daemon *d, struct daemon_counters *out);
 /* Writes all counters (daemon, session, acks, outbox) as one JSON object. */

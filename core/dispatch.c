@@ -217,6 +217,42 @@ void dispatch_post(struct dispatch *d, struct dispatch_strand *s,
   pthread_mutex_unlock(&d->mu);
 }
 
+void dispatch_post_front(struct dispatch *d, struct dispatch_strand *s,
+                         struct dispatch_item *item) {
+  item->strand = s;
+  pthread_mutex_lock(&d->mu);
+  item->next = s->q.head;
+  s->q.head = item;
+  if (!s->q.tail)
+    s->q.tail = item;
+  if (!s->scheduled && !s->paused) {
+    s->scheduled = 1;
+    q_push(&d->main.q, &s->token);
+    pthread_cond_signal(&d->main.cv);
+  }
+  pthread_mutex_unlock(&d->mu);
+}
+
+int dispatch_strand_cancel(struct dispatch_strand *s, struct dispatch_item *item) {
+  int removed = 0;
+  pthread_mutex_lock(&s->d->mu);
+  struct dispatch_item *prev = NULL;
+  for (struct dispatch_item *it = s->q.head; it; prev = it, it = it->next) {
+    if (it != item)
+      continue;
+    if (prev)
+      prev->next = it->next;
+    else
+      s->q.head = it->next;
+    if (s->q.tail == it)
+      s->q.tail = prev;
+    removed = 1;
+    break;
+  }
+  pthread_mutex_unlock(&s->d->mu);
+  return removed;
+}
+
 void dispatch_post_blocking(struct dispatch *d, struct dispatch_item *item) {
   struct pool *p = d->blocking.n ? &d->blocking : &d->main;
   item->strand = NULL;

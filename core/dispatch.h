@@ -63,6 +63,13 @@ void dispatch_strand_pause(struct dispatch_strand *s, int pause);
 /* Any thread. Queues item on strand (NULL = the shared queue). */
 void dispatch_post(struct dispatch *d, struct dispatch_strand *strand,
                    struct dispatch_item *item);
+/* Any thread. Queues item at the head of strand s (reload: the item runs
+ * right after the item running now, before the messages waiting). */
+void dispatch_post_front(struct dispatch *d, struct dispatch_strand *s,
+                         struct dispatch_item *item);
+/* Any thread. Takes item out of strand s if it is still queued there.
+ * Returns 1 when removed, 0 when it is not queued (running or ran). */
+int dispatch_strand_cancel(struct dispatch_strand *s, struct dispatch_item *item);
 /* Any thread. Queues item on the blocking pool (or the shared queue when
  * there is none). */
 void dispatch_post_blocking(struct dispatch *d, struct dispatch_item *item);

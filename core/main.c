@@ -5,9 +5,14 @@
  * daemon and returns its exit code. The only file that calls exit().
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -17,26 +22,88 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: blazebot [-c FILE] [--check] [--stats-file FILE]\n"
+          "       blazebot [-c FILE] --reload\n"
           "       blazebot --version | --help\n"
           "\n"
           "  -c, --config FILE    configuration (default /etc/blazebot/blazebot.ini)\n"
           "      --check          validate the configuration and keystore, print every\n"
           "                       problem, exit 0 if all is well and 1 otherwise\n"
           "      --stats-file F   write the run's counters as JSON to F at exit\n"
+          "      --reload         ask the running daemon (found through the ini's\n"
+          "                       status_file) to reload, wait, print the outcome; exit\n"
+          "                       0 if all applied, 1 if anything was refused, 3 if no\n"
+          "                       daemon answered\n"
           "  -V, --version        print the version\n"
           "  -h, --help           this text\n"
           "\n"
           "Signals: SIGTERM/SIGINT stop gracefully (in-flight messages finish and are\n"
-          "acknowledged), SIGHUP re-reads the configuration.\n"
+          "acknowledged), SIGHUP reloads the configuration and the plugins.\n"
           "Exit codes: 0 clean stop, 1 configuration or keystore error, 2 Blaze refused\n"
           "the credentials (401), 3 other fatal error.\n");
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* blazebot --reload: SIGHUP to the daemon named in the status file, then
+ * wait until a reload that started after it ended, and report it. */
+static int reload_running(const char *path) {
+  struct config *cfg = NULL;
+  int nerr = config_load(path, &cfg);
+  if (nerr) {
+    fprintf(stderr, "blazebot: %s: %d error(s) (above); not reloading\n", path, nerr);
+    return 1;
+  }
+  if (!cfg->status_file) {
+    fprintf(stderr, "blazebot: --reload needs [blazebot] status_file in %s\n", path);
+    config_free(cfg);
+    return 3;
+  }
+  char status[4096];
+  snprintf(status, sizeof status, "%s", cfg->status_file);
+  int wait_ms = cfg->reload_timeout_ms * 2 + 30000;
+  config_free(cfg);
+  json_t *st = json_load_file(status, 0, NULL);
+  long long pid = st ? json_integer_value(json_object_get(st, "pid")) : 0;
+  long long before = st ? json_integer_value(json_object_get(st, "reloads")) : 0;
+  json_decref(st);
+  if (pid <= 0 || kill((pid_t)pid, SIGHUP) < 0) {
+    fprintf(stderr, "blazebot: no running daemon found through %s\n", status);
+    return 3;
+  }
+  for (int waited = 0; waited < wait_ms; waited += 50) {
+    sleep_ms(50);
+    st = json_load_file(status, 0, NULL);
+    if (!st) {
+      if (kill((pid_t)pid, 0) < 0)
+        break;
+      continue;
+    }
+    long long n = json_integer_value(json_object_get(st, "reloads"));
+    int busy = json_is_true(json_object_get(st, "reloading")) ||
+               json_is_true(json_object_get(st, "pending"));
+    json_t *last = json_object_get(st, "last_reload");
+    if (n > before && !busy && last) {
+      int ok = json_is_true(json_object_get(last, "ok"));
+      printf("reload %s: %s\n", ok ? "done" : "refused in part",
+             json_string_value(json_object_get(last, "summary")));
+      json_decref(st);
+      return ok ? 0 : 1;
+    }
+    json_decref(st);
+  }
+  fprintf(stderr, "blazebot: the daemon (pid %lld) did not report a reload\n", pid);
+  return 3;
 }
 
 int main(int argc, char **argv) {
   const char *path = "/etc/blazebot/blazebot.ini";
   const char *stats_file = NULL;
-  int check = 0;
+  int check = 0, reload = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                       {"reload", no_argument, NULL, 'r'},
                                        {"check", no_argument, NULL, 'k'},
                                        {"stats-file", required_argument, NULL, 's'},
                                        {"version", no_argument, NULL, 'V'},
@@ -50,6 +117,9 @@ int main(int argc, char **argv) {
       break;
     case 'k':
       check = 1;
+      break;
+    case 'r':
+      reload = 1;
       break;
     case 's':
       stats_file = optarg;
@@ -70,6 +140,9 @@ int main(int argc, char **argv) {
     usage(stderr);
     return DAEMON_EXIT_CONFIG;
   }
+
+  if (reload)
+    return reload_running(path);
 
   struct config *cfg = NULL;
   int nerr = config_load(path, &cfg);

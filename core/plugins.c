@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "daemon.h"
@@ -41,28 +42,57 @@ struct blazebot_ctx {
   struct instance *inst;
 };
 
-struct instance {
-  struct instance *next;
+/* One subscription as the host applies it (ini overrides applied). */
+struct sub {
+  char pat[96];
+  int32_t prio;
+};
+
+/* A plugin NAME's stable place in the host: owns the strand, the counters,
+ * and an atomic pointer to the instance serving now (NULL while none: not
+ * added yet, or removed). Routes and jobs hold slots, never instances, so a
+ * reload swaps one pointer. Slots live until the host is freed. */
+struct slot {
+  struct slot *next;
   char name[64];
-  const struct config_plugin *section;
+  struct dispatch_strand *strand;
+  _Atomic(struct instance *) inst;
+  int order; /* ini order, ties in routing */
+  atomic_ullong delivered, handled, passed, retried, errors, gave_up;
+};
+
+struct instance {
+  struct instance *next; /* the retiring list */
+  char name[64];
+  struct slot *slot;
+  const struct config_plugin *section; /* changes only on the slot's strand */
   const struct config *cfg;
   struct plugin_host *h;
   void *dl;
   struct blazebot_plugin desc; /* min(size) copy, rest zero */
   void *state;
   struct blazebot_ctx ctx;
-  struct dispatch_strand *strand;
-  int max_attempts;
-  int order; /* ini order, ties in routing */
+  atomic_int max_attempts;
+  struct sub subs[MAX_SUBSCRIPTIONS];
+  int nsubs;
+  char src[1024];
+  /* The file's identity when it was staged: a reload compares it. */
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
   int in_init;
-  int closing;
+  int initialised;        /* init succeeded: shutdown is owed */
+  atomic_int closing;     /* no new timers or blocking work */
+  atomic_int retire_done; /* retiring: shutdown ran (or is not owed) */
+  int retire_posted;
+  struct dispatch_item retire_item;
   char error[512];
   /* Inside on_message: the job and view being handled, and by which thread. */
   struct job *current_job;
   const struct blazebot_message *current_view;
   pthread_t current_thread;
   atomic_int work_outstanding; /* blocking work + timer items in flight */
-  atomic_ullong delivered, handled, passed, retried, errors, gave_up;
 };
 
 struct route {
@@ -70,16 +100,17 @@ struct route {
   size_t plen;
   int prefix; /* pattern ended in '*' (plen excludes it) */
   int32_t priority;
-  struct instance *inst;
+  struct slot *slot;
 };
 
 /* Per-job routing state: the view handed to plugins and the subscriber list
  * computed when the message arrived. */
 struct job_route {
   struct job_route *next_free;
+  struct plugin_host *h;
   struct blazebot_message view;
-  int nsubs, idx, attempt;
-  struct instance *subs[]; /* host->ninst entries */
+  int nsubs, idx, attempt, cap;
+  struct slot *subs[]; /* cap entries (>= the slots when routed) */
 };
 
 struct timer {
@@ -110,17 +141,22 @@ struct saved_state {
   size_t len;
 };
 
+struct reload;
+
 struct plugin_host {
   struct daemon *d;
   struct dispatch *disp;
   const struct config *cfg;
-  struct instance *insts;
-  size_t ninst;
+  struct slot *slots;
+  size_t nslots;
   struct route *routes;
   size_t nroutes;
   char stage_dir[256];
   unsigned gen;
   struct job_route *route_pool;
+  struct reload *reload;     /* the reload in progress, or NULL */
+  struct instance *retiring; /* replaced instances not yet unloaded */
+  uint64_t kept_mapped;      /* old generations left mapped */
 
   pthread_mutex_t mu; /* timers, saved states */
   struct timer *timers;
@@ -285,7 +321,7 @@ static void timer_run(struct dispatch_item *it);
 static int svc_timer_add(blazebot_ctx *ctx, uint32_t delay_ms, uint32_t repeat_ms,
                          blazebot_timer_fn fn, void *arg, uint64_t *id_out) {
   struct instance *in = inst_of(ctx);
-  if (!in || !fn || in->closing)
+  if (!in || !fn || atomic_load(&in->closing))
     return -1;
   struct timer *t = calloc(1, sizeof *t);
   if (!t)
@@ -297,6 +333,11 @@ static int svc_timer_add(blazebot_ctx *ctx, uint32_t delay_ms, uint32_t repeat_m
   t->arg = arg;
   t->item.run = timer_run;
   pthread_mutex_lock(&in->h->mu);
+  if (atomic_load(&in->closing)) {
+    pthread_mutex_unlock(&in->h->mu);
+    free(t);
+    return -1;
+  }
   t->id = ++in->h->next_timer_id;
   t->next = in->h->timers;
   in->h->timers = t;
@@ -370,7 +411,7 @@ static void work_run(struct dispatch_item *it) {
   w->work(w->arg);
   if (w->done) {
     w->item.run = work_done_run;
-    dispatch_post(in->h->disp, in->strand, &w->item);
+    dispatch_post(in->h->disp, in->slot->strand, &w->item);
     return;
   }
   free(w);
@@ -380,7 +421,7 @@ static void work_run(struct dispatch_item *it) {
 static int svc_run_blocking(blazebot_ctx *ctx, blazebot_work_fn fn, blazebot_done_fn done,
                             void *arg) {
   struct instance *in = inst_of(ctx);
-  if (!in || !fn || in->closing)
+  if (!in || !fn || atomic_load(&in->closing))
     return -1;
   struct work *w = calloc(1, sizeof *w);
   if (!w)
@@ -482,43 +523,52 @@ static int64_t retry_delay_ms(int attempt) {
   return d > 30000 ? 30000 : d;
 }
 
+/* Runs on the strand of r->subs[r->idx]. The slot's instance is read here,
+ * on that strand, so a reload's swap (also on the strand) happens between
+ * two deliveries, never during one. A slot without an instance (its plugin
+ * was removed) passes the message on. */
 static void deliver_run(struct dispatch_item *it) {
   struct job *job = (struct job *)((char *)it - offsetof(struct job, item));
   struct job_route *r = job->route;
-  struct instance *in = r->subs[r->idx];
-  struct plugin_host *h = in->h;
-  r->view.attempt = (uint32_t)r->attempt;
-  in->current_job = job;
-  in->current_view = &r->view;
-  in->current_thread = pthread_self();
-  int rc = in->desc.on_message(in->state, &r->view);
-  in->current_job = NULL;
-  in->current_view = NULL;
-  atomic_fetch_add(&in->delivered, 1);
+  struct plugin_host *h = r->h;
+  struct slot *sl = r->subs[r->idx];
+  struct instance *in = atomic_load(&sl->inst);
+  int rc = BLAZEBOT_PASS;
+  if (in) {
+    r->view.attempt = (uint32_t)r->attempt;
+    in->current_job = job;
+    in->current_view = &r->view;
+    in->current_thread = pthread_self();
+    rc = in->desc.on_message(in->state, &r->view);
+    in->current_job = NULL;
+    in->current_view = NULL;
+    atomic_fetch_add(&sl->delivered, 1);
 
-  if (rc == BLAZEBOT_RETRY) {
-    if (r->attempt < in->max_attempts) {
-      atomic_fetch_add(&in->retried, 1);
-      job->retry_at = now_ms() + retry_delay_ms(r->attempt);
-      r->attempt++;
-      dispatch_complete(h->disp, job); /* the daemon re-posts it when due */
-      return;
+    if (rc == BLAZEBOT_RETRY) {
+      if (r->attempt < atomic_load(&in->max_attempts)) {
+        atomic_fetch_add(&sl->retried, 1);
+        job->retry_at = now_ms() + retry_delay_ms(r->attempt);
+        r->attempt++;
+        dispatch_complete(h->disp, job); /* the daemon re-posts it when due */
+        return;
+      }
+      atomic_fetch_add(&sl->gave_up, 1);
+      log_warn("plugin %s: gave up on message %s after %d attempts", in->name,
+               r->view.message_id, r->attempt);
+      rc = BLAZEBOT_ERROR;
     }
-    atomic_fetch_add(&in->gave_up, 1);
-    log_warn("plugin %s: gave up on message %s after %d attempts", in->name,
-             r->view.message_id, r->attempt);
-    rc = BLAZEBOT_ERROR;
-  }
-  if (rc < 0) {
-    atomic_fetch_add(&in->errors, 1);
-    log_warn("plugin %s: message %s (%s) failed with %d", in->name, r->view.message_id,
-             r->view.category, rc);
-  } else if (rc == BLAZEBOT_HANDLED) {
-    atomic_fetch_add(&in->handled, 1);
-  } else {
-    if (rc != BLAZEBOT_PASS)
-      log_warn("plugin %s: unknown return code %d treated as PASS", in->name, rc);
-    atomic_fetch_add(&in->passed, 1);
+    if (rc < 0) {
+      atomic_fetch_add(&sl->errors, 1);
+      log_warn("plugin %s: message %s (%s) failed with %d", in->name, r->view.message_id,
+               r->view.category, rc);
+    } else if (rc == BLAZEBOT_HANDLED) {
+      atomic_fetch_add(&sl->handled, 1);
+    } else {
+      if (rc != BLAZEBOT_PASS)
+        log_warn("plugin %s: unknown return code %d treated as PASS", in->name, rc);
+      rc = BLAZEBOT_PASS;
+      atomic_fetch_add(&sl->passed, 1);
+    }
   }
   if (rc != BLAZEBOT_HANDLED && r->idx + 1 < r->nsubs) {
     r->idx++;
@@ -538,29 +588,37 @@ static int route_matches(const struct route *rt, const char *category) {
 }
 
 int plugins_route(struct plugin_host *h, struct job *job) {
-  if (!h || !h->ninst)
+  if (!h || !h->nroutes)
     return 0;
   struct job_route *r = h->route_pool;
+  if (r && r->cap < (int)h->nslots) {
+    /* Slots were added by a reload since this one was made. */
+    h->route_pool = r->next_free;
+    free(r);
+    r = NULL;
+  }
   if (r) {
     h->route_pool = r->next_free;
   } else {
-    r = malloc(sizeof *r + h->ninst * sizeof r->subs[0]);
+    r = malloc(sizeof *r + h->nslots * sizeof r->subs[0]);
     if (!r)
       return -1;
+    r->cap = (int)h->nslots;
   }
+  r->h = h;
   r->nsubs = 0;
   const char *cat = job->msg->category;
-  /* Routes are sorted by priority; an instance matching through several
+  /* Routes are sorted by priority; a slot matching through several
    * patterns is delivered once, at its first (highest) position. */
   for (size_t i = 0; i < h->nroutes; i++) {
     if (!route_matches(&h->routes[i], cat))
       continue;
-    struct instance *in = h->routes[i].inst;
+    struct slot *sl = h->routes[i].slot;
     int dup = 0;
     for (int k = 0; k < r->nsubs; k++)
-      dup |= r->subs[k] == in;
-    if (!dup)
-      r->subs[r->nsubs++] = in;
+      dup |= r->subs[k] == sl;
+    if (!dup && r->nsubs < r->cap)
+      r->subs[r->nsubs++] = sl;
   }
   if (!r->nsubs) {
     r->next_free = h->route_pool;
@@ -604,9 +662,13 @@ void plugins_job_done(struct plugin_host *h, struct job *job) {
   h->route_pool = r;
 }
 
+static void reload_poll(struct plugin_host *h, int64_t now);
+static void retire_poll(struct plugin_host *h);
+
 int64_t plugins_tick(struct plugin_host *h, int64_t now) {
   if (!h)
     return -1;
+  plugins_poll(h, now);
   int64_t next = -1;
   pthread_mutex_lock(&h->mu);
   for (struct timer *t = h->timers; t; t = t->next) {
@@ -617,7 +679,7 @@ int64_t plugins_tick(struct plugin_host *h, int64_t now) {
       if (t->repeat)
         t->due = now + t->repeat;
       atomic_fetch_add(&t->inst->work_outstanding, 1);
-      dispatch_post(h->disp, t->inst->strand, &t->item);
+      dispatch_post(h->disp, t->inst->slot->strand, &t->item);
     } else if (next < 0 || t->due - now < next) {
       next = t->due - now;
     }
@@ -625,7 +687,6 @@ int64_t plugins_tick(struct plugin_host *h, int64_t now) {
   pthread_mutex_unlock(&h->mu);
   return next;
 }
-
 /* ---- loading ------------------------------------------------------------------- */
 
 static int safe_mode(const struct stat *st, const char *what, const char *path, char *err,
@@ -649,7 +710,7 @@ static int safe_mode(const struct stat *st, const char *what, const char *path, 
  * handle for a path it already has loaded, and the copy cannot be changed
  * under us after the checks. */
 static int stage(struct plugin_host *h, const char *name, const char *src, char *dst,
-                 size_t dstlen, char *err, size_t errlen) {
+                 size_t dstlen, struct stat *id, char *err, size_t errlen) {
   int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0) {
     snprintf(err, errlen, "cannot open %s: %s", src,
@@ -666,6 +727,7 @@ static int stage(struct plugin_host *h, const char *name, const char *src, char 
     close(in);
     return -1;
   }
+  *id = st;
   snprintf(dst, dstlen, "%s/%s.%u.so", h->stage_dir, name, ++h->gen);
   int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
   if (out < 0) {
@@ -694,25 +756,28 @@ static int stage(struct plugin_host *h, const char *name, const char *src, char 
   return rc;
 }
 
-static int add_routes(struct plugin_host *h, struct instance *in, char *err,
+/* The subscriptions of in under section sec: the ini's categories/priority
+ * override the descriptor's table. */
+static int parse_subs(const struct instance *in, const struct config_plugin *sec,
+                      const struct config *cfg, struct sub *subs, int *nout, char *err,
                       size_t errlen) {
-  const struct config_kv *cats = find_kv(in, "categories");
-  const struct config_kv *prio = find_kv(in, "priority");
+  const struct config_kv *cats = NULL, *prio = NULL;
+  for (size_t i = 0; i < sec->nkv; i++) {
+    if (strcmp(sec->kv[i].key, "categories") == 0)
+      cats = &sec->kv[i];
+    else if (strcmp(sec->kv[i].key, "priority") == 0)
+      prio = &sec->kv[i];
+  }
   int32_t prio_v = 0;
   if (prio) {
     char *end;
     long v = strtol(prio->value, &end, 10);
     if (end == prio->value || *end || v < -1000000 || v > 1000000) {
-      snprintf(err, errlen, "%s:%d: priority must be an integer", in->cfg->path,
-               prio->line);
+      snprintf(err, errlen, "%s:%d: priority must be an integer", cfg->path, prio->line);
       return -1;
     }
     prio_v = (int32_t)v;
   }
-  struct {
-    char pat[96];
-    int32_t prio;
-  } subs[MAX_SUBSCRIPTIONS];
   int n = 0;
   if (cats) {
     char tmp[1024];
@@ -738,26 +803,62 @@ static int add_routes(struct plugin_host *h, struct instance *in, char *err,
       return -1;
     }
   }
-  if (!n)
-    log_warn("plugin %s subscribes to no category; it will receive no messages",
-             in->name);
-  struct route *nr = realloc(h->routes, (h->nroutes + (size_t)n) * sizeof *nr);
-  if (!nr && n) {
-    snprintf(err, errlen, "out of memory");
+  *nout = n;
+  return 0;
+}
+
+static int parse_max_attempts(const struct config_plugin *sec, const struct config *cfg,
+                              int *out, char *err, size_t errlen) {
+  *out = 5;
+  for (size_t i = 0; i < sec->nkv; i++) {
+    const struct config_kv *kv = &sec->kv[i];
+    if (strcmp(kv->key, "max_attempts") != 0)
+      continue;
+    char *end;
+    long v = strtol(kv->value, &end, 10);
+    if (end == kv->value || *end || v < 1 || v > 100) {
+      snprintf(err, errlen, "%s:%d: max_attempts must be 1..100", cfg->path, kv->line);
+      return -1;
+    }
+    *out = (int)v;
+  }
+  return 0;
+}
+
+/* Rebuilds the routing table from the slots' current instances. I/O thread. */
+static int rebuild_routes(struct plugin_host *h) {
+  size_t n = 0;
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    struct instance *in = atomic_load(&sl->inst);
+    if (in)
+      n += (size_t)in->nsubs;
+  }
+  struct route *nr = calloc(n ? n : 1, sizeof *nr);
+  if (!nr)
     return -1;
+  size_t k = 0;
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    struct instance *in = atomic_load(&sl->inst);
+    if (!in)
+      continue;
+    if (!in->nsubs)
+      log_warn("plugin %s subscribes to no category; it will receive no messages",
+               in->name);
+    for (int i = 0; i < in->nsubs; i++) {
+      struct route *rt = &nr[k++];
+      snprintf(rt->pattern, sizeof rt->pattern, "%s", in->subs[i].pat);
+      char *star = strchr(rt->pattern, '*');
+      rt->prefix = star != NULL;
+      if (star)
+        *star = 0;
+      rt->plen = strlen(rt->pattern);
+      rt->priority = in->subs[i].prio;
+      rt->slot = sl;
+    }
   }
+  free(h->routes);
   h->routes = nr;
-  for (int i = 0; i < n; i++) {
-    struct route *rt = &h->routes[h->nroutes++];
-    snprintf(rt->pattern, sizeof rt->pattern, "%s", subs[i].pat);
-    char *star = strchr(rt->pattern, '*');
-    rt->prefix = star != NULL;
-    if (star)
-      *star = 0;
-    rt->plen = strlen(rt->pattern);
-    rt->priority = subs[i].prio;
-    rt->inst = in;
-  }
+  h->nroutes = n;
   return 0;
 }
 
@@ -765,50 +866,64 @@ static int route_cmp(const void *a, const void *b) {
   const struct route *x = a, *y = b;
   if (x->priority != y->priority)
     return x->priority > y->priority ? -1 : 1;
-  return x->inst->order - y->inst->order;
+  return x->slot->order - y->slot->order;
 }
 
-static void inst_free(struct instance *in) {
+static void routes_commit(struct plugin_host *h) {
+  if (rebuild_routes(h) == 0)
+    qsort(h->routes, h->nroutes, sizeof *h->routes, route_cmp);
+  else
+    log_error("plugins: out of memory rebuilding the routing table; keeping the old one");
+}
+
+/* Drops an instance whose init never ran or failed: nothing of it is
+ * registered with the host any more (see inst_cancel_timers). */
+static void inst_free(struct instance *in, int may_unload) {
   if (!in)
     return;
-  if (in->strand)
-    dispatch_strand_free(in->strand);
-  if (in->dl && (in->desc.flags & BLAZEBOT_FLAG_UNLOAD_SAFE))
+  if (in->dl && may_unload)
     dlclose(in->dl);
   free(in);
 }
 
-/* Loads one [plugin.NAME]; on refusal returns -1 with the reason in err. */
-static int load_one(struct plugin_host *h, const struct config_plugin *sec, int order,
-                    char *err, size_t errlen) {
-  const struct config *cfg = h->cfg;
-  struct instance *in = calloc(1, sizeof *in);
-  if (!in) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  snprintf(in->name, sizeof in->name, "%s", sec->name);
-  in->section = sec;
-  in->cfg = cfg;
-  in->h = h;
-  in->order = order;
-  in->ctx.inst = in;
-  in->max_attempts = 5;
-
-  const struct config_kv *kv = find_kv(in, "max_attempts");
-  if (kv) {
-    char *end;
-    long v = strtol(kv->value, &end, 10);
-    if (end == kv->value || *end || v < 1 || v > 100) {
-      snprintf(err, errlen, "%s:%d: max_attempts must be 1..100", cfg->path, kv->line);
-      goto fail;
+static int is_enabled(const struct config *cfg, const struct config_plugin *sec,
+                      int *bad) {
+  int on = 1;
+  if (bad)
+    *bad = 0;
+  for (size_t k = 0; k < sec->nkv; k++) {
+    if (strcmp(sec->kv[k].key, "enabled") == 0 && parse_bool(sec->kv[k].value, &on) < 0) {
+      if (bad) {
+        log_error("%s:%d: [plugin.%s] enabled must be true or false", cfg->path,
+                  sec->kv[k].line, sec->name);
+        *bad = 1;
+      }
+      on = 0;
     }
-    in->max_attempts = (int)v;
   }
-  char file[512], src[1024], staged[600];
-  kv = find_kv(in, "path");
-  snprintf(file, sizeof file, "%s", kv ? kv->value : "");
-  if (!kv)
+  return on;
+}
+
+/* The section's enabled key is present but not a boolean. */
+static int enabled_bad(const struct config_plugin *sec) {
+  int on;
+  for (size_t k = 0; k < sec->nkv; k++)
+    if (strcmp(sec->kv[k].key, "enabled") == 0 && parse_bool(sec->kv[k].value, &on) < 0)
+      return 1;
+  return 0;
+}
+
+/* plugin_dir/file of a section, checked to stay inside plugin_dir. */
+static int plugin_src(const struct config *cfg, const struct config_plugin *sec,
+                      char *src, size_t srclen, char *err, size_t errlen) {
+  const struct config_kv *kv = NULL;
+  for (size_t i = 0; i < sec->nkv; i++)
+    if (strcmp(sec->kv[i].key, "path") == 0)
+      kv = &sec->kv[i];
+  char file[512];
+  if (kv)
+    snprintf(file, sizeof file, "%s", kv->value);
+  else
     snprintf(file, sizeof file, "%s.so", sec->name);
   if (strchr(file, '/') || strcmp(file, "..") == 0 || file[0] == '.' || !file[0]) {
     snprintf(
@@ -816,11 +931,72 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
         "%s:%d: path '%s' must be a file name inside plugin_dir (plugins load only from "
         "there)",
         cfg->path, kv ? kv->line : sec->line, file);
-    goto fail;
+    return -1;
   }
-  snprintf(src, sizeof src, "%s/%s", cfg->plugin_dir, file);
-  if (stage(h, sec->name, src, staged, sizeof staged, err, errlen) < 0)
+  snprintf(src, srclen, "%s/%s", cfg->plugin_dir, file);
+  return 0;
+}
+
+static int check_plugin_dir(const struct config *cfg, char *err, size_t errlen) {
+  struct stat st;
+  if (!cfg->plugin_dir) {
+    snprintf(err, errlen,
+             "%s: plugins are configured but [blazebot] plugin_dir is not set",
+             cfg->path);
+    return -1;
+  }
+  if (stat(cfg->plugin_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "plugin_dir %s is not a directory", cfg->plugin_dir);
+    return -1;
+  }
+  return safe_mode(&st, "plugin_dir", cfg->plugin_dir, err, errlen);
+}
+
+static int ensure_stage_dir(struct plugin_host *h, char *err, size_t errlen) {
+  if (h->stage_dir[0])
+    return 0;
+  const char *tmp = getenv("TMPDIR");
+  snprintf(h->stage_dir, sizeof h->stage_dir, "%s/blazebot-plugins.XXXXXX",
+           tmp && tmp[0] == '/' ? tmp : "/tmp");
+  if (!mkdtemp(h->stage_dir)) {
+    snprintf(err, errlen, "cannot create a staging folder in %s: %s", tmp ? tmp : "/tmp",
+             strerror(errno));
+    h->stage_dir[0] = 0;
+    return -1;
+  }
+  return 0;
+}
+
+/* Stages, opens and checks the plugin of [plugin.NAME] sec (no init, no
+ * slot). On refusal returns NULL with the reason in err. */
+static struct instance *inst_open(struct plugin_host *h, const struct config *cfg,
+                                  const struct config_plugin *sec, char *err,
+                                  size_t errlen) {
+  struct instance *in = calloc(1, sizeof *in);
+  if (!in) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  snprintf(in->name, sizeof in->name, "%s", sec->name);
+  in->section = sec;
+  in->cfg = cfg;
+  in->h = h;
+  in->ctx.inst = in;
+  int max_attempts;
+  if (parse_max_attempts(sec, cfg, &max_attempts, err, errlen) < 0)
     goto fail;
+  atomic_init(&in->max_attempts, max_attempts);
+  char staged[600];
+  const char *src = in->src;
+  struct stat id;
+  if (plugin_src(cfg, sec, in->src, sizeof in->src, err, errlen) < 0 ||
+      ensure_stage_dir(h, err, errlen) < 0 ||
+      stage(h, sec->name, src, staged, sizeof staged, &id, err, errlen) < 0)
+    goto fail;
+  in->dev = id.st_dev;
+  in->ino = id.st_ino;
+  in->size = id.st_size;
+  in->mtime = id.st_mtim;
   in->dl = dlopen(staged, RTLD_NOW | RTLD_LOCAL);
   unlink(staged); /* the mapping stays; nothing is left on disk */
   if (!in->dl) {
@@ -887,42 +1063,153 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
     snprintf(err, errlen, "%s: missing required callback %s", src, missing);
     goto fail;
   }
-  for (struct instance *o = h->insts; o; o = o->next) {
-    if (strcmp(o->desc.name, in->desc.name) == 0) {
-      snprintf(err, errlen,
-               "%s: duplicate plugin name '%s' (already loaded as [plugin.%s])", src,
-               in->desc.name, o->name);
-      goto fail;
+  if (parse_subs(in, sec, cfg, in->subs, &in->nsubs, err, errlen) < 0)
+    goto fail;
+  return in;
+fail:
+  /* No plugin callback ran (only its constructors, if any): safe to close. */
+  inst_free(in, 1);
+  return NULL;
+}
+
+/* The slot whose current instance has descriptor name dname, other than
+ * except, or NULL. */
+static struct slot *desc_name_used(struct plugin_host *h, const char *dname,
+                                   const struct slot *except) {
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    struct instance *o = atomic_load(&sl->inst);
+    if (sl != except && o && strcmp(o->desc.name, dname) == 0)
+      return sl;
+  }
+  return NULL;
+}
+
+static struct slot *slot_find(struct plugin_host *h, const char *name) {
+  for (struct slot *sl = h->slots; sl; sl = sl->next)
+    if (strcmp(sl->name, name) == 0)
+      return sl;
+  return NULL;
+}
+
+static struct slot *slot_get(struct plugin_host *h, const char *name) {
+  struct slot *sl = slot_find(h, name);
+  if (sl)
+    return sl;
+  sl = calloc(1, sizeof *sl);
+  if (!sl || !(sl->strand = dispatch_strand_new(h->disp))) {
+    free(sl);
+    return NULL;
+  }
+  snprintf(sl->name, sizeof sl->name, "%s", name);
+  /* Appended: stats and ties keep the order slots appeared in. */
+  struct slot **pp = &h->slots;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = sl;
+  h->nslots++;
+  return sl;
+}
+
+/* Cancels every timer of in (the ledger) and refuses new ones. Timers
+ * already posted run as cancelled no-ops. Any thread. */
+static void inst_cancel_timers(struct plugin_host *h, struct instance *in) {
+  pthread_mutex_lock(&h->mu);
+  atomic_store(&in->closing, 1);
+  for (struct timer **pp = &h->timers; *pp;) {
+    struct timer *t = *pp;
+    if (t->inst == in) {
+      t->cancelled = 1;
+      if (!t->posted) {
+        *pp = t->next;
+        free(t);
+        continue;
+      }
+    }
+    pp = &t->next;
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+static int inst_has_timers(struct plugin_host *h, struct instance *in) {
+  int n = 0;
+  pthread_mutex_lock(&h->mu);
+  for (struct timer *t = h->timers; t; t = t->next)
+    n += t->inst == in;
+  pthread_mutex_unlock(&h->mu);
+  return n;
+}
+
+static void state_drop(struct plugin_host *h, const char *name) {
+  pthread_mutex_lock(&h->mu);
+  for (struct saved_state **pp = &h->states; *pp; pp = &(*pp)->next) {
+    if (strcmp((*pp)->name, name) == 0) {
+      struct saved_state *old = *pp;
+      *pp = old->next;
+      free(old->blob);
+      free(old);
+      break;
     }
   }
-  in->strand = dispatch_strand_new(h->disp);
-  if (!in->strand) {
-    snprintf(err, errlen, "out of memory");
-    goto fail;
-  }
-  size_t nroutes_before = h->nroutes;
-  if (add_routes(h, in, err, errlen) < 0)
-    goto fail;
+  pthread_mutex_unlock(&h->mu);
+}
 
+static size_t state_len(struct plugin_host *h, const char *name, int *found) {
+  size_t len = 0;
+  *found = 0;
+  pthread_mutex_lock(&h->mu);
+  for (struct saved_state *s = h->states; s; s = s->next) {
+    if (strcmp(s->name, name) == 0) {
+      len = s->len;
+      *found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&h->mu);
+  return len;
+}
+
+static void log_loaded(const struct instance *in) {
+  log_info("plugin %s loaded: %s %s from %s%s", in->name, in->desc.name,
+           in->desc.version ? in->desc.version : "", in->src,
+           (in->desc.flags & BLAZEBOT_FLAG_UNLOAD_SAFE) ? " (unload-safe)" : "");
+}
+
+/* Startup: loads one [plugin.NAME] and initialises it on this thread. */
+static int load_one(struct plugin_host *h, const struct config_plugin *sec, int order,
+                    char *err, size_t errlen) {
+  struct instance *in = inst_open(h, h->cfg, sec, err, errlen);
+  if (!in)
+    return -1;
+  struct slot *other = desc_name_used(h, in->desc.name, NULL);
+  if (other) {
+    snprintf(err, errlen,
+             "%s: duplicate plugin name '%s' (already loaded as [plugin.%s])", in->src,
+             in->desc.name, other->name);
+    inst_free(in, 1);
+    return -1;
+  }
+  struct slot *sl = slot_get(h, sec->name);
+  if (!sl) {
+    snprintf(err, errlen, "out of memory");
+    inst_free(in, 1);
+    return -1;
+  }
+  sl->order = order;
+  in->slot = sl;
   in->in_init = 1;
   int rc = in->desc.init(&in->ctx, &host_table, &in->state);
   in->in_init = 0;
   if (rc < 0) {
-    h->nroutes = nroutes_before;
-    snprintf(err, errlen, "%s: init failed (%d): %s", src, rc,
+    snprintf(err, errlen, "%s: init failed (%d): %s", in->src, rc,
              in->error[0] ? in->error : "no reason given");
-    goto fail;
+    inst_cancel_timers(h, in);
+    inst_free(in, (in->desc.flags & BLAZEBOT_FLAG_UNLOAD_SAFE) != 0);
+    return -1;
   }
-  in->next = h->insts;
-  h->insts = in;
-  h->ninst++;
-  log_info("plugin %s loaded: %s %s from %s%s", in->name, in->desc.name,
-           in->desc.version ? in->desc.version : "", src,
-           (in->desc.flags & BLAZEBOT_FLAG_UNLOAD_SAFE) ? " (unload-safe)" : "");
+  in->initialised = 1;
+  atomic_store(&sl->inst, in);
+  log_loaded(in);
   return 0;
-fail:
-  inst_free(in);
-  return -1;
 }
 
 struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
@@ -938,116 +1225,587 @@ struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
 
   int enabled = 0;
   for (size_t i = 0; i < cfg->nplugins; i++) {
-    const struct config_plugin *sec = &cfg->plugins[i];
-    int on = 1;
-    for (size_t k = 0; k < sec->nkv; k++) {
-      if (strcmp(sec->kv[k].key, "enabled") == 0 &&
-          parse_bool(sec->kv[k].value, &on) < 0) {
-        log_error("%s:%d: [plugin.%s] enabled must be true or false", cfg->path,
-                  sec->kv[k].line, sec->name);
-        (*refused)++;
-        on = 0;
-      }
-    }
-    enabled += on;
+    int bad;
+    enabled += is_enabled(cfg, &cfg->plugins[i], &bad);
+    *refused += bad;
   }
   if (!enabled)
     return h;
-  if (!cfg->plugin_dir) {
-    log_error("%s: plugins are configured but [blazebot] plugin_dir is not set",
-              cfg->path);
-    *refused += enabled;
-    return h;
-  }
-  struct stat st;
   char err[1024];
-  if (stat(cfg->plugin_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-    log_error("plugin_dir %s is not a directory", cfg->plugin_dir);
-    *refused += enabled;
-    return h;
-  }
-  if (safe_mode(&st, "plugin_dir", cfg->plugin_dir, err, sizeof err) < 0) {
+  if (check_plugin_dir(cfg, err, sizeof err) < 0 ||
+      ensure_stage_dir(h, err, sizeof err) < 0) {
     log_error("%s", err);
-    *refused += enabled;
-    return h;
-  }
-  const char *tmp = getenv("TMPDIR");
-  snprintf(h->stage_dir, sizeof h->stage_dir, "%s/blazebot-plugins.XXXXXX",
-           tmp && tmp[0] == '/' ? tmp : "/tmp");
-  if (!mkdtemp(h->stage_dir)) {
-    log_error("cannot create a staging folder in %s: %s", tmp ? tmp : "/tmp",
-              strerror(errno));
-    h->stage_dir[0] = 0;
     *refused += enabled;
     return h;
   }
   for (size_t i = 0; i < cfg->nplugins; i++) {
     const struct config_plugin *sec = &cfg->plugins[i];
-    int on = 1;
-    for (size_t k = 0; k < sec->nkv; k++)
-      if (strcmp(sec->kv[k].key, "enabled") == 0 && parse_bool(sec->kv[k].value, &on) < 0)
-        on = 0;
-    if (!on)
+    if (!is_enabled(cfg, sec, NULL))
       continue;
     if (load_one(h, sec, (int)i, err, sizeof err) < 0) {
       log_error("plugin %s refused: %s", sec->name, err);
       (*refused)++;
     }
   }
-  if (h->nroutes)
-    qsort(h->routes, h->nroutes, sizeof *h->routes, route_cmp);
+  routes_commit(h);
   return h;
 }
 
 size_t plugins_count(const struct plugin_host *h) {
-  return h ? h->ninst : 0;
+  size_t n = 0;
+  for (struct slot *sl = h ? h->slots : NULL; sl; sl = sl->next)
+    n += atomic_load(&sl->inst) != NULL;
+  return n;
 }
 
-static void inst_shutdown(struct plugin_host *h, struct instance *in) {
-  in->closing = 1;
-  /* Timers first (the ledger), then wait for work in flight to drain. */
-  pthread_mutex_lock(&h->mu);
-  for (struct timer **pp = &h->timers; *pp;) {
-    struct timer *t = *pp;
-    if (t->inst == in) {
-      t->cancelled = 1;
-      if (!t->posted) {
-        *pp = t->next;
-        free(t);
+uint64_t plugins_kept_mapped(const struct plugin_host *h) {
+  return h ? h->kept_mapped : 0;
+}
+
+/* ---- reload ---------------------------------------------------------------------- */
+
+enum { T_CONFIG, T_BUILD, T_ADD, T_REMOVE };
+enum { P_PENDING, P_STARTED, P_DONE };
+
+/* One plugin's change. Its item runs at the head of the slot's strand, so
+ * the slot's instance is quiesced by construction: the call running now
+ * finishes first, messages arriving meanwhile wait behind the item and go
+ * to whatever instance the slot holds when it returns. */
+struct task {
+  struct task *next;
+  struct dispatch_item item;
+  struct plugin_host *h;
+  struct slot *slot;
+  int kind;
+  struct instance *old, *neu;
+  const struct config *cfg;        /* the new snapshot */
+  const struct config_plugin *sec; /* the new section */
+  struct sub subs[MAX_SUBSCRIPTIONS];
+  int nsubs, max_attempts;
+  int64_t deadline;
+  atomic_int phase;
+  int rc;       /* < 0: the new instance was refused (why) */
+  int declined; /* reconfigure asked for a full re-init */
+  int handed;   /* a state blob was handed over */
+  size_t handed_len;
+  int finalized;
+  char why[1024];
+};
+
+struct reload {
+  const struct config *cfg;
+  struct task *tasks;
+  int timeout_ms;
+  int aborting;
+  int nrefused;
+  struct buf reloaded, reconfigured, kept, added, removed, refused;
+  plugins_reload_done_fn done;
+  void *ud;
+};
+
+static void note(struct buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void note(struct buf *b, const char *fmt, ...) {
+  char tmp[1400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  buf_appendf(b, "%s%s", b->len ? ", " : "", tmp);
+}
+
+static void refuse(struct reload *r, const char *name, int running, const char *why) {
+  r->nrefused++;
+  log_error("reload: plugin %s refused: %s; %s", name, why,
+            running ? "the running instance keeps serving" : "it is not loaded");
+  note(&r->refused, "%s (%s)", name, why);
+}
+
+static int section_equal(const struct config_plugin *a, const struct config_plugin *b) {
+  if (a->nkv != b->nkv)
+    return 0;
+  for (size_t i = 0; i < a->nkv; i++)
+    if (strcmp(a->kv[i].key, b->kv[i].key) != 0 ||
+        strcmp(a->kv[i].value, b->kv[i].value) != 0)
+      return 0;
+  return 1;
+}
+
+static void retire_add(struct plugin_host *h, struct instance *in) {
+  in->next = h->retiring;
+  h->retiring = in;
+}
+
+static void task_run(struct dispatch_item *it) {
+  struct task *t = (struct task *)((char *)it - offsetof(struct task, item));
+  struct plugin_host *h = t->h;
+  struct instance *old = t->old, *neu = t->neu;
+  atomic_store(&t->phase, P_STARTED);
+  if (t->kind == T_CONFIG) {
+    const struct config_plugin *osec = old->section;
+    const struct config *ocfg = old->cfg;
+    old->section = t->sec;
+    old->cfg = t->cfg;
+    if (old->desc.reconfigure(old->state) < 0) {
+      old->section = osec;
+      old->cfg = ocfg;
+      t->declined = 1;
+    }
+  } else if (t->kind == T_REMOVE) {
+    inst_cancel_timers(h, old);
+    atomic_store(&t->slot->inst, NULL);
+  } else {
+    state_drop(h, neu->name);
+    if (old && old->desc.save_state && old->desc.save_state(old->state) < 0)
+      log_warn("plugin %s: save_state failed; the new instance starts without state",
+               old->name);
+    int found;
+    t->handed_len = state_len(h, neu->name, &found);
+    t->handed = found;
+    neu->in_init = 1;
+    int rc = neu->desc.init(&neu->ctx, &host_table, &neu->state);
+    neu->in_init = 0;
+    state_drop(h, neu->name);
+    if (rc < 0) {
+      snprintf(t->why, sizeof t->why, "%s: init failed (%d): %s", neu->src, rc,
+               neu->error[0] ? neu->error : "no reason given");
+      t->rc = -1;
+      inst_cancel_timers(h, neu);
+    } else {
+      neu->initialised = 1;
+      if (old)
+        inst_cancel_timers(h, old);
+      atomic_store(&t->slot->inst, neu);
+    }
+  }
+  atomic_store(&t->phase, P_DONE);
+  daemon_wake(h->d);
+}
+
+static void task_post(struct plugin_host *h, struct task *t, int64_t now) {
+  t->deadline = now + h->reload->timeout_ms;
+  t->item.run = task_run;
+  atomic_store(&t->phase, P_PENDING);
+  dispatch_post_front(h->disp, t->slot->strand, &t->item);
+}
+
+static struct task *task_new(struct reload *r, struct plugin_host *h, struct slot *sl,
+                             int kind, struct instance *old) {
+  struct task *t = calloc(1, sizeof *t);
+  if (!t)
+    return NULL;
+  t->h = h;
+  t->slot = sl;
+  t->kind = kind;
+  t->old = old;
+  t->cfg = r->cfg;
+  t->next = r->tasks;
+  r->tasks = t;
+  return t;
+}
+
+/* The descriptor name dname is taken by another slot, or by a new instance
+ * of this reload for another slot. */
+static const char *name_taken(struct plugin_host *h, struct reload *r, const char *dname,
+                              const struct slot *sl) {
+  struct slot *o = desc_name_used(h, dname, sl);
+  if (o)
+    return o->name;
+  for (struct task *t = r->tasks; t; t = t->next)
+    if (t->neu && t->slot != sl && strcmp(t->neu->desc.name, dname) == 0)
+      return t->slot->name;
+  return NULL;
+}
+
+/* A new instance for sl from sec: opened and checked here, initialised by
+ * the task on the slot's strand. */
+static void plan_build(struct plugin_host *h, struct reload *r, struct slot *sl,
+                       const struct config_plugin *sec, struct instance *cur) {
+  char err[1200];
+  if (!cur && check_plugin_dir(r->cfg, err, sizeof err) < 0) {
+    refuse(r, sec->name, 0, err);
+    return;
+  }
+  struct instance *neu = inst_open(h, r->cfg, sec, err, sizeof err);
+  if (!neu) {
+    refuse(r, sec->name, cur != NULL, err);
+    return;
+  }
+  const char *other = name_taken(h, r, neu->desc.name, sl);
+  if (other) {
+    snprintf(err, sizeof err,
+             "%s: duplicate plugin name '%s' (already loaded as [plugin.%s])", neu->src,
+             neu->desc.name, other);
+    inst_free(neu, 1);
+    refuse(r, sec->name, cur != NULL, err);
+    return;
+  }
+  if (!sl)
+    sl = slot_get(h, sec->name);
+  struct task *t = sl ? task_new(r, h, sl, cur ? T_BUILD : T_ADD, cur) : NULL;
+  if (!t) {
+    inst_free(neu, 1);
+    refuse(r, sec->name, cur != NULL, "out of memory");
+    return;
+  }
+  neu->slot = sl;
+  t->neu = neu;
+  t->sec = sec;
+}
+
+static void plan_one(struct plugin_host *h, struct reload *r,
+                     const struct config_plugin *sec) {
+  struct slot *sl = slot_find(h, sec->name);
+  struct instance *cur = sl ? atomic_load(&sl->inst) : NULL;
+  if (!cur) {
+    plan_build(h, r, sl, sec, NULL);
+    return;
+  }
+  char src[1024], err[1200];
+  if (plugin_src(r->cfg, sec, src, sizeof src, err, sizeof err) < 0) {
+    refuse(r, sec->name, 1, err);
+    return;
+  }
+  struct stat st;
+  int same_file = stat(src, &st) == 0 && strcmp(src, cur->src) == 0 &&
+                  st.st_dev == cur->dev && st.st_ino == cur->ino &&
+                  st.st_size == cur->size && st.st_mtim.tv_sec == cur->mtime.tv_sec &&
+                  st.st_mtim.tv_nsec == cur->mtime.tv_nsec;
+  if (same_file && section_equal(cur->section, sec)) {
+    note(&r->kept, "%s", sec->name);
+    return;
+  }
+  if (same_file && cur->desc.reconfigure) {
+    struct task *t = task_new(r, h, sl, T_CONFIG, cur);
+    if (!t) {
+      refuse(r, sec->name, 1, "out of memory");
+      return;
+    }
+    t->sec = sec;
+    if (parse_max_attempts(sec, r->cfg, &t->max_attempts, err, sizeof err) < 0 ||
+        parse_subs(cur, sec, r->cfg, t->subs, &t->nsubs, err, sizeof err) < 0) {
+      r->tasks = t->next;
+      free(t);
+      refuse(r, sec->name, 1, err);
+    }
+    return;
+  }
+  plan_build(h, r, sl, sec, cur);
+}
+
+static void reload_finish(struct plugin_host *h) {
+  struct reload *r = h->reload;
+  h->cfg = r->cfg;
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    for (size_t i = 0; i < r->cfg->nplugins; i++)
+      if (strcmp(r->cfg->plugins[i].name, sl->name) == 0)
+        sl->order = (int)i;
+  }
+  routes_commit(h);
+  struct buf s = {0};
+  const struct {
+    const char *what;
+    struct buf *b;
+  } parts[] = {{"reloaded", &r->reloaded}, {"reconfigured", &r->reconfigured},
+               {"added", &r->added},       {"removed", &r->removed},
+               {"kept", &r->kept},         {"refused", &r->refused}};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+    if (parts[i].b->len)
+      buf_appendf(&s, "%s%s %.*s", s.len ? "; " : "", parts[i].what, (int)parts[i].b->len,
+                  parts[i].b->data);
+  if (!s.len)
+    buf_appendf(&s, "no plugins");
+  while (r->tasks) {
+    struct task *t = r->tasks;
+    r->tasks = t->next;
+    free(t);
+  }
+  h->reload = NULL;
+  if (r->done)
+    r->done(r->ud, r->nrefused == 0, s.data ? s.data : "");
+  buf_fini(&s);
+  struct buf *bufs[] = {&r->reloaded, &r->reconfigured, &r->kept,
+                        &r->added,    &r->removed,      &r->refused};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    buf_fini(bufs[i]);
+  free(r);
+}
+
+/* I/O thread: a task whose item has run. Returns 1 when it is final. */
+static int task_finalize(struct plugin_host *h, struct reload *r, struct task *t,
+                         int64_t now) {
+  const char *name = t->slot->name;
+  char err[1200];
+  switch (t->kind) {
+  case T_CONFIG:
+    if (t->declined) {
+      if (r->aborting) {
+        refuse(r, name, 1, "reconfigure declined while stopping");
+        return 1;
+      }
+      struct instance *neu = inst_open(h, r->cfg, t->sec, err, sizeof err);
+      if (!neu) {
+        refuse(r, name, 1, err);
+        return 1;
+      }
+      /* The plugin asked for a full re-init: same file, new instance. */
+      neu->slot = t->slot;
+      t->neu = neu;
+      t->kind = T_BUILD;
+      t->declined = 0;
+      task_post(h, t, now);
+      return 0;
+    }
+    memcpy(t->old->subs, t->subs, sizeof t->subs);
+    t->old->nsubs = t->nsubs;
+    atomic_store(&t->old->max_attempts, t->max_attempts);
+    note(&r->reconfigured, "%s", name);
+    return 1;
+  case T_REMOVE:
+    retire_add(h, t->old);
+    note(&r->removed, "%s", name);
+    return 1;
+  default:
+    if (t->rc < 0) {
+      refuse(r, name, t->old != NULL, t->why);
+      retire_add(h, t->neu); /* init failed: no shutdown owed */
+      return 1;
+    }
+    log_loaded(t->neu);
+    char state[64] = "";
+    if (t->handed)
+      snprintf(state, sizeof state, ", state handed over: %zu bytes", t->handed_len);
+    note(t->old ? &r->reloaded : &r->added, "%s (%s %s%s)", name, t->neu->desc.name,
+         t->neu->desc.version ? t->neu->desc.version : "", state);
+    if (t->old)
+      retire_add(h, t->old);
+    return 1;
+  }
+}
+
+static void reload_poll(struct plugin_host *h, int64_t now) {
+  struct reload *r = h->reload;
+  if (!r)
+    return;
+  int all = 1;
+  for (struct task *t = r->tasks; t; t = t->next) {
+    if (t->finalized)
+      continue;
+    int ph = atomic_load(&t->phase);
+    if (ph == P_PENDING && (r->aborting || now >= t->deadline) &&
+        dispatch_strand_cancel(t->slot->strand, &t->item)) {
+      char why[200];
+      if (r->aborting)
+        snprintf(why, sizeof why, "the daemon is stopping");
+      else
+        snprintf(why, sizeof why,
+                 "its running call did not finish within reload_timeout_ms (%d ms)",
+                 r->timeout_ms);
+      refuse(r, t->slot->name, t->old != NULL, why);
+      if (t->neu)
+        inst_free(t->neu, 1); /* never initialised */
+      t->neu = NULL;
+      t->finalized = 1;
+      continue;
+    }
+    if (atomic_load(&t->phase) != P_DONE) {
+      all = 0;
+      continue;
+    }
+    if (task_finalize(h, r, t, now))
+      t->finalized = 1;
+    else
+      all = 0;
+  }
+  if (all)
+    reload_finish(h);
+}
+
+int plugins_reload_begin(struct plugin_host *h, const struct config *cfg, int64_t now,
+                         plugins_reload_done_fn done, void *ud) {
+  if (!h || h->reload || h->shut_down)
+    return -1;
+  struct reload *r = calloc(1, sizeof *r);
+  if (!r)
+    return -1;
+  r->cfg = cfg;
+  r->timeout_ms = cfg->reload_timeout_ms;
+  r->done = done;
+  r->ud = ud;
+  h->reload = r;
+  for (size_t i = 0; i < cfg->nplugins; i++) {
+    const struct config_plugin *sec = &cfg->plugins[i];
+    int bad;
+    int on = is_enabled(cfg, sec, &bad);
+    if (bad) {
+      struct slot *sl = slot_find(h, sec->name);
+      refuse(r, sec->name, sl && atomic_load(&sl->inst),
+             "'enabled' must be true or false");
+    } else if (on) {
+      plan_one(h, r, sec);
+    }
+  }
+  /* Slots serving a plugin whose section is gone or disabled. */
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    struct instance *cur = atomic_load(&sl->inst);
+    const struct config_plugin *sec = config_find_plugin(cfg, sl->name);
+    if (!cur || (sec && (is_enabled(cfg, sec, NULL) || enabled_bad(sec))))
+      continue;
+    if (!task_new(r, h, sl, T_REMOVE, cur))
+      refuse(r, sl->name, 1, "out of memory");
+  }
+  for (struct task *t = r->tasks; t; t = t->next)
+    task_post(h, t, now);
+  reload_poll(h, now);
+  return 0;
+}
+
+int plugins_reload_active(const struct plugin_host *h) {
+  return h && h->reload;
+}
+
+void plugins_poll(struct plugin_host *h, int64_t now) {
+  if (!h)
+    return;
+  if (h->reload)
+    reload_poll(h, now);
+  if (h->retiring)
+    retire_poll(h);
+}
+
+/* ---- retiring old generations ---------------------------------------------------- */
+
+static void retire_run(struct dispatch_item *it) {
+  struct instance *in =
+      (struct instance *)((char *)it - offsetof(struct instance, retire_item));
+  in->desc.shutdown(in->state);
+  atomic_store(&in->retire_done, 1);
+  daemon_wake(in->h->d);
+}
+
+/* Unmaps in only when it declared itself unload-safe and the host holds
+ * nothing of it; otherwise the mapping stays (counted). Frees in. */
+static void retire_unload(struct plugin_host *h, struct instance *in) {
+  int held = inst_has_timers(h, in) || atomic_load(&in->work_outstanding) != 0;
+  int safe = (in->desc.flags & BLAZEBOT_FLAG_UNLOAD_SAFE) && !held;
+  if (!safe) {
+    h->kept_mapped++;
+    log_info("plugin %s: old generation %s %s stays mapped (%s)", in->name, in->desc.name,
+             in->desc.version ? in->desc.version : "",
+             held ? "the host still holds its timers or work"
+                  : "not declared unload-safe");
+  } else {
+    log_debug("plugin %s: old generation unloaded", in->name);
+  }
+  inst_free(in, safe);
+}
+
+static void retire_poll(struct plugin_host *h) {
+  for (struct instance **pp = &h->retiring; *pp;) {
+    struct instance *in = *pp;
+    if (!in->retire_posted) {
+      if (atomic_load(&in->work_outstanding) != 0) {
+        pp = &in->next;
         continue;
       }
+      in->retire_posted = 1;
+      if (in->initialised) {
+        /* shutdown is plugin code: a worker runs it, not this thread. */
+        in->retire_item.run = retire_run;
+        dispatch_post(h->disp, NULL, &in->retire_item);
+        pp = &in->next;
+        continue;
+      }
+      atomic_store(&in->retire_done, 1);
     }
-    pp = &t->next;
+    if (!atomic_load(&in->retire_done)) {
+      pp = &in->next;
+      continue;
+    }
+    *pp = in->next;
+    retire_unload(h, in);
   }
-  pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- stopping ------------------------------------------------------------------------
+ */
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void inst_shutdown(struct plugin_host *h, struct instance *in,
+                          struct dispatch_strand *strand) {
+  /* Timers first (the ledger), then wait for work in flight to drain. */
+  inst_cancel_timers(h, in);
   for (int i = 0; i < 3000; i++) {
-    if (atomic_load(&in->work_outstanding) == 0 && dispatch_strand_idle(in->strand))
+    if (atomic_load(&in->work_outstanding) == 0 &&
+        (!strand || dispatch_strand_idle(strand)))
       break;
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    sleep_ms(10);
   }
   in->desc.shutdown(in->state);
-  log_info("plugin %s stopped (%llu delivered, %llu errors)", in->name,
-           (unsigned long long)atomic_load(&in->delivered),
-           (unsigned long long)atomic_load(&in->errors));
+  log_info("plugin %s stopped", in->name);
 }
 
 void plugins_shutdown_all(struct plugin_host *h) {
   if (!h || h->shut_down)
     return;
+  /* A reload in progress ends first: queued tasks are taken back, a
+   * running one is waited for. */
+  if (h->reload) {
+    h->reload->aborting = 1;
+    for (int i = 0; h->reload && i < 3000; i++) {
+      reload_poll(h, now_ms());
+      if (h->reload)
+        sleep_ms(10);
+    }
+  }
   h->shut_down = 1;
-  for (struct instance *in = h->insts; in; in = in->next)
-    inst_shutdown(h, in);
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    struct instance *in = atomic_load(&sl->inst);
+    if (in) {
+      inst_shutdown(h, in, sl->strand);
+      log_info("plugin %s: %llu delivered, %llu errors", sl->name,
+               (unsigned long long)atomic_load(&sl->delivered),
+               (unsigned long long)atomic_load(&sl->errors));
+    }
+  }
+  for (struct instance *in = h->retiring; in; in = in->next) {
+    if (!in->retire_posted) {
+      in->retire_posted = 1;
+      if (in->initialised)
+        inst_shutdown(h, in, NULL);
+      atomic_store(&in->retire_done, 1);
+    }
+    for (int i = 0; i < 3000 && !atomic_load(&in->retire_done); i++)
+      sleep_ms(10);
+  }
 }
 
 void plugins_free(struct plugin_host *h) {
   if (!h)
     return;
   plugins_shutdown_all(h);
-  while (h->insts) {
-    struct instance *in = h->insts;
-    h->insts = in->next;
-    inst_free(in);
+  while (h->retiring) {
+    struct instance *in = h->retiring;
+    h->retiring = in->next;
+    if (atomic_load(&in->retire_done))
+      retire_unload(h, in);
+  }
+  while (h->slots) {
+    struct slot *sl = h->slots;
+    h->slots = sl->next;
+    struct instance *in = atomic_load(&sl->inst);
+    if (in)
+      inst_free(in, (in->desc.flags & BLAZEBOT_FLAG_UNLOAD_SAFE) != 0);
+    dispatch_strand_free(sl->strand);
+    free(sl);
   }
   while (h->timers) {
     struct timer *t = h->timers;
@@ -1075,17 +1833,19 @@ void plugins_free(struct plugin_host *h) {
 void plugins_stats_json(struct plugin_host *h, struct buf *out) {
   buf_append(out, "{", 1);
   int first = 1;
-  for (struct instance *in = h ? h->insts : NULL; in; in = in->next) {
+  for (struct slot *sl = h ? h->slots : NULL; sl; sl = sl->next) {
+    if (!atomic_load(&sl->inst) && !atomic_load(&sl->delivered))
+      continue;
     buf_appendf(out,
                 "%s\"%s\":{\"delivered\":%llu,\"handled\":%llu,\"passed\":%llu,"
                 "\"retried\":%llu,\"errors\":%llu,\"gave_up\":%llu}",
-                first ? "" : ",", in->name,
-                (unsigned long long)atomic_load(&in->delivered),
-                (unsigned long long)atomic_load(&in->handled),
-                (unsigned long long)atomic_load(&in->passed),
-                (unsigned long long)atomic_load(&in->retried),
-                (unsigned long long)atomic_load(&in->errors),
-                (unsigned long long)atomic_load(&in->gave_up));
+                first ? "" : ",", sl->name,
+                (unsigned long long)atomic_load(&sl->delivered),
+                (unsigned long long)atomic_load(&sl->handled),
+                (unsigned long long)atomic_load(&sl->passed),
+                (unsigned long long)atomic_load(&sl->retried),
+                (unsigned long long)atomic_load(&sl->errors),
+                (unsigned long long)atomic_load(&sl->gave_up));
     first = 0;
   }
   buf_append(out, "}", 1);

@@ -49,6 +49,25 @@ void plugins_job_done(struct plugin_host *h, struct job *job);
 /* I/O thread: fires due timers. Returns the ms until the next one (or -1). */
 int64_t plugins_tick(struct plugin_host *h, int64_t now);
 
+/* Reload (I/O thread). Applies the [plugin.NAME] sections of cfg, the new
+ * snapshot, which must outlive the instances using it: per plugin
+ * unchanged / config-only change (reconfigure) / new build / added /
+ * removed. Each change runs at the head of its plugin's strand (after the
+ * call running now, before the messages waiting); a new build is opened and
+ * checked here and initialised there, and a refusal leaves the old instance
+ * serving. Progress is made by plugins_poll/plugins_tick; when every plugin
+ * is settled the routing table is swapped and done(ud, ok, summary) runs
+ * (ok = nothing refused; summary: one line). Returns -1 when a reload is
+ * already in progress (or stopping). */
+typedef void (*plugins_reload_done_fn)(void *ud, int ok, const char *summary);
+int plugins_reload_begin(struct plugin_host *h, const struct config *cfg, int64_t now,
+                         plugins_reload_done_fn done, void *ud);
+int plugins_reload_active(const struct plugin_host *h);
+/* I/O thread: advances a reload and the retiring of old generations. */
+void plugins_poll(struct plugin_host *h, int64_t now);
+/* Old generations left mapped (not unload-safe, or still referenced). */
+uint64_t plugins_kept_mapped(const struct plugin_host *h);
+
 /* Appends per-plugin counters as a JSON object {"NAME":{...},...}. */
 struct buf;
 void plugins_stats_json(struct plugin_host *h, struct buf *out);

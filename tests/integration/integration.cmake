@@ -28,6 +28,25 @@ blazebot_integration_test(sigterm)
 blazebot_integration_test(outbox)
 blazebot_integration_test(hup)
 
+# Hot reload: the tests swap variants of tests/reload/reloadtest.c.
+include(${CMAKE_CURRENT_LIST_DIR}/../reload/reload.cmake)
+function(blazebot_reload_test name)
+  blazebot_integration_test(${name})
+  target_compile_definitions(itest_${name} PRIVATE RT_DIR="${BLAZEBOT_RELOAD_OUT}")
+  add_dependencies(itest_${name} ${BLAZEBOT_RELOAD_TARGETS})
+endfunction()
+blazebot_reload_test(reload_swap)
+blazebot_reload_test(reload_broken)
+blazebot_reload_test(reload_plan)
+blazebot_reload_test(reload_cycles)
+# How much the daemon's RSS may grow from cycle 50 to 200 (the sanitizer
+# build's shadow memory and allocator caches get more room).
+if(BLAZEBOT_SANITIZE)
+  target_compile_definitions(itest_reload_cycles PRIVATE RT_RSS_SLACK_KB=16384 RT_SANITIZE)
+else()
+  target_compile_definitions(itest_reload_cycles PRIVATE RT_RSS_SLACK_KB=8192)
+endif()
+
 # The benchmark (not a test: it prints numbers for the README).
 #   build/tests/bench_flood [N]   (run it from the build tree; see README)
 add_executable(bench_flood bench/bench_flood.c)
