@@ -1750,7 +1750,6 @@ static void inst_shutdown(struct plugin_host *h, struct instance *in,
     sleep_ms(10);
   }
   in->desc.shutdown(in->state);
-  log_info("plugin %s stopped", in->name);
 }
 
 void plugins_shutdown_all(struct plugin_host *h) {
@@ -1771,7 +1770,7 @@ void plugins_shutdown_all(struct plugin_host *h) {
     struct instance *in = atomic_load(&sl->inst);
     if (in) {
       inst_shutdown(h, in, sl->strand);
-      log_info("plugin %s: %llu delivered, %llu errors", sl->name,
+      log_info("plugin %s stopped (%llu delivered, %llu errors)", sl->name,
                (unsigned long long)atomic_load(&sl->delivered),
                (unsigned long long)atomic_load(&sl->errors));
     }
