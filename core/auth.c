@@ -24,17 +24,6 @@
 static const char hdr_eddsa[] = "{\"alg\":\"EdDSA\",\"typ\":\"JWT\"}";
 static const char hdr_rs512[] = "{\"alg\":\"RS512\",\"typ\":\"JWT\"}";
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-                                                      const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* The enum keystore_alg that a key can sign for, or 0. */
 static int key_alg(EVP_PKEY *key) {
   switch (EVP_PKEY_get_base_id(key)) {
@@ -165,10 +154,10 @@ static int claim_str(json_t *obj, const char *name, char *out, size_t cap, char 
   if (!v)
     return 0;
   if (!json_is_string(v))
-    return fail(err, errlen, "claim %s is not a string", name);
+    return error_set(err, errlen, "claim %s is not a string", name);
   if (json_string_length(v) >= cap ||
       strlen(json_string_value(v)) != json_string_length(v))
-    return fail(err, errlen, "claim %s is too long or contains NUL", name);
+    return error_set(err, errlen, "claim %s is too long or contains NUL", name);
   memcpy(out, json_string_value(v), json_string_length(v) + 1);
   return 0;
 }
@@ -180,7 +169,7 @@ static int claim_int(json_t *obj, const char *name, int64_t *out, char *err,
   if (!v)
     return 0;
   if (!json_is_integer(v))
-    return fail(err, errlen, "claim %s is not an integer", name);
+    return error_set(err, errlen, "claim %s is not an integer", name);
   *out = (int64_t)json_integer_value(v);
   return 0;
 }
@@ -203,14 +192,14 @@ int auth_verify(EVP_PKEY *pub, const char *token, struct auth_claims *claims, ch
   if (claims)
     memset(claims, 0, sizeof *claims);
   if (!pub || !token)
-    return fail(err, errlen, "no key or no token");
+    return error_set(err, errlen, "no key or no token");
   size_t tn = strnlen(token, AUTH_MAX_TOKEN + 1);
   if (tn > AUTH_MAX_TOKEN)
-    return fail(err, errlen, "token too long");
+    return error_set(err, errlen, "token too long");
   const char *d1 = memchr(token, '.', tn);
   const char *d2 = d1 ? memchr(d1 + 1, '.', tn - (size_t)(d1 + 1 - token)) : NULL;
   if (!d2 || memchr(d2 + 1, '.', tn - (size_t)(d2 + 1 - token)))
-    return fail(err, errlen, "token is not three dot-separated parts");
+    return error_set(err, errlen, "token is not three dot-separated parts");
 
   unsigned char *hdr = NULL, *pay = NULL, *sig = NULL;
   json_t *hj = NULL, *pj = NULL;
@@ -221,12 +210,12 @@ int auth_verify(EVP_PKEY *pub, const char *token, struct auth_claims *claims, ch
   pay = decode_part(d1 + 1, (size_t)(d2 - d1 - 1), &pl);
   sig = decode_part(d2 + 1, tn - (size_t)(d2 + 1 - token), &sl);
   if (!hdr || !pay || !sig) {
-    fail(err, errlen, "token part is not unpadded base64url");
+    error_set(err, errlen, "token part is not unpadded base64url");
     goto done;
   }
   hj = json_loadb((const char *)hdr, hl, JSON_REJECT_DUPLICATES, &je);
   if (!json_is_object(hj)) {
-    fail(err, errlen, "token header is not a JSON object");
+    error_set(err, errlen, "token header is not a JSON object");
     goto done;
   }
   json_t *av = json_object_get(hj, "alg");
@@ -235,21 +224,21 @@ int auth_verify(EVP_PKEY *pub, const char *token, struct auth_claims *claims, ch
             : strcmp(alg_s, "RS512") == 0 ? KEYSTORE_RSA
                                           : 0;
   if (!alg) {
-    fail(err, errlen, "unsupported alg in token header");
+    error_set(err, errlen, "unsupported alg in token header");
     goto done;
   }
   if (alg != key_alg(pub)) {
-    fail(err, errlen, "token alg %s does not match the key type", alg_s);
+    error_set(err, errlen, "token alg %s does not match the key type", alg_s);
     goto done;
   }
   snprintf(c.alg, sizeof c.alg, "%s", alg_s);
   if (verify_sig(pub, alg, token, (size_t)(d2 - token), sig, sl) < 0) {
-    fail(err, errlen, "bad token signature");
+    error_set(err, errlen, "bad token signature");
     goto done;
   }
   pj = json_loadb((const char *)pay, pl, JSON_REJECT_DUPLICATES, &je);
   if (!json_is_object(pj)) {
-    fail(err, errlen, "token payload is not a JSON object");
+    error_set(err, errlen, "token payload is not a JSON object");
     goto done;
   }
   if (claim_str(pj, "uid", c.uid, sizeof c.uid, err, errlen) < 0 ||

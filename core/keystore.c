@@ -26,19 +26,9 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "util.h"
 
 #define KEYSTORE_MAX_BYTES (64 * 1024)
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-                                                      const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
 
 /* Reads the whole file into a NUL-terminated buffer after the type and
  * permission checks, done on the open descriptor so they apply to the
@@ -47,34 +37,34 @@ static int read_file(const char *path, int check_mode, char **out, size_t *outle
                      char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return fail(err, errlen, "keystore %s: cannot open: %s", path, strerror(errno));
+    return error_set(err, errlen, "keystore %s: cannot open: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) < 0) {
     int e = errno;
     close(fd);
-    return fail(err, errlen, "keystore %s: cannot stat: %s", path, strerror(e));
+    return error_set(err, errlen, "keystore %s: cannot stat: %s", path, strerror(e));
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    return fail(err, errlen, "keystore %s is not a regular file", path);
+    return error_set(err, errlen, "keystore %s is not a regular file", path);
   }
   if (check_mode && (st.st_mode & 077)) {
     close(fd);
-    return fail(
+    return error_set(
         err, errlen,
         "keystore %s is accessible by group or others (mode %04o); run: chmod 600 %s",
         path, (unsigned)(st.st_mode & 07777), path);
   }
   if (st.st_size > KEYSTORE_MAX_BYTES) {
     close(fd);
-    return fail(err, errlen, "keystore %s is too large (over %d bytes)", path,
-                KEYSTORE_MAX_BYTES);
+    return error_set(err, errlen, "keystore %s is too large (over %d bytes)", path,
+                     KEYSTORE_MAX_BYTES);
   }
   size_t cap = (size_t)st.st_size + 1, len = 0;
   char *buf = malloc(cap);
   if (!buf) {
     close(fd);
-    return fail(err, errlen, "keystore %s: out of memory", path);
+    return error_set(err, errlen, "keystore %s: out of memory", path);
   }
   for (;;) {
     ssize_t r = read(fd, buf + len, cap - len);
@@ -85,7 +75,7 @@ static int read_file(const char *path, int check_mode, char **out, size_t *outle
       OPENSSL_cleanse(buf, cap);
       free(buf);
       close(fd);
-      return fail(err, errlen, "keystore %s: read error: %s", path, strerror(e));
+      return error_set(err, errlen, "keystore %s: read error: %s", path, strerror(e));
     }
     if (r == 0)
       break;
@@ -95,7 +85,7 @@ static int read_file(const char *path, int check_mode, char **out, size_t *outle
       OPENSSL_cleanse(buf, cap);
       free(buf);
       close(fd);
-      return fail(err, errlen, "keystore %s changed while being read", path);
+      return error_set(err, errlen, "keystore %s changed while being read", path);
     }
   }
   close(fd);
@@ -110,11 +100,11 @@ static const char *get_string(json_t *obj, const char *path, const char *name, c
                               size_t errlen) {
   json_t *v = json_object_get(obj, name);
   if (!v) {
-    fail(err, errlen, "keystore %s: missing field \"%s\"", path, name);
+    error_set(err, errlen, "keystore %s: missing field \"%s\"", path, name);
     return NULL;
   }
   if (!json_is_string(v)) {
-    fail(err, errlen, "keystore %s: field \"%s\" is not a string", path, name);
+    error_set(err, errlen, "keystore %s: field \"%s\" is not a string", path, name);
     return NULL;
   }
   return json_string_value(v);
@@ -126,7 +116,7 @@ static int get_uuid(json_t *obj, const char *path, const char *name,
   if (!s)
     return -1;
   if (!uuid_valid(s))
-    return fail(err, errlen, "keystore %s: field \"%s\" is not a UUID", path, name);
+    return error_set(err, errlen, "keystore %s: field \"%s\" is not a UUID", path, name);
   for (int i = 0; i < UUID_STR_LEN; i++)
     out[i] = (char)tolower((unsigned char)s[i]);
   return 0;
@@ -140,8 +130,8 @@ static EVP_PKEY *ed25519_from_seed(const unsigned char seed[32], const unsigned 
   EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
   if (!pk) {
     ERR_clear_error();
-    fail(err, errlen, "keystore %s: field \"%s\" is not a usable Ed25519 key", path,
-         field);
+    error_set(err, errlen, "keystore %s: field \"%s\" is not a usable Ed25519 key", path,
+              field);
     return NULL;
   }
   if (pub) {
@@ -151,7 +141,7 @@ static EVP_PKEY *ed25519_from_seed(const unsigned char seed[32], const unsigned 
         CRYPTO_memcmp(derived, pub, 32) != 0) {
       ERR_clear_error();
       EVP_PKEY_free(pk);
-      fail(
+      error_set(
           err, errlen,
           "keystore %s: field \"%s\" is inconsistent (its public half does not match its "
           "seed)",
@@ -169,18 +159,19 @@ static EVP_PKEY *load_hex_seed(const char *hex, const char *path, char *err,
   static const char *field = "session_private_key";
   size_t n = strlen(hex);
   if (n != 64 && n != 128) {
-    fail(err, errlen,
-         "keystore %s: field \"%s\" has the wrong length (%zu hex digits; expected 64 "
-         "for a "
-         "32-byte Ed25519 seed)",
-         path, field, n);
+    error_set(
+        err, errlen,
+        "keystore %s: field \"%s\" has the wrong length (%zu hex digits; expected 64 "
+        "for a "
+        "32-byte Ed25519 seed)",
+        path, field, n);
     return NULL;
   }
   unsigned char key[64];
   EVP_PKEY *pk = NULL;
   int got = hex_decode(hex, n, key, sizeof key);
   if (got < 0)
-    fail(err, errlen, "keystore %s: field \"%s\" is not valid hex", path, field);
+    error_set(err, errlen, "keystore %s: field \"%s\" is not valid hex", path, field);
   else
     pk = ed25519_from_seed(key, got == 64 ? key + 32 : NULL, path, field, err, errlen);
   OPENSSL_cleanse(key, sizeof key);
@@ -194,22 +185,24 @@ static EVP_PKEY *load_b64_key(const char *b64, const char *path, char *err,
   static const char *field = "private_key";
   size_t n = strlen(b64);
   if (n > 200) {
-    fail(err, errlen, "keystore %s: field \"%s\" has the wrong length (%zu characters)",
-         path, field, n);
+    error_set(err, errlen,
+              "keystore %s: field \"%s\" has the wrong length (%zu characters)", path,
+              field, n);
     return NULL;
   }
   unsigned char key[256];
   EVP_PKEY *pk = NULL;
   long got = base64_decode(b64, n, key, sizeof key);
   if (got < 0)
-    fail(err, errlen,
-         "keystore %s: field \"%s\" is neither an RSA PEM key nor valid base64", path,
-         field);
+    error_set(err, errlen,
+              "keystore %s: field \"%s\" is neither an RSA PEM key nor valid base64",
+              path, field);
   else if (got != 64)
-    fail(err, errlen,
-         "keystore %s: field \"%s\" has the wrong length (%ld bytes; expected a 64-byte "
-         "Ed25519 private key)",
-         path, field, got);
+    error_set(
+        err, errlen,
+        "keystore %s: field \"%s\" has the wrong length (%ld bytes; expected a 64-byte "
+        "Ed25519 private key)",
+        path, field, got);
   else
     pk = ed25519_from_seed(key, key + 32, path, field, err, errlen);
   OPENSSL_cleanse(key, sizeof key);
@@ -233,15 +226,16 @@ static EVP_PKEY *load_rsa_pem(const char *pem, const char *path, char *err,
   BIO_free(bio);
   ERR_clear_error();
   if (!pk) {
-    fail(err, errlen,
-         "keystore %s: field \"private_key\" is not a readable unencrypted RSA PEM key",
-         path);
+    error_set(
+        err, errlen,
+        "keystore %s: field \"private_key\" is not a readable unencrypted RSA PEM key",
+        path);
     return NULL;
   }
   if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA || EVP_PKEY_get_bits(pk) < 1024) {
     EVP_PKEY_free(pk);
-    fail(err, errlen,
-         "keystore %s: field \"private_key\" is not an RSA key of 1024+ bits", path);
+    error_set(err, errlen,
+              "keystore %s: field \"private_key\" is not an RSA key of 1024+ bits", path);
     return NULL;
   }
   return pk;
@@ -263,13 +257,13 @@ static int parse(const char *path, const char *text, size_t len, struct keystore
   if (!root) {
     char why[sizeof je.text];
     json_reason(&je, why, sizeof why);
-    return fail(err, errlen, "keystore %s is not valid JSON (line %d: %s)", path, je.line,
-                why);
+    return error_set(err, errlen, "keystore %s is not valid JSON (line %d: %s)", path,
+                     je.line, why);
   }
   int rc = -1;
   const char *priv;
   if (!json_is_object(root)) {
-    fail(err, errlen, "keystore %s is not a JSON object", path);
+    error_set(err, errlen, "keystore %s is not a JSON object", path);
   } else if (json_object_get(root, "session_private_key")) {
     ks->generation = 'C';
     ks->alg = KEYSTORE_ED25519;
@@ -294,11 +288,12 @@ static int parse(const char *path, const char *text, size_t len, struct keystore
       rc = ks->pkey ? 0 : -1;
     }
   } else {
-    fail(err, errlen,
-         "keystore %s: missing field \"session_private_key\" (or \"private_key\" of an "
-         "older "
-         "keystore)",
-         path);
+    error_set(
+        err, errlen,
+        "keystore %s: missing field \"session_private_key\" (or \"private_key\" of an "
+        "older "
+        "keystore)",
+        path);
   }
   json_decref(root);
   return rc;
@@ -313,7 +308,7 @@ int keystore_load(const char *path, int check_mode, struct keystore **out, char 
     return -1;
   struct keystore *ks = calloc(1, sizeof *ks);
   int rc = ks ? parse(path, text, len, ks, err, errlen)
-              : fail(err, errlen, "keystore %s: out of memory", path);
+              : error_set(err, errlen, "keystore %s: out of memory", path);
   OPENSSL_cleanse(text, len);
   free(text);
   if (rc < 0) {

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -122,4 +123,14 @@ uint32_t rand_below(uint32_t n) {
   if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
     r = (uint32_t)now_ms() * 2654435761u;
   return n ? r % n : 0;
+}
+
+int error_set(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
 }

@@ -32,6 +32,11 @@ void hex_encode(const unsigned char *in, size_t n, char *out);
 /* Decodes exactly 2*n hex digits; returns the byte count or -1. */
 int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap);
 
+/* Formats a one-line reason into err (errlen bytes; err may be NULL) and
+ * returns -1, for loaders that report errors through an err buffer. */
+int error_set(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A uniform random integer in [0, n) (n > 0), for backoff jitter. */
 uint32_t rand_below(uint32_t n);
 

@@ -358,3 +358,32 @@ json_t *h_daemon_stats(const char *dir, const char *tag) {
   snprintf(path, sizeof path, "%s/stats-%s.json", dir, tag);
   return json_load_file(path, 0, NULL);
 }
+
+int h_no_sanitizer_report(const char *dir, const char *file) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  int clean = !h_contains(path, "runtime error") && !h_contains(path, "Sanitizer");
+  if (!clean)
+    fprintf(stderr, "sanitizer report in %s\n", path);
+  return clean;
+}
+
+long h_plugin_stat(json_t *daemon_stats, const char *plugin, const char *key) {
+  json_t *p = json_object_get(json_object_get(daemon_stats, "plugins"), plugin);
+  return h_stat(p, key);
+}
+
+int h_plugins_reported(json_t *daemon_stats, size_t n) {
+  return json_object_size(json_object_get(daemon_stats, "plugins")) == n;
+}
+
+int h_plugin_stopped(const char *dir, const char *name, long delivered, long errors) {
+  char path[700], needle[200];
+  snprintf(path, sizeof path, "%s/daemon.err", dir);
+  snprintf(needle, sizeof needle, "plugin %s stopped (%ld delivered, %ld errors)", name,
+           delivered, errors);
+  int found = h_contains(path, needle);
+  if (!found)
+    fprintf(stderr, "%s lacks \"%s\"\n", path, needle);
+  return found;
+}

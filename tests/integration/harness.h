@@ -71,6 +71,15 @@ int h_daemon_start(struct proc *p, const char *dir, const char *tag, const char 
 /* Reads the daemon's stats file written at exit. */
 json_t *h_daemon_stats(const char *dir, const char *tag);
 
+/* 1 when dir/file holds no sanitizer report (ASan, UBSan, LSan). */
+int h_no_sanitizer_report(const char *dir, const char *file);
+/* A counter of one plugin in the daemon's exit stats, or -1. */
+long h_plugin_stat(json_t *daemon_stats, const char *plugin, const char *key);
+/* 1 when the exit stats carry the counters of exactly n plugins. */
+int h_plugins_reported(json_t *daemon_stats, size_t n);
+/* 1 when dir/daemon.err says "plugin NAME stopped (D delivered, E errors)". */
+int h_plugin_stopped(const char *dir, const char *name, long delivered, long errors);
+
 void h_sleep_ms(int ms);
 
 #endif

@@ -121,47 +121,14 @@ static int world_start(struct world *w, const char *const sim_args[],
   return -1;
 }
 
-/* 1 when a log has no sanitizer report (ASan, UBSan, LSan). */
-static int no_sanitizer_report(const char *dir, const char *file) {
-  char path[700];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  int clean = !h_contains(path, "runtime error") && !h_contains(path, "Sanitizer");
-  if (!clean)
-    fprintf(stderr, "sanitizer report in %s\n", path);
-  return clean;
-}
-
 /* SIGTERM (the daemon must exit 0 within 30 s); returns its stats. */
 static json_t *daemon_stop(struct world *w) {
   h_kill(&w->d, SIGTERM);
   CHECK(h_wait(&w->d, 30000) == 0);
   CHECK_INT(w->d.status, 0);
   h_reap(&w->d);
-  CHECK(no_sanitizer_report(w->dir, "daemon.err"));
+  CHECK(h_no_sanitizer_report(w->dir, "daemon.err"));
   return h_daemon_stats(w->dir, "daemon");
-}
-
-static long pstat(json_t *daemon_stats, const char *plugin, const char *key) {
-  json_t *p = json_object_get(json_object_get(daemon_stats, "plugins"), plugin);
-  return h_stat(p, key);
-}
-
-/* 1 when the daemon's exit stats (--stats-file) carry the counters of all n
- * plugins; then their values are checked too. Whether they are there at all
- * is asserted once, by integration.plugins_e2e.stats. */
-static int plugins_reported(json_t *daemon_stats, size_t n) {
-  return json_object_size(json_object_get(daemon_stats, "plugins")) == n;
-}
-
-/* 1 when the daemon logged "plugin NAME stopped (D delivered, E errors)". */
-static int stopped_line(const char *dir, const char *name, long delivered, long errors) {
-  char path[700], needle[200];
-  snprintf(path, sizeof path, "%s/daemon.err", dir);
-  snprintf(needle, sizeof needle, "plugin %s stopped (%ld delivered, %ld errors)", name,
-           delivered, errors);
-  if (!h_contains(path, needle))
-    fprintf(stderr, "%s lacks \"%s\"\n", path, needle);
-  return h_contains(path, needle);
 }
 
 /* Every stored message acknowledged exactly once. (Pushed more than once
@@ -261,10 +228,10 @@ static void mode_echo(void) {
   CHECK_INT(h_stat(ds, "processed"), ECHO_COUNT);
   CHECK_INT(h_stat(ds, "replies_accepted"), ECHO_COUNT);
   CHECK_INT(h_stat(ds, "replies_dropped"), 0);
-  CHECK(stopped_line(w.dir, "echo", ECHO_COUNT, 0));
-  if (plugins_reported(ds, 1)) {
-    CHECK_INT(pstat(ds, "echo", "delivered"), ECHO_COUNT);
-    CHECK_INT(pstat(ds, "echo", "passed"), ECHO_COUNT);
+  CHECK(h_plugin_stopped(w.dir, "echo", ECHO_COUNT, 0));
+  if (h_plugins_reported(ds, 1)) {
+    CHECK_INT(h_plugin_stat(ds, "echo", "delivered"), ECHO_COUNT);
+    CHECK_INT(h_plugin_stat(ds, "echo", "passed"), ECHO_COUNT);
   }
   json_decref(ds);
   h_sim_stop(&w.sim);
@@ -411,9 +378,9 @@ static void mode_slow(void) {
   CHECK_INT(h_count(log, "OVERLAP"), 0);
   json_t *ds = daemon_stop(&w);
   CHECK_INT(h_stat(ds, "processed"), SLOW_COUNT);
-  CHECK(stopped_line(w.dir, "probe_a", SLOW_COUNT, 0));
-  if (plugins_reported(ds, 1))
-    CHECK_INT(pstat(ds, "probe_a", "delivered"), SLOW_COUNT);
+  CHECK(h_plugin_stopped(w.dir, "probe_a", SLOW_COUNT, 0));
+  if (h_plugins_reported(ds, 1))
+    CHECK_INT(h_plugin_stat(ds, "probe_a", "delivered"), SLOW_COUNT);
   json_decref(ds);
 
   int sanitized = BUILT_WITH_ASAN || (getenv("BLAZEBOT_SANITIZED") &&
@@ -533,12 +500,12 @@ static void mode_outoftree(void) {
     CHECK_INT(found[k], 1);
   }
   json_t *ds = daemon_stop(&w);
-  CHECK(stopped_line(w.dir, "hello", 4, 0));
-  CHECK(stopped_line(w.dir, "echo", 2, 0)); /* greetings stopped at hello */
-  if (plugins_reported(ds, 2)) {
-    CHECK_INT(pstat(ds, "hello", "handled"), 2);
-    CHECK_INT(pstat(ds, "hello", "passed"), 2);
-    CHECK_INT(pstat(ds, "echo", "delivered"), 2);
+  CHECK(h_plugin_stopped(w.dir, "hello", 4, 0));
+  CHECK(h_plugin_stopped(w.dir, "echo", 2, 0)); /* greetings stopped at hello */
+  if (h_plugins_reported(ds, 2)) {
+    CHECK_INT(h_plugin_stat(ds, "hello", "handled"), 2);
+    CHECK_INT(h_plugin_stat(ds, "hello", "passed"), 2);
+    CHECK_INT(h_plugin_stat(ds, "echo", "delivered"), 2);
   }
   json_decref(ds);
   snprintf(dst, sizeof dst, "%s/daemon.err", w.dir);

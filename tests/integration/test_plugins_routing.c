@@ -141,16 +141,6 @@ static int world_start(struct world *w, const char *tag, const struct spec *spec
   return -1;
 }
 
-/* 1 when a log has no sanitizer report (ASan, UBSan, LSan). */
-static int no_sanitizer_report(const char *dir, const char *file) {
-  char path[700];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  int clean = !h_contains(path, "runtime error") && !h_contains(path, "Sanitizer");
-  if (!clean)
-    fprintf(stderr, "sanitizer report in %s\n", path);
-  return clean;
-}
-
 /* Stops the daemon (SIGTERM, must exit 0) and the simulator; returns the
  * daemon's stats. */
 static json_t *world_stop(struct world *w) {
@@ -159,7 +149,7 @@ static json_t *world_stop(struct world *w) {
   CHECK_INT(w->d.status, 0);
   h_reap(&w->d);
   h_sim_stop(&w->sim);
-  CHECK(no_sanitizer_report(w->dir, "daemon.err"));
+  CHECK(h_no_sanitizer_report(w->dir, "daemon.err"));
   return h_daemon_stats(w->dir, "daemon");
 }
 
@@ -293,29 +283,6 @@ static void check_acked_once(struct world *w, int total) {
   json_decref(ms);
 }
 
-static long pstat(json_t *daemon_stats, const char *plugin, const char *key) {
-  json_t *p = json_object_get(json_object_get(daemon_stats, "plugins"), plugin);
-  return h_stat(p, key);
-}
-
-/* 1 when the daemon's exit stats (--stats-file) carry the counters of all n
- * plugins; then their values are checked too. Whether they are there at all
- * is asserted once, by integration.plugins_e2e.stats. */
-static int plugins_reported(json_t *daemon_stats, size_t n) {
-  return json_object_size(json_object_get(daemon_stats, "plugins")) == n;
-}
-
-/* 1 when the daemon logged "plugin NAME stopped (D delivered, E errors)". */
-static int stopped_line(const char *dir, const char *name, long delivered, long errors) {
-  char path[700], needle[200];
-  snprintf(path, sizeof path, "%s/daemon.err", dir);
-  snprintf(needle, sizeof needle, "plugin %s stopped (%ld delivered, %ld errors)", name,
-           delivered, errors);
-  if (!h_contains(path, needle))
-    fprintf(stderr, "%s lacks \"%s\"\n", path, needle);
-  return h_contains(path, needle);
-}
-
 /* ---- 1: matching, priorities, ties, overrides ------------------------------- */
 
 static const char *expect_match(const char *category) {
@@ -362,19 +329,19 @@ static void scenario_match(void) {
   CHECK(!load_calls(&w, &c));
   size_t want = check_routes(&c, &m, expect_match);
   CHECK_INT(c.n, want); /* no call for anything else, nothing twice */
-  CHECK(stopped_line(w.dir, "probe_a", 8, 0));
-  CHECK(stopped_line(w.dir, "probe_b", 24, 0));
-  CHECK(stopped_line(w.dir, "probe_c", 30, 0));
-  CHECK(stopped_line(w.dir, "probe_d", 30, 0));
-  CHECK(stopped_line(w.dir, "probe_e", 12, 0));
-  CHECK(stopped_line(w.dir, "probe_f", 12, 0));
-  CHECK(stopped_line(w.dir, "probe_g", 18, 0));
-  if (plugins_reported(ds, 7)) {
-    CHECK_INT(pstat(ds, "probe_a", "delivered"), 8);
-    CHECK_INT(pstat(ds, "probe_b", "delivered"), 24);
-    CHECK_INT(pstat(ds, "probe_c", "delivered"), 30);
-    CHECK_INT(pstat(ds, "probe_e", "delivered"), 12);
-    CHECK_INT(pstat(ds, "probe_g", "passed"), 18);
+  CHECK(h_plugin_stopped(w.dir, "probe_a", 8, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_b", 24, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_c", 30, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_d", 30, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_e", 12, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_f", 12, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_g", 18, 0));
+  if (h_plugins_reported(ds, 7)) {
+    CHECK_INT(h_plugin_stat(ds, "probe_a", "delivered"), 8);
+    CHECK_INT(h_plugin_stat(ds, "probe_b", "delivered"), 24);
+    CHECK_INT(h_plugin_stat(ds, "probe_c", "delivered"), 30);
+    CHECK_INT(h_plugin_stat(ds, "probe_e", "delivered"), 12);
+    CHECK_INT(h_plugin_stat(ds, "probe_g", "passed"), 18);
   }
   CHECK_INT(h_stat(ds, "processed"), 30);
   json_decref(ds);
@@ -448,12 +415,12 @@ static void scenario_handled(void) {
   json_t *ds = world_stop(&w);
   size_t want_calls = check_routes(&c, &m, expect_handled);
   CHECK_INT(c.n, want_calls);
-  CHECK(stopped_line(w.dir, "probe_a", 15, 0));
-  CHECK(stopped_line(w.dir, "probe_b", 10, 0));
-  CHECK(stopped_line(w.dir, "probe_c", 5, 0)); /* never a handled text */
-  if (plugins_reported(ds, 3)) {
-    CHECK_INT(pstat(ds, "probe_b", "handled"), 10);
-    CHECK_INT(pstat(ds, "probe_c", "delivered"), 5);
+  CHECK(h_plugin_stopped(w.dir, "probe_a", 15, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_b", 10, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_c", 5, 0)); /* never a handled text */
+  if (h_plugins_reported(ds, 3)) {
+    CHECK_INT(h_plugin_stat(ds, "probe_b", "handled"), 10);
+    CHECK_INT(h_plugin_stat(ds, "probe_c", "delivered"), 5);
   }
   CHECK_INT(h_stat(ds, "replies_accepted"), 10);
   json_decref(ds);
@@ -562,20 +529,20 @@ static void scenario_retry(void) {
       }
     }
   }
-  CHECK(stopped_line(w.dir, "probe_a", 16, 0));
-  CHECK(stopped_line(w.dir, "probe_b", 16, 8)); /* gave up = an error */
-  CHECK(stopped_line(w.dir, "probe_c", 12, 12));
-  CHECK(stopped_line(w.dir, "probe_d", 8, 0));
-  if (plugins_reported(ds, 4)) {
-    CHECK_INT(pstat(ds, "probe_a", "retried"), 8);
-    CHECK_INT(pstat(ds, "probe_a", "passed"), 8);
-    CHECK_INT(pstat(ds, "probe_a", "gave_up"), 0);
-    CHECK_INT(pstat(ds, "probe_b", "delivered"), 16);
-    CHECK_INT(pstat(ds, "probe_b", "retried"), 8);
-    CHECK_INT(pstat(ds, "probe_b", "gave_up"), 8);
-    CHECK_INT(pstat(ds, "probe_b", "errors"), 8);
-    CHECK_INT(pstat(ds, "probe_c", "errors"), 12);
-    CHECK_INT(pstat(ds, "probe_d", "passed"), 8);
+  CHECK(h_plugin_stopped(w.dir, "probe_a", 16, 0));
+  CHECK(h_plugin_stopped(w.dir, "probe_b", 16, 8)); /* gave up = an error */
+  CHECK(h_plugin_stopped(w.dir, "probe_c", 12, 12));
+  CHECK(h_plugin_stopped(w.dir, "probe_d", 8, 0));
+  if (h_plugins_reported(ds, 4)) {
+    CHECK_INT(h_plugin_stat(ds, "probe_a", "retried"), 8);
+    CHECK_INT(h_plugin_stat(ds, "probe_a", "passed"), 8);
+    CHECK_INT(h_plugin_stat(ds, "probe_a", "gave_up"), 0);
+    CHECK_INT(h_plugin_stat(ds, "probe_b", "delivered"), 16);
+    CHECK_INT(h_plugin_stat(ds, "probe_b", "retried"), 8);
+    CHECK_INT(h_plugin_stat(ds, "probe_b", "gave_up"), 8);
+    CHECK_INT(h_plugin_stat(ds, "probe_b", "errors"), 8);
+    CHECK_INT(h_plugin_stat(ds, "probe_c", "errors"), 12);
+    CHECK_INT(h_plugin_stat(ds, "probe_d", "passed"), 8);
   }
   CHECK_INT(h_stat(ds, "processed"), 12);
   CHECK_INT(h_stat(ds, "replies_accepted"), 8);

@@ -15,28 +15,15 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "scratch.h"
 #include "config.h"
 #include "log.h"
 
 static char tmpdir[512];
 static char logtext[16384];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
 static void make_tmpdir(void) {
-  const char *base = getenv("BLAZEBOT_TEST_TMP");
-  if (!base || !*base)
-    base = "/tmp";
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", base);
-  CHECK(system(cmd) == 0);
-  snprintf(tmpdir, sizeof tmpdir, "%s/config.XXXXXX", base);
-  CHECK(mkdtemp(tmpdir) != NULL);
+  CHECK(scratch_make("config", tmpdir, sizeof tmpdir) == 0);
   /* The ini's folder is made absolute, so compare against a real path. */
   char *real = realpath(tmpdir, NULL);
   if (real) {
@@ -411,6 +398,6 @@ int main(void) {
   test_plugins();
   test_errors();
   test_many_errors();
-  nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+  scratch_remove(tmpdir);
   return check_done("config");
 }

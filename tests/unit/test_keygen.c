@@ -19,27 +19,14 @@
 
 #include "auth.h"
 #include "check.h"
+#include "scratch.h"
 #include "keygen.h"
 #include "keystore.h"
 
 static char tmpdir[512];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
 static void make_tmpdir(void) {
-  const char *base = getenv("BLAZEBOT_TEST_TMP");
-  if (!base || !*base)
-    base = "/tmp";
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", base);
-  CHECK(system(cmd) == 0);
-  snprintf(tmpdir, sizeof tmpdir, "%s/keygen.XXXXXX", base);
-  CHECK(mkdtemp(tmpdir) != NULL);
+  CHECK(scratch_make("keygen", tmpdir, sizeof tmpdir) == 0);
 }
 
 static int run(int (*fn)(int, char **), char **argv) {
@@ -198,6 +185,6 @@ int main(void) {
   make_tmpdir();
   test_keygen();
   test_gentls();
-  nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+  scratch_remove(tmpdir);
   return check_done("keygen");
 }

@@ -20,27 +20,14 @@
 
 #include "base64.h"
 #include "check.h"
+#include "scratch.h"
 #include "keystore.h"
 #include "util.h"
 
 static char tmpdir[512];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
 static void make_tmpdir(void) {
-  const char *base = getenv("BLAZEBOT_TEST_TMP");
-  if (!base || !*base)
-    base = "/tmp";
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", base);
-  CHECK(system(cmd) == 0);
-  snprintf(tmpdir, sizeof tmpdir, "%s/keystore.XXXXXX", base);
-  CHECK(mkdtemp(tmpdir) != NULL);
+  CHECK(scratch_make("keystore", tmpdir, sizeof tmpdir) == 0);
 }
 
 static void write_text(const char *path, const char *text, mode_t mode) {
@@ -326,6 +313,6 @@ int main(void) {
   test_generation_c();
   test_generation_b();
   test_generation_a();
-  nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+  scratch_remove(tmpdir);
   return check_done("keystore");
 }
