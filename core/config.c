@@ -22,8 +22,18 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "url.h"
 
-enum kind { K_PATH, K_WS_URL, K_HTTP_URL, K_INT, K_SIZE, K_LOG_LEVEL, K_ACK_TRANSPORT };
+enum kind {
+  K_PATH,
+  K_WS_URL,
+  K_HTTP_URL,
+  K_INT,
+  K_SIZE,
+  K_BOOL,
+  K_LOG_LEVEL,
+  K_ACK_TRANSPORT
+};
 
 struct keydef {
   const char *name;
@@ -61,6 +71,7 @@ static const struct keydef keys[] = {
     KEY(shutdown_timeout_ms, K_INT, 0, 3600000),
     KEY(reload_timeout_ms, K_INT, 10, 3600000),
     KEY(status_file, K_PATH, 0, 0),
+    KEY(allow_insecure_transport, K_BOOL, 0, 1),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -202,21 +213,26 @@ static int set_key(struct loader *ld, const struct keydef *k, const char *value)
     if (k->kind == K_PATH) {
       v = resolve(cfg->dir, value);
     } else {
-      const char *want1 = k->kind == K_WS_URL ? "ws://" : "http://";
-      const char *want2 = k->kind == K_WS_URL ? "wss://" : "https://";
-      size_t n1 = strlen(want1), n2 = strlen(want2);
-      size_t skip = strncmp(value, want1, n1) == 0   ? n1
-                    : strncmp(value, want2, n2) == 0 ? n2
-                                                     : 0;
-      if (!skip || !value[skip] || value[skip] == '/') {
-        fail(ld, line, "%s: expected a %s or %s URL with a host, got '%s'", k->name,
-             want1, want2, value);
+      struct url u;
+      char why[200];
+      if (url_parse(value, &u, why, sizeof why) < 0) {
+        fail(ld, line, "%s: %s", k->name, why);
+        return -1;
+      }
+      if (u.websocket != (k->kind == K_WS_URL)) {
+        fail(ld, line, "%s: expected a %s URL, got '%s'", k->name,
+             k->kind == K_WS_URL ? "wss:// (or ws://)" : "https:// (or http://)", value);
+        return -1;
+      }
+      if (k->kind == K_HTTP_URL && strchr(u.target, '?')) {
+        fail(ld, line, "%s: a query is not allowed in the API base URL", k->name);
         return -1;
       }
       v = strdup(value);
       if (v && k->kind == K_HTTP_URL) {
-        size_t n = strlen(v);
-        while (n > skip && v[n - 1] == '/')
+        /* The base of every API path: a trailing '/' would double. */
+        size_t n = strlen(v), min = (size_t)(strstr(v, "://") - v) + 4;
+        while (n > min && v[n - 1] == '/')
           v[--n] = 0;
       }
     }
@@ -250,6 +266,18 @@ static int set_key(struct loader *ld, const struct keydef *k, const char *value)
       *int_field(cfg, k) = (int)v;
     return 0;
   }
+  case K_BOOL:
+    if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
+        !strcmp(value, "1")) {
+      *int_field(cfg, k) = 1;
+    } else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") ||
+               !strcmp(value, "0")) {
+      *int_field(cfg, k) = 0;
+    } else {
+      fail(ld, line, "%s: expected true or false, got '%s'", k->name, value);
+      return -1;
+    }
+    return 0;
   case K_LOG_LEVEL:
     if (log_level_parse(value, int_field(cfg, k)) < 0) {
       fail(ld, line, "%s: expected error, warn, info or debug, got '%s'", k->name, value);
@@ -504,6 +532,22 @@ static void check_all(struct loader *ld) {
     fail(ld, blame(ld, idle, ping),
          "idle_timeout_ms (%d) must be greater than ping_interval_ms (%d)",
          cfg->idle_timeout_ms, cfg->ping_interval_ms);
+  /* Plain ws:// and http:// carry the bot's tokens and messages in the
+   * clear: only to this machine, unless the operator said otherwise. */
+  int insecure = key_index("allow_insecure_transport");
+  if (usable(ld, insecure) && !cfg->allow_insecure_transport) {
+    const int urls[] = {key_index("blaze_url"), key_index("api_url")};
+    for (size_t i = 0; i < 2; i++) {
+      const char *v = i ? cfg->api_url : cfg->blaze_url;
+      struct url u;
+      if (ld->key_line[urls[i]] && ld->key_ok[urls[i]] &&
+          url_parse(v, &u, NULL, 0) == 0 && !u.tls && !url_is_loopback(&u))
+        fail(ld, ld->key_line[urls[i]],
+             "%s: unencrypted %s to a host other than this machine; use %s, or set "
+             "allow_insecure_transport = true",
+             keys[urls[i]].name, i ? "http://" : "ws://", i ? "https://" : "wss://");
+    }
+  }
   if (usable(ld, rmin) && usable(ld, rmax) &&
       cfg->reconnect_min_ms > cfg->reconnect_max_ms)
     fail(ld, blame(ld, rmax, rmin),

@@ -57,6 +57,7 @@ struct config {
   size_t nplugins;
   char *plugin_dir;  /* resolved path of the plugin folder, or NULL when not set */
   char *status_file; /* resolved path: pid and last reload outcome (JSON), or NULL */
+  int allow_insecure_transport; /* ws:// and http:// beyond loopback; default 0 */
 };
 
 /* Parses path. On success returns 0 and *out (free with config_free). On any

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #define REST_MAX_BODY (4 * 1024 * 1024)
@@ -22,7 +23,8 @@ struct rest_req {
   struct rest *r;
   struct lws *wsi;
   char method[8];
-  char path[512];
+  char path[1024];
+  struct url dial; /* api_url, parsed; lws points into it */
   char request_id[UUID_STR_LEN];
   struct buf body; /* LWS_PRE headroom + body */
   struct buf resp;
@@ -248,11 +250,8 @@ void rest_set_config(struct rest *r, const struct config *cfg,
 
 int rest_request(struct rest *r, const char *method, const char *path, const char *body,
                  size_t len, rest_done_fn cb, void *ud) {
-  char url[1024];
-  const char *proto, *addr, *upath;
-  int port;
-  snprintf(url, sizeof url, "%s", r->cfg->api_url);
-  if (lws_parse_uri(url, &proto, &addr, &port, &upath))
+  struct url u;
+  if (url_parse(r->cfg->api_url, &u, NULL, 0) < 0)
     return -1;
   struct rest_req *q = calloc(1, sizeof *q);
   if (!q)
@@ -260,15 +259,14 @@ int rest_request(struct rest *r, const char *method, const char *path, const cha
   q->r = r;
   q->cb = cb;
   q->ud = ud;
+  q->dial = u;
   snprintf(q->method, sizeof q->method, "%s", method);
   /* api_url may carry a path prefix (a proxy); the signature covers the
-   * path the server sees. */
-  while (*upath == '/')
-    upath++;
-  size_t ul = strlen(upath);
-  while (ul && upath[ul - 1] == '/')
-    ul--;
-  snprintf(q->path, sizeof q->path, "%s%.*s%s", ul ? "/" : "", (int)ul, upath, path);
+   * request-target exactly as it is sent. */
+  if (url_join(&u, path, q->path, sizeof q->path) < 0) {
+    free(q);
+    return -1;
+  }
   if (uuid_v4(q->request_id) < 0 || buf_resize(&q->body, LWS_PRE) < 0 ||
       buf_append(&q->body, body, len) < 0 ||
       auth_sign(r->ks, method, q->path, body, len, 600, q->request_id, &q->token) < 0) {
@@ -287,13 +285,13 @@ int rest_request(struct rest *r, const char *method, const char *path, const cha
   struct lws_client_connect_info ci;
   memset(&ci, 0, sizeof ci);
   ci.context = r->ctx;
-  ci.address = addr;
-  ci.port = port;
+  ci.address = q->dial.host;
+  ci.port = q->dial.port;
   ci.path = q->path;
-  ci.host = addr;
-  ci.origin = addr;
+  ci.host = q->dial.host_header;
+  ci.origin = q->dial.host_header;
   ci.method = q->method;
-  ci.ssl_connection = strcmp(proto, "https") == 0 ? LCCSCF_USE_SSL : 0;
+  ci.ssl_connection = q->dial.tls ? LCCSCF_USE_SSL : 0;
   ci.alpn = "http/1.1";
   ci.protocol = rest_protocol.name;
   ci.local_protocol_name = rest_protocol.name;

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 enum state {
@@ -53,7 +54,8 @@ struct session {
 
   int state;
   struct lws *wsi;
-  char *token; /* only during the handshake; wiped after */
+  char *token;     /* only during the handshake; wiped after */
+  struct url dial; /* the blaze_url of the current attempt (lws points into it) */
   int64_t next_attempt;
   int attempt;     /* consecutive failed attempts, for backoff */
   int auth_401;    /* consecutive 401s */
@@ -305,37 +307,44 @@ static void on_auth_failure(struct session *s, const char *where) {
 }
 
 static void connect_now(struct session *s) {
-  char url[1024];
-  const char *proto, *addr, *path;
-  int port;
-  snprintf(url, sizeof url, "%s", s->cfg->blaze_url);
-  if (lws_parse_uri(url, &proto, &addr, &port, &path)) {
-    fatal(s, "blaze_url cannot be parsed");
+  struct url u;
+  char why[200];
+  if (url_parse(s->cfg->blaze_url, &u, why, sizeof why) < 0) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "blaze_url cannot be parsed: %s", why);
+    fatal(s, msg);
     return;
   }
-  int tls = strcmp(proto, "wss") == 0;
-  char fullpath[1024];
-  snprintf(fullpath, sizeof fullpath, "/%s", path);
+  if (!u.tls && !url_is_loopback(&u))
+    log_warn("blaze: connecting to %s without TLS (allow_insecure_transport = true): "
+             "tokens and messages cross the network in the clear",
+             u.host_header);
 
+  /* The token signs exactly the request-target that goes on the request
+   * line: the server recomputes sig over the URI it received. */
   wipe_token(s);
-  if (auth_sign(s->ks, "GET", "/", "", 0, 600, NULL, &s->token) < 0) {
+  if (auth_sign(s->ks, "GET", u.target, "", 0, 600, NULL, &s->token) < 0) {
     log_error("blaze: cannot sign a token");
     s->st.connect_errors++;
     schedule_retry(s, now_ms());
     return;
   }
 
+  /* lws keeps pointers to these until the handshake is sent. */
+  s->dial = u;
   struct lws_client_connect_info ci;
   memset(&ci, 0, sizeof ci);
   ci.context = s->ctx;
-  ci.address = addr;
-  ci.port = port;
-  ci.path = fullpath;
-  ci.host = addr;
-  ci.origin = addr;
+  ci.address = s->dial.host;
+  ci.port = s->dial.port;
+  ci.path = s->dial.target;
+  /* lws sends ci.host as the Host header verbatim and strips a ":port"
+   * from it for TLS SNI and certificate checks. */
+  ci.host = s->dial.host_header;
+  ci.origin = s->dial.host_header;
   ci.protocol = "Mixin-Blaze-1";
   ci.local_protocol_name = session_protocol.name;
-  ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
+  ci.ssl_connection = s->dial.tls ? LCCSCF_USE_SSL : 0;
   ci.alpn = "http/1.1";
   ci.opaque_user_data = s;
   ci.pwsi = &s->wsi;

@@ -27,6 +27,7 @@ blazebot_integration_test(tls)
 blazebot_integration_test(sigterm)
 blazebot_integration_test(outbox)
 blazebot_integration_test(hup)
+blazebot_integration_test(handshake)
 
 # Hot reload: the tests swap variants of tests/reload/reloadtest.c.
 include(${CMAKE_CURRENT_LIST_DIR}/../reload/reload.cmake)

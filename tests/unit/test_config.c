@@ -296,6 +296,30 @@ static void test_errors(void) {
   expect_error("[blazebot]\nkeystore = k\nblaze_url = https://x/\n", 3, "blaze_url");
   expect_error("[blazebot]\nkeystore = k\nblaze_url = wss://\n", 3, "blaze_url");
   expect_error("[blazebot]\nkeystore = k\napi_url = wss://x\n", 3, "api_url");
+  /* Plain ws:// and http:// only to this machine, unless allowed. */
+  expect_error("[blazebot]\nkeystore = k\nblaze_url = ws://10.1.2.3:7600/\n", 3,
+               "blaze_url: unencrypted ws:// to a host other than this machine");
+  expect_error("[blazebot]\nkeystore = k\n\napi_url = http://bots.example\n", 4,
+               "allow_insecure_transport = true");
+  expect_error("[blazebot]\nkeystore = k\nblaze_url = ws://h/\n"
+               "allow_insecure_transport = maybe\n",
+               4, "allow_insecure_transport: expected true or false");
+  expect_error("[blazebot]\nkeystore = k\napi_url = http://127.0.0.1/?a=1\n", 3,
+               "query is not allowed");
+  expect_error("[blazebot]\nkeystore = k\nblaze_url = wss://h:0/\n", 3,
+               "blaze_url: port 0 is out of range");
+  {
+    struct config *cfg = NULL;
+    char path[600];
+    CHECK_INT(
+        load_text("insecure.ini",
+                  "[blazebot]\nkeystore = k\nblaze_url = ws://10.1.2.3:7600/\n"
+                  "api_url = http://10.1.2.3:7601\nallow_insecure_transport = true\n",
+                  &cfg, path, sizeof path),
+        0);
+    CHECK(cfg && cfg->allow_insecure_transport == 1);
+    config_free(cfg);
+  }
   expect_error("[blazebot]\nkeystore = k\nca_file =\n", 3, "ca_file: empty value");
   expect_error("[blazebot]\nkeystore = a\n\nkeystore = b\n", 4,
                "duplicate key 'keystore' (first set at line 2)");
