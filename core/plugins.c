@@ -92,6 +92,7 @@ struct instance {
   struct job *current_job;
   const struct blazebot_message *current_view;
   pthread_t current_thread;
+  uint32_t sent_in_call;       /* messages sent during this on_message call */
   atomic_int work_outstanding; /* blocking work + timer items in flight */
 };
 
@@ -259,6 +260,21 @@ static struct job *current_job(struct instance *in) {
   return NULL;
 }
 
+/* Gives m the id derived from the message being handled, the plugin's name
+ * and the send's ordinal within this call (see uuid_derive), unless the
+ * plugin chose one. A retry or a reprocessing after a crash makes the same
+ * sends in the same order and so reuses the ids: the server keeps one copy
+ * and the user sees one reply. */
+static int derive_id(struct instance *in, struct job *job, struct outbox_msg *m,
+                     char buf[UUID_STR_LEN]) {
+  if (!job || (m->message_id && *m->message_id))
+    return 0;
+  if (uuid_derive(job->msg->message_id, in->name, ++in->sent_in_call, buf) < 0)
+    return -1;
+  m->message_id = buf;
+  return 0;
+}
+
 static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
                      const char *category, const void *data, size_t len,
                      char id_out[BLAZEBOT_ID_LEN]) {
@@ -277,6 +293,9 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
                          .category = category,
                          .data = data,
                          .len = len};
+  char id[UUID_STR_LEN];
+  if (derive_id(in, job, &m, id) < 0)
+    return -1;
   return daemon_reply(in->h->d, job, &m, id_out) == 0 ? 0 : -1;
 }
 
@@ -297,7 +316,11 @@ static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
                          .quote_message_id = o.quote_message_id,
                          .representative_id = o.representative_id,
                          .silent = (o.flags & BLAZEBOT_SEND_SILENT) != 0};
-  return daemon_reply(in->h->d, current_job(in), &m, id_out) == 0 ? 0 : -1;
+  struct job *job = current_job(in);
+  char id[UUID_STR_LEN];
+  if (derive_id(in, job, &m, id) < 0)
+    return -1;
+  return daemon_reply(in->h->d, job, &m, id_out) == 0 ? 0 : -1;
 }
 
 static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {
@@ -539,6 +562,7 @@ static void deliver_run(struct dispatch_item *it) {
     in->current_job = job;
     in->current_view = &r->view;
     in->current_thread = pthread_self();
+    in->sent_in_call = 0;
     rc = in->desc.on_message(in->state, &r->view);
     in->current_job = NULL;
     in->current_view = NULL;

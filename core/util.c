@@ -87,6 +87,45 @@ int uuid_unique_conversation(const char *a, const char *b, char out[UUID_STR_LEN
   return 0;
 }
 
+int uuid_derive(const char *parent_id, const char *label, uint32_t ordinal,
+                char out[UUID_STR_LEN]) {
+  if (!parent_id || !uuid_valid(parent_id) || !label || !*label)
+    return -1;
+  unsigned char ns[16];
+  static const char nstext[] = UUID_REPLY_NAMESPACE;
+  for (int i = 0, o = 0; i < 36; i++) {
+    if (nstext[i] == '-')
+      continue;
+    if (hex_decode(&nstext[i], 2, &ns[o++], 1) != 1)
+      return -1;
+    i++;
+  }
+  char name[UUID_STR_LEN + 1];
+  for (int i = 0; i < 36; i++)
+    name[i] = (char)tolower((unsigned char)parent_id[i]);
+  name[36] = '/';
+  char tail[24];
+  int tl = snprintf(tail, sizeof tail, "/%u", (unsigned)ordinal);
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl = 0;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx)
+    return -1;
+  int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+           EVP_DigestUpdate(ctx, ns, sizeof ns) == 1 &&
+           EVP_DigestUpdate(ctx, name, 37) == 1 &&
+           EVP_DigestUpdate(ctx, label, strlen(label)) == 1 &&
+           EVP_DigestUpdate(ctx, tail, (size_t)tl) == 1 &&
+           EVP_DigestFinal_ex(ctx, d, &dl) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok || dl < 16)
+    return -1;
+  d[6] = (unsigned char)((d[6] & 0x0f) | 0x50);
+  d[8] = (unsigned char)((d[8] & 0x3f) | 0x80);
+  format_uuid(d, out);
+  return 0;
+}
+
 void hex_encode(const unsigned char *in, size_t n, char *out) {
   static const char hx[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {

@@ -27,6 +27,16 @@ int uuid_valid(const char *s);
  * bits set. Returns 0, or -1 when either input is not a UUID. */
 int uuid_unique_conversation(const char *a, const char *b, char out[UUID_STR_LEN]);
 
+/* A name-based (version 5, SHA-1) UUID for the ordinal-th message sent by
+ * plugin `label` while handling the message `parent_id`: the same inputs give
+ * the same id in any process, so a reply sent again after a retry or a crash
+ * reuses its id and the server keeps one copy. The name hashed under the
+ * namespace UUID_REPLY_NAMESPACE is "<parent_id lowercase>/<label>/<ordinal>".
+ * Returns 0, or -1 when parent_id is not a UUID or label is empty. */
+#define UUID_REPLY_NAMESPACE "6f8a3c1e-2b7d-4e59-9c0a-b1a2e0b0f00d"
+int uuid_derive(const char *parent_id, const char *label, uint32_t ordinal,
+                char out[UUID_STR_LEN]);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 /* Decodes exactly 2*n hex digits; returns the byte count or -1. */

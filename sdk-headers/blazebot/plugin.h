@@ -52,9 +52,8 @@ extern "C" {
 /* Not now: deliver it to this plugin again later, with backoff, at most
  * max_attempts times in all (ini key, default 5); after that it counts as an
  * error. Other subscribers are not affected. Replies already sent during the
- * attempt stay sent: give them deterministic message ids (derived from the
- * incoming id) if a later attempt may send them again, and the server keeps
- * one copy. */
+ * attempt stay sent; the next attempt reuses their ids (see reply), so the
+ * server keeps one copy of each. */
 #define BLAZEBOT_RETRY 2
 /* Any negative value is an error: logged and counted, never fatal; the
  * message continues to lower-priority subscribers and is acknowledged. */
@@ -113,7 +112,7 @@ struct blazebot_outgoing {
   const char *category;        /* required: "PLAIN_TEXT", "PLAIN_POST", "APP_CARD", ... */
   const void *data;            /* payload bytes (JSON for APP_CARD etc.) */
   size_t data_len;
-  const char *message_id;        /* optional: NULL = a fresh id; reuse it to resend */
+  const char *message_id;        /* optional: NULL = chosen by the host (see send) */
   const char *quote_message_id;  /* optional */
   const char *representative_id; /* optional */
 };
@@ -158,12 +157,19 @@ struct blazebot_host {
    * sender). Only valid inside on_message for that msg: the message is
    * acknowledged only after the server accepted this reply. Copies data,
    * queues, returns at once; the new message id goes to id_out (may be
-   * NULL). Returns 0, or -1 (invalid arguments or the outbox is full). */
+   * NULL). Returns 0, or -1 (invalid arguments or the outbox is full).
+   * The id is derived from the incoming message id, the plugin's name and
+   * the send's ordinal within this on_message call (a version 5 UUID), so a
+   * RETRY attempt, or the same message processed again after a crash, sends
+   * under the same ids and the server drops the copies: make the same sends
+   * in the same order. */
   int (*reply)(blazebot_ctx *ctx, const struct blazebot_message *msg,
                const char *category, const void *data, size_t len,
                char id_out[BLAZEBOT_ID_LEN]);
   /* Sends any message to any conversation. Inside on_message it is tied to
-   * the message being handled like reply; elsewhere it is fire-and-forget
+   * the message being handled like reply, and without a message_id of its
+   * own it gets a derived id like reply's (counted in the same sequence);
+   * elsewhere it is fire-and-forget with a random id unless one is given
    * (still retried by the host until the server accepts or refuses it). */
   int (*send)(blazebot_ctx *ctx, const struct blazebot_outgoing *m,
               char id_out[BLAZEBOT_ID_LEN]);

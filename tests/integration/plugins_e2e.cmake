@@ -52,3 +52,12 @@ foreach(mode echo slow outoftree stats)
 endforeach()
 # It installs the whole build tree into a scratch prefix, like plugins.outoftree.
 set_tests_properties(integration.plugins_e2e.outoftree PROPERTIES RUN_SERIAL TRUE)
+
+# SIGKILL mid-stream, then a restart: nobody answered twice (derived ids).
+add_executable(itest_crash ${BLAZEBOT_PE2E_DIR}/test_crash.c)
+target_link_libraries(itest_crash PRIVATE blazebot_harness)
+blazebot_warnings(itest_crash)
+target_compile_definitions(itest_crash PRIVATE ECHO_SO="$<TARGET_FILE:echo>")
+add_dependencies(itest_crash blazebot blazebot-sim echo)
+add_test(NAME integration.crash COMMAND itest_crash)
+set_tests_properties(integration.crash PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
