@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -332,11 +333,19 @@ static void write_status(struct daemon *d) {
         l, "summary", json_string(d->last_reload_summary ? d->last_reload_summary : ""));
     json_object_set_new(o, "last_reload", l);
   }
+  /* A fresh file made with O_EXCL (mkstemp) in the same folder, then
+   * renamed over the old one: a symlink planted at any fixed name is never
+   * followed, and readers see the old or the new file, never half of one. */
   char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", d->cfg->status_file);
-  if (json_dump_file(o, tmp, JSON_COMPACT) < 0 || rename(tmp, d->cfg->status_file) < 0) {
+  snprintf(tmp, sizeof tmp, "%s.XXXXXX", d->cfg->status_file);
+  int fd = mkstemp(tmp);
+  int ok = fd >= 0 && fchmod(fd, 0644) == 0 && json_dumpfd(o, fd, JSON_COMPACT) == 0;
+  if (fd >= 0 && close(fd) < 0)
+    ok = 0;
+  if (!ok || rename(tmp, d->cfg->status_file) < 0) {
     log_warn("cannot write the status file %s: %s", d->cfg->status_file, strerror(errno));
-    unlink(tmp);
+    if (fd >= 0)
+      unlink(tmp);
   }
   json_decref(o);
 }

@@ -47,6 +47,28 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+/* 1 when pid is a running blazebot: the same executable as this one, or a
+ * process whose name is blazebot. A stale status file can name a pid that
+ * now belongs to another program, which must never get the SIGHUP. */
+static int is_blazebot(long long pid) {
+  char path[64], self[4096], other[4096];
+  snprintf(path, sizeof path, "/proc/%lld/exe", pid);
+  ssize_t a = readlink("/proc/self/exe", self, sizeof self - 1);
+  ssize_t b = readlink(path, other, sizeof other - 1);
+  if (a > 0 && b > 0 && a == b && memcmp(self, other, (size_t)a) == 0)
+    return 1;
+  snprintf(path, sizeof path, "/proc/%lld/comm", pid);
+  FILE *f = fopen(path, "re");
+  char comm[64] = "";
+  if (f) {
+    if (!fgets(comm, sizeof comm, f))
+      comm[0] = 0;
+    fclose(f);
+  }
+  comm[strcspn(comm, "\n")] = 0;
+  return strcmp(comm, "blazebot") == 0;
+}
+
 /* blazebot --reload: SIGHUP to the daemon named in the status file, then
  * wait until a reload that started after it ended, and report it. */
 static int reload_running(const char *path) {
@@ -69,6 +91,13 @@ static int reload_running(const char *path) {
   long long pid = st ? json_integer_value(json_object_get(st, "pid")) : 0;
   long long before = st ? json_integer_value(json_object_get(st, "reloads")) : 0;
   json_decref(st);
+  if (pid > 0 && kill((pid_t)pid, 0) == 0 && !is_blazebot(pid)) {
+    fprintf(stderr,
+            "blazebot: %s names pid %lld, which is not a running blazebot (a stale "
+            "status file?); not signalling it\n",
+            status, pid);
+    return 3;
+  }
   if (pid <= 0 || kill((pid_t)pid, SIGHUP) < 0) {
     fprintf(stderr, "blazebot: no running daemon found through %s\n", status);
     return 3;

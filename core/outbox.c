@@ -175,6 +175,19 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
     json_object_set_new(it->params, "quote_message_id", json_string(m->quote_message_id));
   if (m->silent)
     json_object_set_new(it->params, "silent", json_true());
+  /* The server refuses a message over 128 KB; refusing it here tells the
+   * plugin at once instead of retrying a message that can never go out. */
+  size_t bound = elen + 6 * strlen(m->category) + 5 * UUID_STR_LEN + 256;
+  size_t wire = bound <= OUTBOX_MAX_MESSAGE_BYTES
+                    ? bound
+                    : json_dumpb(it->params, NULL, 0, JSON_COMPACT);
+  if (wire > OUTBOX_MAX_MESSAGE_BYTES) {
+    log_warn("outbox: refused a %s message of %zu bytes (%zu as JSON): over the server's "
+             "limit of %d bytes",
+             m->category, m->len, wire, OUTBOX_MAX_MESSAGE_BYTES);
+    item_free(it);
+    return -1;
+  }
   it->owner = owner;
   it->o = o;
 

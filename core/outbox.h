@@ -43,6 +43,9 @@ typedef void (*outbox_settled_fn)(void *ud, void *owner, int accepted);
 
 struct outbox;
 
+/* The largest message the server takes: its JSON (base64 data included). */
+#define OUTBOX_MAX_MESSAGE_BYTES (128 * 1024)
+
 /* wake is called (from any thread) after a message was put on the inbox;
  * it must make the I/O thread call outbox_tick soon (lws_cancel_service). */
 struct outbox *outbox_new(const struct config *cfg, struct session *s,
@@ -55,7 +58,8 @@ void outbox_set_config(struct outbox *o, const struct config *cfg);
 /* Any thread. Validates and copies m; owner (may be NULL) is handed back to
  * on_settled. Writes the message id to id_out (may be NULL). When the outbox
  * is full, waits up to wait_ms for room. Returns 0, -1 (invalid message: a
- * reason is logged), or -2 (still full, or shutting down). */
+ * reason is logged; this includes a message over OUTBOX_MAX_MESSAGE_BYTES),
+ * or -2 (still full, or shutting down). */
 int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
                 char id_out[UUID_STR_LEN], int wait_ms);
 /* I/O thread: takes the inbox, sends what the rate and the link allow,

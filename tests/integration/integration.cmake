@@ -28,6 +28,7 @@ blazebot_integration_test(sigterm)
 blazebot_integration_test(outbox)
 blazebot_integration_test(hup)
 blazebot_integration_test(handshake)
+blazebot_integration_test(edges)
 
 # Hot reload: the tests swap variants of tests/reload/reloadtest.c.
 include(${CMAKE_CURRENT_LIST_DIR}/../reload/reload.cmake)
