@@ -559,6 +559,7 @@ static struct config *config_new(const char *path) {
   struct config *cfg = calloc(1, sizeof *cfg);
   if (!cfg)
     return NULL;
+  atomic_init(&cfg->refs, 1);
   cfg->path = strdup(path);
   cfg->dir = dir_of(path);
   cfg->blaze_url = strdup("wss://blaze.mixin.one/");
@@ -625,8 +626,14 @@ int config_load(const char *path, struct config **out) {
   return 0;
 }
 
-void config_free(struct config *cfg) {
-  if (!cfg)
+const struct config *config_ref(const struct config *cfg) {
+  atomic_fetch_add(&((struct config *)cfg)->refs, 1);
+  return cfg;
+}
+
+void config_free(const struct config *ccfg) {
+  struct config *cfg = (struct config *)ccfg;
+  if (!cfg || atomic_fetch_sub(&cfg->refs, 1) != 1)
     return;
   for (size_t i = 0; i < cfg->nplugins; i++) {
     struct config_plugin *p = &cfg->plugins[i];

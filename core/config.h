@@ -2,13 +2,17 @@
 /*
  * config: the blazebot.ini file, parsed with inih into an immutable snapshot.
  * A snapshot is never modified after config_load returns; a reload builds a
- * new one and swaps pointers. Every problem is reported through log_error as
+ * new one and swaps pointers. Snapshots are reference-counted: whoever keeps
+ * one past the call that handed it (the daemon, each plugin instance, a
+ * reload in progress) holds a reference, and the last config_free frees it,
+ * on whichever thread that happens. Every problem is reported through log_error as
  * "FILE:LINE: message" (all of them, not just the first), and then loading
  * fails as a whole.
  */
 #ifndef BLAZEBOT_CONFIG_H
 #define BLAZEBOT_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 enum ack_transport { ACK_TRANSPORT_WEBSOCKET = 0, ACK_TRANSPORT_REST = 1 };
@@ -29,6 +33,7 @@ struct config_plugin {
 };
 
 struct config {
+  atomic_int refs;        /* config_ref / config_free */
   char *path;             /* the ini file as given */
   char *dir;              /* the folder of the ini file; relative paths resolve here */
   char *keystore;         /* resolved path (required) */
@@ -66,7 +71,12 @@ struct config {
  * [plugin.NAME], unknown keys, bad values, duplicates, and a missing keystore
  * key are all errors. Relative paths are resolved against the ini's folder. */
 int config_load(const char *path, struct config **out);
-void config_free(struct config *cfg);
+/* Any thread: one more reference to cfg (returned). The count is not part
+ * of the snapshot's value, so a const pointer may take one. */
+const struct config *config_ref(const struct config *cfg);
+/* Any thread: drops one reference; the last one frees the snapshot. NULL is
+ * a no-op. */
+void config_free(const struct config *cfg);
 
 /* Returns the [plugin.NAME] section or NULL. */
 const struct config_plugin *config_find_plugin(const struct config *cfg,

@@ -39,9 +39,7 @@
 #define RESUME_INFLIGHT_JOBS (MAX_INFLIGHT_JOBS / 2)
 
 struct daemon {
-  struct config *cfg;
-  struct config **old_cfgs; /* earlier snapshots, kept until exit (see reload) */
-  size_t nold;
+  struct config *cfg; /* the daemon's reference to the current snapshot */
   struct keystore *ks;
   struct lws_context *ctx;
   struct lws_protocols protocols[4];
@@ -62,8 +60,10 @@ struct daemon {
   int stopping;              /* I/O thread: graceful stop in progress */
   int64_t stop_deadline;
   int64_t close_deadline;
-  int closing; /* session_stop was called */
-  int quit;    /* leave the loop */
+  int closing;   /* session_stop was called */
+  int quit;      /* leave the loop */
+  int forced;    /* a second stop signal: wait for nothing more */
+  int abandoned; /* plugin code still ran at exit: workers not joined */
   int exit_code;
   size_t inflight_jobs; /* jobs not yet finished */
   /* Jobs still queued in or running through the handler/plugins. Jobs that
@@ -412,34 +412,30 @@ static void reload(struct daemon *d) {
     reload_refused(d, "%d error(s) in %s", nerr, d->cfg->path);
     return;
   }
+  /* The keystore is read again even under the same path: an operator may
+   * replace the file in place (a rotated session). */
   struct keystore *nks = NULL;
-  int ks_changed = strcmp(ncfg->keystore, d->cfg->keystore) != 0;
-  if (ks_changed) {
-    char err[512];
-    if (keystore_load(ncfg->keystore, 1, &nks, err, sizeof err) < 0) {
-      config_free(ncfg);
-      reload_refused(d, "%s", err);
-      return;
-    }
+  char kerr[512];
+  if (keystore_load(ncfg->keystore, 1, &nks, kerr, sizeof kerr) < 0) {
+    config_free(ncfg);
+    reload_refused(d, "%s", kerr);
+    return;
+  }
+  int ks_changed = !keystore_equal(nks, d->ks);
+  if (!ks_changed) {
+    keystore_free(nks);
+    nks = NULL;
   }
   if ((ncfg->ca_file || d->cfg->ca_file) &&
       (!ncfg->ca_file || !d->cfg->ca_file || strcmp(ncfg->ca_file, d->cfg->ca_file) != 0))
     log_warn("reload: ca_file changed; it takes effect at the next restart");
   if (ncfg->workers != d->cfg->workers)
     log_warn("reload: workers changed; it takes effect at the next restart");
-  /* Workers may read the old snapshot (outbox capacity, plugin sections)
-   * at this moment, so it is kept until exit instead of freed; snapshots
-   * are small. */
-  struct config **old = realloc(d->old_cfgs, (d->nold + 1) * sizeof *old);
-  if (!old) {
-    config_free(ncfg);
-    keystore_free(nks);
-    reload_refused(d, "out of memory");
-    return;
-  }
   int url_changed = strcmp(ncfg->blaze_url, d->cfg->blaze_url) != 0;
-  d->old_cfgs = old;
-  d->old_cfgs[d->nold++] = d->cfg;
+  /* Only this thread reads the daemon's modules' snapshot; plugin
+   * instances hold references of their own (their sections' strings are
+   * borrowed from theirs), so the old one goes when its last user does. */
+  struct config *ocfg = d->cfg;
   d->cfg = ncfg;
   log_set_level(ncfg->log_level);
   struct keystore *oks = d->ks;
@@ -449,8 +445,14 @@ static void reload(struct daemon *d) {
   rest_set_config(d->rest, d->cfg, d->ks);
   acks_set_config(d->acks, d->cfg);
   outbox_set_config(d->outbox, d->cfg);
-  if (nks)
+  config_free(ocfg);
+  if (nks) {
+    /* Workers never read the keystore: the plugins' bot id is interned by
+     * the host (plugins_set_bot_id). */
+    if (d->plugins)
+      plugins_set_bot_id(d->plugins, d->ks->user_id);
     keystore_free(oks);
+  }
   snprintf(d->reload_core, sizeof d->reload_core, "core: keystore %s, blaze_url %s%s",
            ks_changed ? "changed" : "unchanged", d->cfg->blaze_url,
            ks_changed || url_changed ? " (reconnecting once)" : "");
@@ -547,6 +549,7 @@ static void on_signal(struct daemon *d) {
       if (d->stopping) {
         log_warn("second stop signal: exiting now");
         d->quit = 1;
+        d->forced = 1;
       }
       begin_stop(d, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
       break;
@@ -680,7 +683,7 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     goto fail;
   if (!fn) {
     int refused = 0;
-    d->plugins = plugins_new(cfg, d, d->dispatch, &refused);
+    d->plugins = plugins_new(cfg, d, d->dispatch, ks->user_id, &refused);
     if (!d->plugins)
       goto fail;
     if (refused) {
@@ -711,12 +714,18 @@ void daemon_free(struct daemon *d) {
     return;
   if (d->outbox)
     outbox_close(d->outbox);
-  plugins_free(d->plugins);
-  d->plugins = NULL;
+  /* Shut the plugins down, join the workers, then unmap: in that order, so
+   * no worker is in a plugin's code when it goes. */
+  if (plugins_shutdown_all(d->plugins, now_ms() + 1000, NULL, NULL) < 0)
+    d->abandoned = 1;
+  if (d->abandoned)
+    return; /* threads may still run plugin code: leave it all to exit */
   if (d->dispatch) {
     dispatch_free(d->dispatch);
     d->dispatch = NULL;
   }
+  plugins_free(d->plugins);
+  d->plugins = NULL;
   if (d->ctx)
     lws_context_destroy(d->ctx); /* closes wsis: session/rest callbacks run */
   session_free(d->session);
@@ -730,14 +739,29 @@ void daemon_free(struct daemon *d) {
   dedupe_free(d->dedupe);
   if (d->sigfd >= 0)
     close(d->sigfd);
-  for (size_t i = 0; i < d->nold; i++)
-    config_free(d->old_cfgs[i]);
-  free(d->old_cfgs);
   config_free(d->cfg);
   keystore_free(d->ks);
   buf_fini(&d->plugin_stats);
   free(d->last_reload_summary);
   free(d);
+}
+
+/* While plugins shut down after the loop: 1 once a stop signal arrives
+ * (the operator's "now"). SIGHUP is dropped: there is nothing to reload. */
+static int stop_signalled(void *ud) {
+  struct daemon *d = ud;
+  struct signalfd_siginfo si;
+  while (!d->forced && read(d->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+      log_warn("stop signal while plugins shut down: exiting now");
+      d->forced = 1;
+    }
+  }
+  return d->forced;
+}
+
+int daemon_abandoned(const struct daemon *d) {
+  return d->abandoned;
 }
 
 int daemon_run(struct daemon *d) {
@@ -757,16 +781,29 @@ int daemon_run(struct daemon *d) {
    * stops. Unfinished jobs are not acknowledged and will be redelivered.
    * The plugins' counters are kept for daemon_stats_json. */
   outbox_close(d->outbox);
-  plugins_shutdown_all(d->plugins);
+  /* After a second stop signal nothing more is waited for: plugins that are
+   * idle now shut down, busy ones are abandoned. */
+  int64_t wait =
+      d->forced
+          ? 0
+          : (d->cfg->shutdown_timeout_ms > 1000 ? d->cfg->shutdown_timeout_ms : 1000);
+  if (plugins_shutdown_all(d->plugins, now_ms() + wait, stop_signalled, d) < 0) {
+    d->abandoned = 1;
+    log_error("exiting with plugin code still running: its messages are not acknowledged "
+              "and will be delivered again");
+  }
   buf_reset(&d->plugin_stats);
   plugins_stats_json(d->plugins, &d->plugin_stats);
   d->kept_mapped_at_exit = plugins_kept_mapped(d->plugins);
-  plugins_free(d->plugins);
-  d->plugins = NULL;
   if (d->cfg->status_file)
     unlink(d->cfg->status_file);
+  if (d->abandoned)
+    return d->exit_code;
+  /* Workers are joined before any plugin is unmapped. */
   dispatch_free(d->dispatch);
   d->dispatch = NULL;
+  plugins_free(d->plugins);
+  d->plugins = NULL;
   return d->exit_code;
 }
 

@@ -54,6 +54,11 @@ void daemon_free(struct daemon *d);
 /* Runs until stopped by a signal, daemon_stop, or a fatal error. Returns a
  * daemon_exit code. */
 int daemon_run(struct daemon *d);
+/* After daemon_run: 1 when plugin code was still running at exit (a plugin
+ * ignored the stop deadline or a second stop signal came). The threads that
+ * run it cannot be joined and its code cannot be unmapped, so the caller
+ * must end the process without daemon_free (main: _exit). */
+int daemon_abandoned(const struct daemon *d);
 /* Any thread: asks the loop to stop gracefully. */
 void daemon_stop(struct daemon *d);
 

@@ -340,3 +340,8 @@ EVP_PKEY *keystore_public_key(const struct keystore *ks) {
     ERR_clear_error();
   return pub;
 }
+
+int keystore_equal(const struct keystore *a, const struct keystore *b) {
+  return a->alg == b->alg && strcmp(a->user_id, b->user_id) == 0 &&
+         strcmp(a->session_id, b->session_id) == 0 && EVP_PKEY_eq(a->pkey, b->pkey) == 1;
+}

@@ -34,6 +34,9 @@ int keystore_load(const char *path, int check_mode, struct keystore **out, char 
                   size_t errlen);
 void keystore_free(struct keystore *ks);
 
+/* 1 when a and b are the same identity: user, session and key. */
+int keystore_equal(const struct keystore *a, const struct keystore *b);
+
 /* A new reference to the public half of the key (caller EVP_PKEY_free). */
 EVP_PKEY *keystore_public_key(const struct keystore *ks);
 

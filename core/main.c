@@ -230,6 +230,14 @@ int main(int argc, char **argv) {
     }
     free(stats);
   }
+  if (daemon_abandoned(d)) {
+    /* Worker threads are still inside plugin code: joining them could
+     * wait forever and unmapping it would crash them. The kernel reclaims
+     * everything; unacknowledged messages are delivered again. */
+    log_info("blazebot stopped (exit %d) with plugin code still running", rc);
+    fflush(NULL);
+    _exit(rc);
+  }
   daemon_free(d);
   log_info("blazebot stopped (exit %d)", rc);
   return rc;

@@ -34,7 +34,7 @@ struct list {
 };
 
 struct outbox {
-  const struct config *cfg;
+  const struct config *cfg; /* I/O thread only (reload swaps it there) */
   struct session *s;
   outbox_settled_fn settled;
   void *settled_ud;
@@ -45,6 +45,7 @@ struct outbox {
   pthread_cond_t room;
   struct list inbox;      /* guarded by mu */
   size_t count;           /* unsettled items, guarded by mu */
+  size_t capacity;        /* outbox_capacity, guarded by mu: senders read it */
   int closed;             /* guarded by mu */
   struct outbox_stats st; /* queued/full guarded by mu; the rest I/O thread */
 
@@ -93,6 +94,7 @@ struct outbox *outbox_new(const struct config *cfg, struct session *s,
   if (!o)
     return NULL;
   o->cfg = cfg;
+  o->capacity = (size_t)cfg->outbox_capacity;
   o->s = s;
   o->settled = settled;
   o->settled_ud = settled_ud;
@@ -124,6 +126,10 @@ void outbox_free(struct outbox *o) {
 
 void outbox_set_config(struct outbox *o, const struct config *cfg) {
   o->cfg = cfg;
+  pthread_mutex_lock(&o->mu);
+  o->capacity = (size_t)cfg->outbox_capacity;
+  pthread_cond_broadcast(&o->room); /* a larger outbox has room now */
+  pthread_mutex_unlock(&o->mu);
 }
 
 static int opt_uuid(const char *s) {
@@ -192,7 +198,7 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
   it->o = o;
 
   pthread_mutex_lock(&o->mu);
-  if (wait_ms > 0 && o->count >= (size_t)o->cfg->outbox_capacity && !o->closed) {
+  if (wait_ms > 0 && o->count >= o->capacity && !o->closed) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += wait_ms / 1000;
@@ -201,11 +207,11 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000L;
     }
-    while (o->count >= (size_t)o->cfg->outbox_capacity && !o->closed)
+    while (o->count >= o->capacity && !o->closed)
       if (pthread_cond_timedwait(&o->room, &o->mu, &ts) != 0)
         break;
   }
-  if (o->closed || o->count >= (size_t)o->cfg->outbox_capacity) {
+  if (o->closed || o->count >= o->capacity) {
     o->st.full++;
     pthread_mutex_unlock(&o->mu);
     item_free(it);

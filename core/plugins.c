@@ -85,6 +85,7 @@ struct instance {
   int initialised;        /* init succeeded: shutdown is owed */
   atomic_int closing;     /* no new timers or blocking work */
   atomic_int retire_done; /* retiring: shutdown ran (or is not owed) */
+  int shut;               /* plugins_shutdown_all: shutdown ran (or is not owed) */
   int retire_posted;
   struct dispatch_item retire_item;
   char error[512];
@@ -142,6 +143,11 @@ struct saved_state {
   size_t len;
 };
 
+struct interned {
+  struct interned *next;
+  char s[];
+};
+
 struct reload;
 
 struct plugin_host {
@@ -163,7 +169,16 @@ struct plugin_host {
   struct timer *timers;
   uint64_t next_timer_id;
   struct saved_state *states;
-  int shut_down; /* every instance's shutdown ran */
+  /* Every bot id this run has had, never freed before the host: what
+   * bot_id() returned stays valid for as long as plugin.h promises. The
+   * current one is read by workers without a lock. */
+  struct interned *bot_ids;
+  _Atomic(const char *) bot_id;
+  int shut_down; /* plugins_shutdown_all ran */
+  int abandoned; /* instances still busy when it gave up: never unmap */
+  /* Set once the daemon's loop ended: queued deliveries are skipped, so no
+   * on_message starts while the instances shut down. */
+  atomic_int stopping;
 };
 
 static struct blazebot_host host_table; /* filled below, never changes */
@@ -336,7 +351,30 @@ static int svc_unique_conversation_id(blazebot_ctx *ctx, const char *a, const ch
 
 static const char *svc_bot_id(blazebot_ctx *ctx) {
   struct instance *in = inst_of(ctx);
-  return in ? daemon_bot_id(in->h->d) : "";
+  const char *id = in ? atomic_load(&in->h->bot_id) : NULL;
+  return id ? id : "";
+}
+
+void plugins_set_bot_id(struct plugin_host *h, const char *id) {
+  const char *cur = h ? atomic_load(&h->bot_id) : NULL;
+  if (!h || (cur && strcmp(cur, id) == 0))
+    return;
+  for (struct interned *i = h->bot_ids; i; i = i->next) {
+    if (strcmp(i->s, id) == 0) {
+      atomic_store(&h->bot_id, i->s);
+      return;
+    }
+  }
+  size_t n = strlen(id) + 1;
+  struct interned *i = malloc(sizeof *i + n);
+  if (!i) {
+    log_error("plugins: out of memory recording the bot id; plugins keep the old one");
+    return;
+  }
+  memcpy(i->s, id, n);
+  i->next = h->bot_ids;
+  h->bot_ids = i;
+  atomic_store(&h->bot_id, i->s);
 }
 
 static void timer_run(struct dispatch_item *it);
@@ -555,6 +593,14 @@ static void deliver_run(struct dispatch_item *it) {
   struct job_route *r = job->route;
   struct plugin_host *h = r->h;
   struct slot *sl = r->subs[r->idx];
+  if (atomic_load(&h->stopping)) {
+    /* Shutting down: not delivered, not acknowledged; the server delivers
+     * it again after the restart. */
+    job->retry_at = 0;
+    job->result = BLAZEBOT_ERROR;
+    dispatch_complete(h->disp, job);
+    return;
+  }
   struct instance *in = atomic_load(&sl->inst);
   int rc = BLAZEBOT_PASS;
   if (in) {
@@ -907,6 +953,7 @@ static void inst_free(struct instance *in, int may_unload) {
     return;
   if (in->dl && may_unload)
     dlclose(in->dl);
+  config_free(in->cfg);
   free(in);
 }
 
@@ -1003,7 +1050,7 @@ static struct instance *inst_open(struct plugin_host *h, const struct config *cf
   }
   snprintf(in->name, sizeof in->name, "%s", sec->name);
   in->section = sec;
-  in->cfg = cfg;
+  in->cfg = config_ref(cfg); /* the section's strings are borrowed from it */
   in->h = h;
   in->ctx.inst = in;
   int max_attempts;
@@ -1237,14 +1284,15 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
 }
 
 struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
-                                struct dispatch *disp, int *refused) {
+                                struct dispatch *disp, const char *bot_id, int *refused) {
   *refused = 0;
   struct plugin_host *h = calloc(1, sizeof *h);
   if (!h)
     return NULL;
+  plugins_set_bot_id(h, bot_id);
   h->d = d;
   h->disp = disp;
-  h->cfg = cfg;
+  h->cfg = config_ref(cfg);
   pthread_mutex_init(&h->mu, NULL);
 
   int enabled = 0;
@@ -1373,11 +1421,15 @@ static void task_run(struct dispatch_item *it) {
     const struct config_plugin *osec = old->section;
     const struct config *ocfg = old->cfg;
     old->section = t->sec;
-    old->cfg = t->cfg;
+    old->cfg = config_ref(t->cfg);
     if (old->desc.reconfigure(old->state) < 0) {
+      config_free(old->cfg);
       old->section = osec;
       old->cfg = ocfg;
       t->declined = 1;
+    } else {
+      /* The plugin let go of the old values when reconfigure returned. */
+      config_free(ocfg);
     }
   } else if (t->kind == T_REMOVE) {
     inst_cancel_timers(h, old);
@@ -1523,7 +1575,8 @@ static void plan_one(struct plugin_host *h, struct reload *r,
 
 static void reload_finish(struct plugin_host *h) {
   struct reload *r = h->reload;
-  h->cfg = r->cfg;
+  config_free(h->cfg);
+  h->cfg = config_ref(r->cfg);
   for (struct slot *sl = h->slots; sl; sl = sl->next) {
     for (size_t i = 0; i < r->cfg->nplugins; i++)
       if (strcmp(r->cfg->plugins[i].name, sl->name) == 0)
@@ -1556,6 +1609,7 @@ static void reload_finish(struct plugin_host *h) {
                         &r->added,    &r->removed,      &r->refused};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
     buf_fini(bufs[i]);
+  config_free(r->cfg);
   free(r);
 }
 
@@ -1656,7 +1710,7 @@ int plugins_reload_begin(struct plugin_host *h, const struct config *cfg, int64_
   struct reload *r = calloc(1, sizeof *r);
   if (!r)
     return -1;
-  r->cfg = cfg;
+  r->cfg = config_ref(cfg);
   r->timeout_ms = cfg->reload_timeout_ms;
   r->done = done;
   r->ud = ud;
@@ -1763,58 +1817,113 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-static void inst_shutdown(struct plugin_host *h, struct instance *in,
-                          struct dispatch_strand *strand) {
-  /* Timers first (the ledger), then wait for work in flight to drain. */
-  inst_cancel_timers(h, in);
-  for (int i = 0; i < 3000; i++) {
-    if (atomic_load(&in->work_outstanding) == 0 &&
-        (!strand || dispatch_strand_idle(strand)))
-      break;
-    sleep_ms(10);
-  }
-  in->desc.shutdown(in->state);
+/* 1 when nothing of in can run any more: no timer or blocking work in
+ * flight and, for the instance serving a slot, nothing queued on or running
+ * in its strand (deliveries queued now are skipped, see deliver_run). */
+static int inst_idle(struct instance *in, struct dispatch_strand *strand) {
+  return atomic_load(&in->work_outstanding) == 0 &&
+         (!strand || dispatch_strand_idle(strand));
 }
 
-void plugins_shutdown_all(struct plugin_host *h) {
-  if (!h || h->shut_down)
-    return;
+static void inst_stop(struct instance *in) {
+  in->shut = 1;
+  if (in->initialised)
+    in->desc.shutdown(in->state);
+}
+
+int plugins_shutdown_all(struct plugin_host *h, int64_t deadline,
+                         int (*interrupted)(void *ud), void *ud) {
+  if (!h)
+    return 0;
+  if (h->shut_down)
+    return h->abandoned ? -1 : 0;
+  atomic_store(&h->stopping, 1);
   /* A reload in progress ends first: queued tasks are taken back, a
    * running one is waited for. */
   if (h->reload) {
     h->reload->aborting = 1;
-    for (int i = 0; h->reload && i < 3000; i++) {
+    while (h->reload) {
       reload_poll(h, now_ms());
-      if (h->reload)
-        sleep_ms(10);
+      if (!h->reload || now_ms() >= deadline || (interrupted && interrupted(ud)))
+        break;
+      sleep_ms(10);
     }
   }
-  h->shut_down = 1;
+  /* Timers first (the ledger): none fires from now on. */
   for (struct slot *sl = h->slots; sl; sl = sl->next) {
     struct instance *in = atomic_load(&sl->inst);
-    if (in) {
-      inst_shutdown(h, in, sl->strand);
+    if (in)
+      inst_cancel_timers(h, in);
+  }
+  for (struct instance *in = h->retiring; in; in = in->next)
+    inst_cancel_timers(h, in);
+
+  /* Each instance's shutdown runs once nothing of it can run any more, and
+   * never while one of its callbacks runs; this thread calls it, since its
+   * strand is idle and stays so. */
+  int busy;
+  for (;;) {
+    busy = 0;
+    for (struct slot *sl = h->slots; sl; sl = sl->next) {
+      struct instance *in = atomic_load(&sl->inst);
+      if (!in || in->shut)
+        continue;
+      if (!inst_idle(in, sl->strand)) {
+        busy++;
+        continue;
+      }
+      inst_stop(in);
       log_info("plugin %s stopped (%llu delivered, %llu errors)", sl->name,
                (unsigned long long)atomic_load(&sl->delivered),
                (unsigned long long)atomic_load(&sl->errors));
     }
-  }
-  for (struct instance *in = h->retiring; in; in = in->next) {
-    if (!in->retire_posted) {
+    for (struct instance *in = h->retiring; in; in = in->next) {
+      if (in->retire_posted) {
+        /* Its shutdown was handed to a worker (retire_run). */
+        busy += !atomic_load(&in->retire_done);
+        continue;
+      }
+      if (!inst_idle(in, NULL)) {
+        busy++;
+        continue;
+      }
       in->retire_posted = 1;
-      if (in->initialised)
-        inst_shutdown(h, in, NULL);
+      inst_stop(in);
       atomic_store(&in->retire_done, 1);
     }
-    for (int i = 0; i < 3000 && !atomic_load(&in->retire_done); i++)
-      sleep_ms(10);
+    if (!busy || now_ms() >= deadline || (interrupted && interrupted(ud)))
+      break;
+    sleep_ms(10);
   }
+  h->shut_down = 1;
+  if (!busy)
+    return 0;
+  /* Still running plugin code: its shutdown would race with it and its
+   * code must stay mapped, so neither happens. The caller exits without
+   * joining the workers. */
+  h->abandoned = busy;
+  for (struct slot *sl = h->slots; sl; sl = sl->next) {
+    struct instance *in = atomic_load(&sl->inst);
+    if (in && !in->shut)
+      log_error("plugin %s is still busy; exiting without calling its shutdown",
+                sl->name);
+  }
+  for (struct instance *in = h->retiring; in; in = in->next) {
+    if (!atomic_load(&in->retire_done))
+      log_error("plugin %s (old generation) is still busy; exiting without calling its "
+                "shutdown",
+                in->name);
+  }
+  return -1;
 }
 
 void plugins_free(struct plugin_host *h) {
   if (!h)
     return;
-  plugins_shutdown_all(h);
+  /* Unmapping code a thread may still run would crash it: an abandoned
+   * host is left to the process's exit. */
+  if (plugins_shutdown_all(h, 0, NULL, NULL) < 0)
+    return;
   while (h->retiring) {
     struct instance *in = h->retiring;
     h->retiring = in->next;
@@ -1847,6 +1956,12 @@ void plugins_free(struct plugin_host *h) {
     free(r);
   }
   free(h->routes);
+  config_free(h->cfg);
+  while (h->bot_ids) {
+    struct interned *i = h->bot_ids;
+    h->bot_ids = i->next;
+    free(i);
+  }
   if (h->stage_dir[0])
     rmdir(h->stage_dir);
   pthread_mutex_destroy(&h->mu);

@@ -30,11 +30,26 @@ struct plugin_stats {
  * plugins) and sets *refused to the number of plugins refused. NULL only on
  * out-of-memory or a plugin_dir problem (logged). */
 struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
-                                struct dispatch *disp, int *refused);
-/* Cancels timers, waits for each instance to go idle and calls its
- * shutdown (once; the counters stay readable). */
-void plugins_shutdown_all(struct plugin_host *h);
-/* plugins_shutdown_all if not done yet, then unloads and frees. */
+                                struct dispatch *disp, const char *bot_id, int *refused);
+/* I/O thread: the bot id plugins see from now on (after a keystore change).
+ * Earlier ids stay allocated until plugins_free, so a string a plugin got
+ * from bot_id() never dangles. */
+void plugins_set_bot_id(struct plugin_host *h, const char *id);
+/* Main thread, once the loop no longer routes messages. Skips deliveries
+ * still queued (those messages are not acknowledged), cancels every timer,
+ * and calls each instance's shutdown once nothing of it runs or can run any
+ * more (no callback after shutdown). Waits until deadline (now_ms clock) or
+ * until interrupted(ud) returns 1, whichever comes first. Returns 0 when
+ * every instance shut down, -1 when some were still running plugin code:
+ * the caller must then exit without joining the workers or freeing the host
+ * (plugins_free leaves an abandoned host alone). Once only; the counters
+ * stay readable. */
+int plugins_shutdown_all(struct plugin_host *h, int64_t deadline,
+                         int (*interrupted)(void *ud), void *ud);
+/* Unloads and frees. Call after plugins_shutdown_all and after the
+ * dispatch pool was joined (dispatch_free), so that no worker can still be
+ * in a plugin's code when it is unmapped. Without an earlier
+ * plugins_shutdown_all, shuts down with no wait. */
 void plugins_free(struct plugin_host *h);
 
 /* Number of loaded plugin instances. */

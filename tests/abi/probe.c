@@ -105,7 +105,17 @@ static void log_line(struct probe *p, const char *line, size_t n) {
     p->host->log(p->ctx, BLAZEBOT_LOG_ERROR, "probe log write failed");
 }
 
+/* Set by shutdown. A call after it is a host bug: it is reported on stderr
+ * (the state is freed by then, so nothing else is touched). */
+static int probe_shut;
+
 static int probe_on_message(void *state, const struct blazebot_message *msg) {
+#if defined(__GNUC__)
+  if (__atomic_load_n(&probe_shut, __ATOMIC_SEQ_CST)) {
+    fprintf(stderr, "%s: AFTER_SHUTDOWN on_message\n", PROBE_NAME);
+    return BLAZEBOT_ERROR;
+  }
+#endif
   struct probe *p = state;
   struct timespec t0;
   char line[512], reply_id[BLAZEBOT_ID_LEN] = "-";
@@ -156,7 +166,14 @@ static int probe_on_message(void *state, const struct blazebot_message *msg) {
 }
 
 static void probe_shutdown(void *state) {
-  probe_free(state);
+  struct probe *p = state;
+#if defined(__GNUC__)
+  if (__atomic_load_n(&p->busy, __ATOMIC_SEQ_CST) != 0)
+    fprintf(stderr, "%s: SHUTDOWN_DURING_CALL\n", PROBE_NAME);
+  __atomic_store_n(&probe_shut, 1, __ATOMIC_SEQ_CST);
+#endif
+  log_line(p, "SHUTDOWN\n", 9);
+  probe_free(p);
 }
 
 /* Without a `categories` key a probe gets plain texts only. */

@@ -61,3 +61,12 @@ target_compile_definitions(itest_crash PRIVATE ECHO_SO="$<TARGET_FILE:echo>")
 add_dependencies(itest_crash blazebot blazebot-sim echo)
 add_test(NAME integration.crash COMMAND itest_crash)
 set_tests_properties(integration.crash PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+
+# Orderly shutdown with a slow plugin: graceful, a second SIGTERM, a fatal 401.
+add_executable(itest_shutdown ${BLAZEBOT_PE2E_DIR}/test_shutdown.c)
+target_link_libraries(itest_shutdown PRIVATE blazebot_harness)
+blazebot_warnings(itest_shutdown)
+target_compile_definitions(itest_shutdown PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+add_dependencies(itest_shutdown blazebot blazebot-sim ${BLAZEBOT_PROBES})
+add_test(NAME integration.shutdown COMMAND itest_shutdown)
+set_tests_properties(integration.shutdown PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
