@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check: the tiny assertion kit of the unit tests. A failed CHECK prints
+ * check: the tiny assertion kit of the tests. A failed CHECK prints
  * file:line and the expression and counts a failure; the test goes on so one
  * run shows every broken expectation. check_done() prints a summary and
- * returns the exit status for main.
+ * returns the exit status for main. The counters are per file: a helper
+ * compiled on its own (the integration harness) reports through inline
+ * functions and macros of its header, which count in the test's file.
  */
 #ifndef BLAZEBOT_TEST_CHECK_H
 #define BLAZEBOT_TEST_CHECK_H
@@ -48,9 +50,21 @@ static int check_passes_ = 0;
     }                                                                                    \
   } while (0)
 
+/* Counts one failed check at file:line, described by what: for set-up steps
+ * (a helper process that did not start) whose failure must fail the test
+ * even when the test then stops early. */
+static inline void check_fail_at(const char *file, int line, const char *what) {
+  check_failures_++;
+  fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, what);
+}
+
+/* The exit status for main: 1 when any check failed, and 1 when no check ran
+ * at all (a test that checked nothing cannot pass). */
 static inline int check_done(const char *name) {
   printf("%s: %d checks passed, %d failed\n", name, check_passes_, check_failures_);
-  return check_failures_ ? 1 : 0;
+  if (!check_failures_ && !check_passes_)
+    fprintf(stderr, "%s: no check ran\n", name);
+  return check_failures_ || !check_passes_ ? 1 : 0;
 }
 
 #endif

@@ -82,29 +82,79 @@ int h_contains(const char *path, const char *needle) {
   return h_count(path, needle) > 0;
 }
 
+/* Prints the last lines of a file to stderr (a failed tool's own words). */
+static void print_tail(const char *path, int lines) {
+  char *t = h_read(path);
+  if (!t) {
+    fprintf(stderr, "  (%s: cannot read)\n", path);
+    return;
+  }
+  size_t n = strlen(t);
+  while (n > 0 && t[n - 1] == '\n')
+    t[--n] = 0;
+  char *from = t + n;
+  int k = 0;
+  while (from > t && !(from[-1] == '\n' && ++k == lines))
+    from--;
+  fprintf(stderr, "  --- %s%s ---\n%s\n  ---\n", from > t ? "end of " : "", path,
+          *from ? from : "(empty)");
+  free(t);
+}
+
 int h_spawn(struct proc *p, const char *dir, const char *tag, const char *const argv[]) {
   memset(p, 0, sizeof *p);
   snprintf(p->out, sizeof p->out, "%s/%s.out", dir, tag);
   snprintf(p->err, sizeof p->err, "%s/%s.err", dir, tag);
-  pid_t pid = fork();
-  if (pid < 0)
+  if (!argv[0]) {
+    fprintf(stderr, "h_spawn %s: no program to run\n", tag);
     return -1;
+  }
+  /* The child reports a failed set-up or exec (errno) on a close-on-exec
+   * pipe: end of file means the program is running. */
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) < 0) {
+    fprintf(stderr, "h_spawn %s: pipe: %s\n", tag, strerror(errno));
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "h_spawn %s: fork: %s\n", tag, strerror(errno));
+    close(report[0]);
+    close(report[1]);
+    return -1;
+  }
   if (pid == 0) {
+    close(report[0]);
     int o = open(p->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int e = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int in = open("/dev/null", O_RDONLY);
-    if (o < 0 || e < 0 || in < 0)
-      _exit(127);
-    dup2(in, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], (char *const *)argv);
+    if (o >= 0 && e >= 0 && in >= 0) {
+      dup2(in, 0);
+      dup2(o, 1);
+      dup2(e, 2);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      execv(argv[0], (char *const *)argv);
+    }
+    int err = errno;
+    ssize_t w = write(report[1], &err, sizeof err);
+    (void)w;
     _exit(127);
   }
+  close(report[1]);
+  int err = 0;
+  ssize_t r;
+  do
+    r = read(report[0], &err, sizeof err);
+  while (r < 0 && errno == EINTR);
+  close(report[0]);
   p->pid = pid;
+  if (r == (ssize_t)sizeof err) {
+    h_wait(p, 5000);
+    fprintf(stderr, "h_spawn %s: cannot run %s: %s\n", tag, argv[0], strerror(err));
+    return -1;
+  }
   return 0;
 }
 
@@ -149,24 +199,32 @@ int h_run(const char *dir, const char *tag, const char *const argv[], int timeou
   return p.status;
 }
 
-static const char *sim_bin(void) {
+const char *h_sim_bin(void) {
   const char *b = getenv("BLAZEBOT_SIM_BIN");
-  return b ? b : "blazebot-sim";
+  return b && *b ? b : "blazebot-sim";
 }
 
-static const char *daemon_bin(void) {
+const char *h_daemon_bin(void) {
   const char *b = getenv("BLAZEBOT_BIN");
-  return b ? b : "blazebot";
+  return b && *b ? b : "blazebot";
 }
 
-int h_keygen(const char *dir, const char *type, char *path_out, size_t cap) {
+int h_keygen_(const char *dir, const char *type, char *path_out, size_t cap) {
   snprintf(path_out, cap, "%s/keystore-%s.json", dir, type);
-  const char *argv[] = {sim_bin(), "keygen", "--type", type, "-o", path_out, NULL};
-  return h_run(dir, "keygen", argv, 30000) == 0 ? 0 : -1;
+  const char *argv[] = {h_sim_bin(), "keygen", "--type", type, "-o", path_out, NULL};
+  int rc = h_run(dir, "keygen", argv, 30000);
+  if (rc == 0)
+    return 0;
+  char err[700];
+  snprintf(err, sizeof err, "%s/keygen.err", dir);
+  fprintf(stderr, "%s keygen --type %s failed (%s %d)\n", h_sim_bin(), type,
+          rc < 0 ? "did not run or timed out:" : "exit", rc);
+  print_tail(err, 20);
+  return -1;
 }
 
-int h_sim_start(struct sim *s, const char *dir, const char *ks,
-                const char *const extra[]) {
+int h_sim_start_(struct sim *s, const char *dir, const char *ks,
+                 const char *const extra[]) {
   memset(s, 0, sizeof *s);
   snprintf(s->dir, sizeof s->dir, "%s", dir);
   snprintf(s->keystore, sizeof s->keystore, "%s", ks);
@@ -174,9 +232,10 @@ int h_sim_start(struct sim *s, const char *dir, const char *ks,
   snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
   snprintf(statsfile, sizeof statsfile, "%s/sim-stats.json", dir);
   unlink(portfile);
+  unlink(statsfile); /* a test reading it must not see an earlier run's */
   const char *argv[64];
   int n = 0;
-  argv[n++] = sim_bin();
+  argv[n++] = h_sim_bin();
   argv[n++] = "--keystore";
   argv[n++] = ks;
   argv[n++] = "--listen";
@@ -187,8 +246,13 @@ int h_sim_start(struct sim *s, const char *dir, const char *ks,
   argv[n++] = statsfile;
   argv[n++] = "--timeout";
   argv[n++] = "600";
-  for (int i = 0; extra && extra[i] && n < 62; i++)
+  for (int i = 0; extra && extra[i]; i++) {
+    if (n >= 62) {
+      fprintf(stderr, "h_sim_start: too many simulator arguments\n");
+      return -1;
+    }
     argv[n++] = extra[i];
+  }
   argv[n] = NULL;
   if (h_spawn(&s->p, dir, "sim", argv) < 0)
     return -1;
@@ -205,8 +269,13 @@ int h_sim_start(struct sim *s, const char *dir, const char *ks,
       break;
     h_sleep_ms(20);
   }
-  fprintf(stderr, "simulator did not start (see %s)\n", s->p.err);
+  if (s->p.exited)
+    fprintf(stderr, "the simulator exited with status %d before it listened\n",
+            s->p.status);
+  else
+    fprintf(stderr, "the simulator wrote no port within 20 s; killing it\n");
   h_reap(&s->p);
+  print_tail(s->p.err, 20);
   return -1;
 }
 
@@ -345,12 +414,16 @@ int h_config(const char *dir, struct sim *s, const char *ks, const char *extra,
   return h_write(path_out, ini, 0600);
 }
 
-int h_daemon_start(struct proc *p, const char *dir, const char *tag, const char *config) {
+int h_daemon_start_(struct proc *p, const char *dir, const char *tag,
+                    const char *config) {
   char stats[600];
   snprintf(stats, sizeof stats, "%s/stats-%s.json", dir, tag);
   unlink(stats);
-  const char *argv[] = {daemon_bin(), "-c", config, "--stats-file", stats, NULL};
-  return h_spawn(p, dir, tag, argv);
+  const char *argv[] = {h_daemon_bin(), "-c", config, "--stats-file", stats, NULL};
+  if (h_spawn(p, dir, tag, argv) == 0)
+    return 0;
+  fprintf(stderr, "the daemon (%s, tag %s) did not start\n", h_daemon_bin(), tag);
+  return -1;
 }
 
 json_t *h_daemon_stats(const char *dir, const char *tag) {
@@ -386,4 +459,35 @@ int h_plugin_stopped(const char *dir, const char *name, long delivered, long err
   if (!found)
     fprintf(stderr, "%s lacks \"%s\"\n", path, needle);
   return found;
+}
+
+int h_wait_count(const char *path, const char *needle, int n, int timeout_ms) {
+  long long end = ms_now() + timeout_ms;
+  for (;;) {
+    int have = h_count(path, needle);
+    if (have >= n)
+      return 0;
+    if (ms_now() >= end) {
+      fprintf(stderr, "timed out waiting for %d x \"%s\" in %s (have %d)\n", n, needle,
+              path, have);
+      return -1;
+    }
+    h_sleep_ms(20);
+  }
+}
+
+int h_snapshot_take(struct sim *s, struct h_snapshot *snap) {
+  snap->messages = h_sim_get(s, "/_sim/messages"); /* first: see harness.h */
+  snap->sent = h_sim_get(s, "/_sim/sent");
+  if (json_is_array(snap->messages) && json_is_array(snap->sent))
+    return 0;
+  fprintf(stderr, "cannot read /_sim/messages and /_sim/sent\n");
+  h_snapshot_free(snap);
+  return -1;
+}
+
+void h_snapshot_free(struct h_snapshot *snap) {
+  json_decref(snap->messages);
+  json_decref(snap->sent);
+  snap->messages = snap->sent = NULL;
 }

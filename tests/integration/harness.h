@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <sys/types.h>
 
+#include "check.h"
+
 struct proc {
   pid_t pid;
   int exited;
@@ -34,7 +36,9 @@ int h_contains(const char *path, const char *needle);
 int h_count(const char *path, const char *needle);
 
 /* Spawns argv (NULL-terminated) with stdout/stderr into files named after
- * tag in dir. Returns 0 or -1. */
+ * tag in dir. Returns 0, or -1 (with the reason on stderr) when the program
+ * could not be started: fork failed, the output files could not be made, or
+ * exec failed (a missing or non-executable binary). */
 int h_spawn(struct proc *p, const char *dir, const char *tag, const char *const argv[]);
 /* Waits up to timeout_ms for the process to exit. Returns 0 when it did. */
 int h_wait(struct proc *p, int timeout_ms);
@@ -45,13 +49,31 @@ void h_reap(struct proc *p);
 /* Runs a command to completion (timeout) and returns its exit code, or -1. */
 int h_run(const char *dir, const char *tag, const char *const argv[], int timeout_ms);
 
+/* The binaries under test: $BLAZEBOT_BIN and $BLAZEBOT_SIM_BIN. */
+const char *h_daemon_bin(void);
+const char *h_sim_bin(void);
+
+/*
+ * Starting what a test tests. h_keygen, h_sim_start and h_daemon_start are
+ * macros: a failure is a failed check of the calling test, reported at the
+ * caller's line after the reason (the tool's exit status and the end of its
+ * stderr), so a test that cannot start the simulator or the daemon fails
+ * even when it stops right there. Each returns 0 or -1.
+ */
+
 /* Makes a keystore with `blazebot-sim keygen --type type` in dir. */
-int h_keygen(const char *dir, const char *type, char *path_out, size_t cap);
+int h_keygen_(const char *dir, const char *type, char *path_out, size_t cap);
+#define h_keygen(dir, type, path_out, cap)                                               \
+  h_started_(h_keygen_(dir, type, path_out, cap), "h_keygen: a keystore was made",       \
+             __FILE__, __LINE__)
 
 /* Starts the simulator with the bot keystore ks and extra arguments (NULL
- * terminated), waits for its port. Returns 0 or -1. */
-int h_sim_start(struct sim *s, const char *dir, const char *ks,
-                const char *const extra[]);
+ * terminated), waits for its port. */
+int h_sim_start_(struct sim *s, const char *dir, const char *ks,
+                 const char *const extra[]);
+#define h_sim_start(s, dir, ks, extra)                                                   \
+  h_started_(h_sim_start_(s, dir, ks, extra), "h_sim_start: the simulator started",      \
+             __FILE__, __LINE__)
 /* GETs /_sim/stats. Caller json_decref. NULL on failure. */
 json_t *h_sim_stats(struct sim *s);
 long h_stat(json_t *stats, const char *key);
@@ -66,8 +88,13 @@ void h_sim_stop(struct sim *s);
  * with the keystore ks and extra ini lines appended to [blazebot]. */
 int h_config(const char *dir, struct sim *s, const char *ks, const char *extra,
              char *path_out, size_t cap);
-/* Starts the daemon with config path; stats go to dir/stats-TAG.json. */
-int h_daemon_start(struct proc *p, const char *dir, const char *tag, const char *config);
+/* Starts the daemon with config path; stats go to dir/stats-TAG.json. Only
+ * the start is checked: a daemon that exits at once (a test may want that)
+ * is for the test to judge. */
+int h_daemon_start_(struct proc *p, const char *dir, const char *tag, const char *config);
+#define h_daemon_start(p, dir, tag, config)                                              \
+  h_started_(h_daemon_start_(p, dir, tag, config), "h_daemon_start: the daemon started", \
+             __FILE__, __LINE__)
 /* Reads the daemon's stats file written at exit. */
 json_t *h_daemon_stats(const char *dir, const char *tag);
 
@@ -81,5 +108,33 @@ int h_plugins_reported(json_t *daemon_stats, size_t n);
 int h_plugin_stopped(const char *dir, const char *name, long delivered, long errors);
 
 void h_sleep_ms(int ms);
+
+/* Waits until the file holds at least n occurrences of needle. Returns 0,
+ * or -1 (saying so on stderr) at the deadline. */
+int h_wait_count(const char *path, const char *needle, int n, int timeout_ms);
+
+/*
+ * Per-message checks. A snapshot reads which stored messages are
+ * acknowledged (GET /_sim/messages) first and the replies the simulator has
+ * accepted (GET /_sim/sent) second: a reply accepted before its message was
+ * acknowledged is then always in the snapshot, so "acknowledged, and no
+ * reply" in a snapshot is a real violation of ack-after-reply, never a race
+ * of the two reads.
+ */
+struct h_snapshot {
+  json_t *messages; /* [{message_id, acked, ack_count, push_count, ...}] */
+  json_t *sent;     /* [{message_id, quote_message_id, text, ...}] */
+};
+int h_snapshot_take(struct sim *s, struct h_snapshot *snap);
+void h_snapshot_free(struct h_snapshot *snap);
+
+/* The result check of the start macros above (counts in the caller's file). */
+static inline int h_started_(int rc, const char *what, const char *file, int line) {
+  if (rc == 0)
+    check_passes_++;
+  else
+    check_fail_at(file, line, what);
+  return rc == 0 ? 0 : -1;
+}
 
 #endif

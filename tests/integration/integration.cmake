@@ -28,7 +28,12 @@ blazebot_integration_test(sigterm)
 blazebot_integration_test(outbox)
 blazebot_integration_test(hup)
 blazebot_integration_test(handshake)
+blazebot_integration_test(sim_strict)
 blazebot_integration_test(edges)
+# The example ini with only the URLs moved to the simulator: first-try connect.
+blazebot_integration_test(quickstart)
+target_compile_definitions(itest_quickstart PRIVATE
+  EXAMPLE_INI="${PROJECT_SOURCE_DIR}/examples/blazebot.ini")
 
 # Hot reload: the tests swap variants of tests/reload/reloadtest.c.
 include(${CMAKE_CURRENT_LIST_DIR}/../reload/reload.cmake)

@@ -56,15 +56,7 @@ static inline long long rt_ms(void) {
 /* Waits until log has at least n lines containing needle. */
 static inline int rt_wait_log(const char *log, const char *needle, int n,
                               int timeout_ms) {
-  long long end = rt_ms() + timeout_ms;
-  while (rt_ms() < end) {
-    if (h_count(log, needle) >= n)
-      return 0;
-    h_sleep_ms(20);
-  }
-  fprintf(stderr, "timed out waiting for %d x '%s' in %s (have %d)\n", n, needle, log,
-          h_count(log, needle));
-  return -1;
+  return h_wait_count(log, needle, n, timeout_ms);
 }
 
 /* The number of reloads the daemon finished (each ends with one line). */
@@ -101,11 +93,14 @@ static inline long rt_count_replies(struct sim *sim, const char *prefix) {
   return n;
 }
 
-/* Pushes n texts ("tag %d") and waits until all are acknowledged. */
+/* Pushes n texts ("tag %d") and waits until all are acknowledged. A message
+ * is acknowledged only after the server accepted its reply, so the replies
+ * to these are there when this returns: callers count them at once. */
 static inline void rt_push(struct sim *sim, const char *tag, int n, long *expect) {
   char body[256];
   snprintf(body, sizeof body, "{\"count\":%d,\"text\":\"%s %%d\"}", n, tag);
   json_t *r = h_sim_post(sim, "/_sim/push", body);
+  CHECK_INT(h_stat(r, "count"), n);
   json_decref(r);
   *expect += n;
   CHECK(h_sim_wait(sim, "acked", *expect, 60000) == 0);

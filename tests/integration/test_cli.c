@@ -15,8 +15,9 @@
 int main(void) {
   char dir[512], ks[600], ini[700], path[1600];
   snprintf(dir, sizeof dir, "%s", h_dir("cli"));
-  const char *bin = getenv("BLAZEBOT_BIN");
-  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  const char *bin = h_daemon_bin();
+  if (h_keygen(dir, "ed25519", ks, sizeof ks) < 0)
+    return check_done("integration.cli");
 
   const char *ver[] = {bin, "--version", NULL};
   CHECK_INT(h_run(dir, "version", ver, 10000), 0);
@@ -82,11 +83,13 @@ int main(void) {
    * log written above. */
   char *kt = h_read(ks);
   char *p = kt ? strstr(kt, "\"session_private_key\"") : NULL;
-  if (p) {
+  CHECK(p != NULL); /* the keystore has the key this part looks for */
+  if (p)
     p = strchr(p + 21, '"');
+  CHECK(p != NULL && strlen(p + 1) > 16);
+  if (p && strlen(p + 1) > 16) {
     char secret[20] = {0};
-    if (p)
-      memcpy(secret, p + 1, 16);
+    memcpy(secret, p + 1, 16);
     const char *logs[] = {"check-ok.out", "check-ok.err", "check-bad.err",
                           "check-perm.err", "run-perm.err"};
     for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {

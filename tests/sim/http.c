@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http: the HTTP side of the simulator on the same port as Blaze — the
- * WebSocket upgrade check (JWT, subprotocol, reject faults), the REST API the
- * daemon uses (POST /acknowledgements, POST /messages, POST /conversations,
- * GET /me; each needs a fresh JWT signed over METHOD + URI + BODY) and the
- * unauthenticated control API under /_sim/ for tests. Bodies are read up to
- * SIM_MAX_BODY; a response is built whole and written in chunks from
- * HTTP_WRITEABLE. Mixin-style errors are HTTP 202 with {"error":{...}}, as
- * the real API answers; only a bad token is HTTP 401.
+ * WebSocket upgrade check (GET / over HTTP/1.1, Host, RFC 6455 headers, JWT,
+ * subprotocol, reject faults), the REST API the daemon uses (POST
+ * /acknowledgements, POST /messages, POST /conversations, GET /me; each
+ * needs a fresh JWT signed over METHOD + URI + BODY) and the unauthenticated
+ * control API under /_sim/ for tests. On plain TCP the method and URI are
+ * taken from the request line as sent (reqline.c), not from lws's sanitised
+ * parse, and every connection carries one request ("Connection: close"), so
+ * nothing a client sends on a later request escapes that reading. Bodies
+ * are read up to SIM_MAX_BODY; a response is built whole and written in
+ * chunks from HTTP_WRITEABLE. Mixin-style errors are HTTP 202 with
+ * {"error":{...}}, as the real API answers; only a bad token is HTTP 401.
  */
 #include "sim.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +138,157 @@ static char *header_dup(struct lws *wsi, enum lws_token_indexes h, int cap) {
   return s;
 }
 
+/* ---- the request as sent ---- */
+
+/* The method, request-target and version of a request as the client sent
+ * them (over TLS: as lws parsed them). */
+struct sent_req {
+  char method[16];
+  char version[16];
+  char *target; /* path plus query (owned) */
+};
+
+/* Over TLS there is only lws's reading: its sanitised path plus the query
+ * rebuilt from its fragments. Returns a malloc'd string or NULL. */
+static char *lws_target(struct lws *wsi, const char *path, size_t len) {
+  struct buf uri = {0};
+  char frag[512];
+  if (buf_append(&uri, path, len) < 0)
+    return NULL;
+  for (int i = 0; i < 32; i++) {
+    int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n <= 0)
+      break;
+    if (buf_append(&uri, i ? "&" : "?", 1) < 0 || buf_append(&uri, frag, (size_t)n) < 0) {
+      buf_fini(&uri);
+      return NULL;
+    }
+  }
+  return uri.data;
+}
+
+static unsigned fail(char *why, size_t whylen, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static unsigned fail(char *why, size_t whylen, unsigned status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+/* Fills s with the request as the client sent it: on plain TCP from the
+ * line peeked at accept, over TLS from lws's parse. Returns 0, or the HTTP
+ * status to refuse the request with and the reason in why. */
+static unsigned request_sent(struct sim *sim, struct lws *wsi, struct sent_req *s,
+                             char *why, size_t whylen) {
+  char *uri_ptr = NULL;
+  int uri_len = 0;
+  const char *lws_method =
+      method_name(lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len));
+  memset(s, 0, sizeof *s);
+  if (sim->cfg.tls_cert) {
+    snprintf(s->method, sizeof s->method, "%s", lws_method);
+    if (lws_hdr_copy(wsi, s->version, sizeof s->version, WSI_TOKEN_HTTP) <= 0)
+      snprintf(s->version, sizeof s->version, "HTTP/1.0");
+    s->target =
+        uri_ptr && uri_len > 0 ? lws_target(wsi, uri_ptr, (size_t)uri_len) : strdup("/");
+    return s->target ? 0 : fail(why, whylen, 500, "out of memory");
+  }
+  char *line;
+  unsigned st = 0;
+  const char *method, *target, *version;
+  switch (reqline_take(sim, lws_get_socket_fd(wsi), &line)) {
+  case REQLINE_SEEN:
+    break;
+  case REQLINE_TIMEOUT:
+    return fail(why, whylen, HTTP_STATUS_REQUEST_TIMEOUT,
+                "no request line within %d ms of connecting", SIM_REQLINE_WAIT_MS);
+  case REQLINE_TOO_LONG:
+    return fail(why, whylen, HTTP_STATUS_REQ_URI_TOO_LONG,
+                "request line longer than %d bytes", SIM_MAX_REQLINE);
+  case REQLINE_BAD:
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "NUL byte in the request line");
+  case REQLINE_TAKEN:
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST,
+                "a second request on a plain-TCP connection (one per connection here)");
+  default:
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "the request line was not seen");
+  }
+  if (reqline_split(line, &method, &target, &version) < 0)
+    st = fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "malformed request line");
+  else if (strcmp(method, lws_method) != 0)
+    st = fail(why, whylen, HTTP_STATUS_BAD_REQUEST,
+              "request line method %.15s is not the one parsed (%s)", method, lws_method);
+  else if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)
+    st = fail(why, whylen, HTTP_STATUS_HTTP_VERSION_NOT_SUPPORTED, "%.15s not supported",
+              version);
+  else if (target[0] != '/')
+    st = fail(why, whylen, HTTP_STATUS_BAD_REQUEST,
+              "request-target %.64s is not a path (origin-form)", target);
+  else if (!(s->target = strdup(target)))
+    st = fail(why, whylen, 500, "out of memory");
+  if (!st) {
+    snprintf(s->method, sizeof s->method, "%s", method);
+    snprintf(s->version, sizeof s->version, "%s", version);
+  }
+  free(line);
+  return st;
+}
+
+/* Host must be there, once, and a port in it must be the one served. The
+ * name is not checked: the simulator answers to any. Returns 0 or 400. */
+static unsigned check_host(struct sim *sim, struct lws *wsi, char *why, size_t whylen) {
+  char host[300];
+  int n = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+  if (n <= 0)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "no Host header");
+  if (n >= (int)sizeof host || lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) < 0)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "Host header too long");
+  /* lws chains a repeated header as fragments, with one separator each. */
+  if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HOST, 0) != n)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "more than one Host header");
+  const char *port = NULL;
+  if (host[0] == '[') {
+    const char *e = strchr(host, ']');
+    if (!e || (e[1] && e[1] != ':'))
+      return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "malformed Host %s", host);
+    port = e[1] ? e + 2 : NULL;
+  } else {
+    const char *c = strchr(host, ':');
+    if (c && strchr(c + 1, ':'))
+      return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "malformed Host %s", host);
+    port = c ? c + 1 : NULL;
+    if (c == host || !host[0])
+      return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "Host %s has no name", host);
+  }
+  if (!port || !*port)
+    return 0;
+  size_t pl = strspn(port, "0123456789");
+  int served = lws_get_vhost_listen_port(sim->vhost);
+  if (port[pl] || pl > 5)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "Host %s has a malformed port",
+                host);
+  if (atoi(port) != served)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST,
+                "Host %s does not name the port served (%d)", host, served);
+  return 0;
+}
+
+/* 1 when key is what RFC 6455 §4.1 asks for: 16 bytes in base64 (24
+ * characters, the last two "=="). */
+static int ws_key_ok(const char *key) {
+  if (strlen(key) != 24 || strcmp(key + 22, "==") != 0)
+    return 0;
+  for (int i = 0; i < 22; i++) {
+    char c = key[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '+' || c == '/'))
+      return 0;
+  }
+  return 1;
+}
+
 /* ---- the WebSocket upgrade ---- */
 
 /* 1 when the comma-separated list has exactly this token. */
@@ -158,29 +314,60 @@ static int refuse(struct sim *sim, struct lws *wsi, unsigned int status,
   return 1; /* > 0: lws completes the transaction (the response is out) */
 }
 
+/* The checks of an upgrade that come before the token's. Returns 0 or the
+ * status to refuse with (the reason in why). */
+static unsigned upgrade_refusal(struct sim *sim, struct lws *wsi,
+                                const struct sent_req *s, char *why, size_t whylen) {
+  char val[256];
+  if (strcmp(s->method, "GET") != 0)
+    return fail(why, whylen, HTTP_STATUS_METHOD_NOT_ALLOWED, "upgrade with %s, not GET",
+                s->method);
+  if (strcmp(s->version, "HTTP/1.1") != 0)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "upgrade over %s, not HTTP/1.1",
+                s->version);
+  /* Blaze serves only "/"; a query may follow, and is signed. */
+  size_t pl = strcspn(s->target, "?");
+  if (pl != 1 || s->target[0] != '/')
+    return fail(why, whylen, HTTP_STATUS_NOT_FOUND, "upgrade on %.*s, not /",
+                pl > 64 ? 64 : (int)pl, s->target);
+  unsigned st = check_host(sim, wsi, why, whylen);
+  if (st)
+    return st;
+  if (lws_hdr_copy(wsi, val, sizeof val, WSI_TOKEN_VERSION) <= 0 ||
+      strcmp(val, "13") != 0)
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "Sec-WebSocket-Version is not 13");
+  if (lws_hdr_copy(wsi, val, sizeof val, WSI_TOKEN_KEY) <= 0 || !ws_key_ok(val))
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST,
+                "Sec-WebSocket-Key is not 16 bytes in base64");
+  int n = lws_hdr_copy(wsi, val, sizeof val, WSI_TOKEN_PROTOCOL);
+  if (n <= 0 || !has_token(val, SIM_SUBPROTOCOL) || has_token(val, SIM_HTTP_PROTOCOL))
+    return fail(why, whylen, HTTP_STATUS_BAD_REQUEST, "%s",
+                n > 0 ? "Sec-WebSocket-Protocol lacks Mixin-Blaze-1"
+                      : "no Sec-WebSocket-Protocol (want Mixin-Blaze-1)");
+  return 0;
+}
+
 static int confirm_upgrade(struct sim *sim, struct lws *wsi, const char *upgrade) {
-  char path[64], protos[256], err[256];
+  char why[256];
+  struct sent_req s;
   if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
     return refuse(sim, wsi, HTTP_STATUS_BAD_REQUEST, "not a websocket upgrade");
-  if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
-      strcmp(path, "/") != 0)
-    return refuse(sim, wsi, HTTP_STATUS_NOT_FOUND, "path is not /");
-  int n = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
-  if (n <= 0 || !has_token(protos, SIM_SUBPROTOCOL) ||
-      has_token(protos, SIM_HTTP_PROTOCOL))
-    return refuse(sim, wsi, HTTP_STATUS_BAD_REQUEST,
-                  n > 0 ? "Sec-WebSocket-Protocol lacks Mixin-Blaze-1"
-                        : "no Sec-WebSocket-Protocol (want Mixin-Blaze-1)");
-  if (faults_take_reject(sim))
-    return refuse(sim, wsi, HTTP_STATUS_UNAUTHORIZED, "reject401 fault");
-  char *auth = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, SIM_MAX_AUTH);
-  int rc = http_auth_check(sim, auth, "GET", "/", "", 0, err, sizeof err);
-  free(auth);
-  if (rc < 0) {
-    sim->st.auth_failures++;
-    return refuse(sim, wsi, HTTP_STATUS_UNAUTHORIZED, err);
+  unsigned st = request_sent(sim, wsi, &s, why, sizeof why);
+  if (!st)
+    st = upgrade_refusal(sim, wsi, &s, why, sizeof why);
+  if (!st && faults_take_reject(sim))
+    st = fail(why, sizeof why, HTTP_STATUS_UNAUTHORIZED, "reject401 fault");
+  if (!st) {
+    /* The token signs the request-target that was sent (protocol.md §1.3). */
+    char *auth = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, SIM_MAX_AUTH);
+    if (http_auth_check(sim, auth, "GET", s.target, "", 0, why, sizeof why) < 0) {
+      sim->st.auth_failures++;
+      st = HTTP_STATUS_UNAUTHORIZED;
+    }
+    free(auth);
   }
-  return 0;
+  free(s.target);
+  return st ? refuse(sim, wsi, st, why) : 0;
 }
 
 /* ---- responses ---- */
@@ -197,6 +384,10 @@ static int respond(struct lws *wsi, struct http_req *r, unsigned int status,
   r->resp_len = len;
   r->resp_off = 0;
   if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end))
+    return -1;
+  if (r->close_after &&
+      lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                   (const unsigned char *)"close", 5, &p, end))
     return -1;
   if (r->request_id[0] &&
       lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
@@ -446,6 +637,8 @@ static int rest_me(struct sim *sim, struct lws *wsi, struct http_req *r) {
 static int rest_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
   char err[256];
   const char *m = method_name(r->method);
+  /* On plain TCP both the signed URI and the path routed on are as sent:
+   * "/me?x=1" signs differently from "/me", and "//me" is not "/me". */
   if (http_auth_check(sim, r->auth, m, r->uri, r->body.data ? r->body.data : "",
                       r->body.len, err, sizeof err) < 0) {
     sim->st.auth_failures++;
@@ -594,7 +787,11 @@ static int control_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r
 
 static int dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
   int rc;
-  if (r->body_too_big) {
+  if (r->refusal) {
+    log_info("%s %s refused with %u: %s", method_name(r->method),
+             r->uri ? r->uri : "(unread)", r->refusal, r->refusal_why);
+    rc = respond_plain_error(wsi, r, r->refusal, r->refusal_why);
+  } else if (r->body_too_big) {
     rc = respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
   } else if (!strncmp(r->path, "/_sim/", 6)) {
     rc = control_dispatch(sim, wsi, r);
@@ -614,30 +811,31 @@ static int on_request(struct sim *sim, struct lws *wsi, struct http_req *r,
     return -1;
   req_free(r);
   r->method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
-  if (!in || len >= sizeof r->path) {
+  /* Plain TCP: one request per connection, the only one whose line was
+   * seen as sent. */
+  r->close_after = !sim->cfg.tls_cert;
+
+  /* The signed URI is the path plus the query string (protocol.md §1.3),
+   * byte for byte as on the request line. A refusal found here is answered
+   * once a body has been read, so the client sees it rather than a reset. */
+  struct sent_req s;
+  r->refusal = request_sent(sim, wsi, &s, r->refusal_why, sizeof r->refusal_why);
+  if (!r->refusal)
+    r->refusal = check_host(sim, wsi, r->refusal_why, sizeof r->refusal_why);
+  const char *path = sim->cfg.tls_cert ? in : s.target;
+  size_t plen = sim->cfg.tls_cert ? len : s.target ? strcspn(s.target, "?") : 0;
+  if (!r->refusal && (!path || plen >= sizeof r->path)) {
+    free(s.target);
     r->close_after = 1;
     return respond_plain_error(wsi, r, HTTP_STATUS_REQ_URI_TOO_LONG, "path too long") < 0
                ? -1
                : 0;
   }
-  memcpy(r->path, in, len);
-  r->path[len] = 0;
-
-  /* The signed URI is the path plus the query string (protocol.md §1.3). */
-  struct buf uri = {0};
-  char frag[512];
-  if (buf_append(&uri, r->path, len) < 0)
-    return -1;
-  for (int i = 0; i < 32; i++) {
-    int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
-    if (n <= 0)
-      break;
-    if (buf_append(&uri, i ? "&" : "?", 1) < 0 || buf_append(&uri, frag, (size_t)n) < 0) {
-      buf_fini(&uri);
-      return -1;
-    }
+  if (path && plen < sizeof r->path) {
+    memcpy(r->path, path, plen);
+    r->path[plen] = 0;
   }
-  r->uri = uri.data;
+  r->uri = s.target;
   r->auth = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, SIM_MAX_AUTH);
 
   /* X-Request-Id is echoed; only printable characters go back out. */
@@ -700,14 +898,20 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   struct http_req *r = user;
   struct sim *sim = lws_context_user(lws_get_context(wsi));
   switch (reason) {
+  case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+    /* A socket just accepted, nothing read from it yet; user is lws's
+     * filter arguments, not a request. Over TLS the line is encrypted. */
+    if (sim->cfg.tls_cert)
+      return 0;
+    return reqline_peek(sim, (int)(lws_intptr_t)in) < 0 ? 1 : 0;
   case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
     req_free(r);
     return confirm_upgrade(sim, wsi, in);
   case LWS_CALLBACK_HTTP:
     return on_request(sim, wsi, r, in, len);
   case LWS_CALLBACK_HTTP_BODY:
-    if (!r || r->resp || r->body_too_big)
-      return 0; /* already answered (411/413): the body is discarded */
+    if (!r || r->resp || r->body_too_big || r->refusal)
+      return 0; /* answered (411/413) or to be refused: the body is discarded */
     if (r->body.len + len > SIM_MAX_BODY) {
       r->body_too_big = 1;
       buf_fini(&r->body);

@@ -77,7 +77,36 @@ static void usage(FILE *f) {
       "\n"
       "Control API (no auth): GET /_sim/stats, POST /_sim/push {\"count\",\"category\",\n"
       "\"text\",\"user_id\"}, POST /_sim/fault {\"fault\":SPEC}, GET /_sim/sent,\n"
-      "GET /_sim/messages, GET /_sim/conversations.\n");
+      "GET /_sim/messages, GET /_sim/conversations.\n"
+      "\n"
+      "Strictness: on ws:// and http:// the method and request-target are read off\n"
+      "the request line as sent, before libwebsockets parses (and normalises) it, and\n"
+      "each connection carries one request (answers say Connection: close). The\n"
+      "upgrade must be GET / (a query may follow) over HTTP/1.1, else 404, 405 or\n"
+      "400; every request needs one Host header, and a port in it must be the one\n"
+      "served (400); the upgrade needs Sec-WebSocket-Version: 13, a 16-byte\n"
+      "Sec-WebSocket-Key and Mixin-Blaze-1 offered (400). A token is checked against\n"
+      "the request received: sig = sha256(METHOD + target as sent + body), uid and\n"
+      "sid of the keystore, exp not passed, iat within 300 s, jti never seen before;\n"
+      "else 401. The request line must arrive within 1 s of connecting (else 408;\n"
+      "the simulator serves nothing else while it waits) and fit in 8 KiB (else\n"
+      "414).\n"
+      "\n"
+      "Leniencies (what the real server may refuse and this one lets pass):\n"
+      "  - wss:// and https:// (--tls-cert): the request line is encrypted when it\n"
+      "    arrives, so paths and sig use libwebsockets' reading of it: \"//\", \"/./\"\n"
+      "    and \"/../\" collapsed, %%XX decoded, \"+\" in the query read as a space and\n"
+      "    \";\" as \"&\"; and a keep-alive connection may carry several requests\n"
+      "  - Host: the name is not checked, and without a port it passes on any port\n"
+      "  - tokens: scp and the header's typ are not checked, jti need not be a UUID,\n"
+      "    uid and sid compare without regard to case\n"
+      "  - REST bodies up to 1 MiB (the real POST /messages takes 128 KB); any\n"
+      "    acknowledgement status string (real: READ or DELIVERED); any message\n"
+      "    category; messages to conversations never created or never written to\n"
+      "  - the control API under /_sim/ needs no token\n"
+      "Stricter than the real server: one request per plain-TCP connection; POST\n"
+      "needs Content-Length (411); paths are compared as sent (\"/m%%65\" is not\n"
+      "\"/me\"); Sec-WebSocket-Protocol must offer Mixin-Blaze-1.\n");
 }
 
 /* Parses a whole decimal in [lo, hi]. Returns 0 or -1. */
@@ -431,6 +460,7 @@ static void teardown(struct sim *sim) {
   if (chat_enabled(sim))
     chat_fini(sim);
   store_fini(sim);
+  reqline_fini(sim);
   codec_free(sim->codec);
   buf_fini(&sim->scratch);
   buf_fini(&sim->inflated);

@@ -7,8 +7,9 @@
  * faults, counters, live connections) and is reachable from every lws
  * callback through the context user pointer. Module prefixes: store_ and
  * sent_ (store.c), faults_ (faults.c), ws_ (ws.c, the Blaze WebSocket side),
- * http_ (http.c, REST, control API and the upgrade check), chat_ (chat.c,
- * the --chat and --interactive conversations and their transcript).
+ * http_ (http.c, REST, control API and the upgrade check), reqline_
+ * (reqline.c, request lines as sent on plain TCP), chat_ (chat.c, the --chat
+ * and --interactive conversations and their transcript).
  */
 #ifndef BLAZEBOT_SIM_H
 #define BLAZEBOT_SIM_H
@@ -40,6 +41,11 @@
 #define SIM_MSG_INDEX_NONE ((size_t)-1)
 #define SIM_CHAT_QUIET_MS 300 /* no bot message for this long: a line is answered */
 #define SIM_CHAT_NAME_MAX 32  /* bytes of a chat user's name */
+
+/* A plain-TCP request line (reqline.c): its size, CRLF included, and how
+ * long after accept it may take to arrive. */
+#define SIM_MAX_REQLINE 8192
+#define SIM_REQLINE_WAIT_MS 1000
 
 /* A string -> int64 hash map with open addressing; keys are owned copies.
  * There is no delete: the replay cache is pruned by rebuilding. */
@@ -188,16 +194,33 @@ struct sim_conn {
   lws_sorted_usec_list_t ping_sul; /* --ping-interval */
 };
 
+/* What became of the request line of a plain-TCP connection (reqline.c). */
+enum reqline_state {
+  REQLINE_NONE,     /* never peeked (TLS, or not an accepted socket) */
+  REQLINE_SEEN,     /* the line is there to take */
+  REQLINE_TIMEOUT,  /* no whole line within SIM_REQLINE_WAIT_MS of accept */
+  REQLINE_TOO_LONG, /* no line end within SIM_MAX_REQLINE bytes */
+  REQLINE_BAD,      /* the line holds a NUL byte */
+  REQLINE_TAKEN,    /* a request of this connection already took it */
+};
+
+struct reqline_slot {
+  int state;  /* enum reqline_state */
+  char *line; /* without the line end (owned); only when REQLINE_SEEN */
+};
+
 /* Per-request state of the HTTP protocol (REST and control API). */
 struct http_req {
-  int method; /* LWSHUMETH_* */
-  char path[256];
-  char *uri;  /* path plus query, as signed in the JWT (owned) */
-  char *auth; /* Authorization header value (owned) */
+  int method;     /* LWSHUMETH_* */
+  char path[256]; /* on plain TCP as sent, else as lws sanitised it */
+  char *uri;      /* path plus query, as signed in the JWT (owned) */
+  char *auth;     /* Authorization header value (owned) */
   char request_id[130];
   struct buf body;
   int body_too_big;
-  int close_after;     /* close the connection once the response is out */
+  int close_after;  /* close the connection once the response is out */
+  unsigned refusal; /* an HTTP status to answer with once the body is in */
+  char refusal_why[160];
   unsigned char *resp; /* LWS_PRE + resp_len bytes (owned) */
   size_t resp_len, resp_off;
 };
@@ -287,6 +310,11 @@ struct sim {
   struct strmap sent_index;
 
   struct strmap jti; /* token id -> exp, against replays */
+
+  /* Request lines of plain-TCP connections, indexed by descriptor. */
+  struct reqline_slot *reqlines;
+  size_t nreqlines;
+
   json_t *conversations;
 
   struct sim_fault faults[SIM_MAX_FAULTS];
@@ -396,6 +424,22 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 int http_auth_check(struct sim *sim, const char *authorization, const char *method,
                     const char *uri, const void *body, size_t body_len, char *err,
                     size_t errlen);
+
+/* reqline.c */
+/* Called at accept, before lws reads from fd: waits up to
+ * SIM_REQLINE_WAIT_MS for the first line and records it (or why not) for
+ * fd. Returns 0 to go on with the connection, -1 to drop it (the peer left,
+ * or out of memory). Blocks the service thread for that wait. */
+int reqline_peek(struct sim *sim, int fd);
+/* Takes what was recorded for fd: returns an enum reqline_state and, when
+ * REQLINE_SEEN, the line in *line (caller frees). fd is then REQLINE_TAKEN. */
+int reqline_take(struct sim *sim, int fd, char **line);
+/* Splits "METHOD SP TARGET SP HTTP/x.y" in place. Returns 0 or -1 when the
+ * line is not of that form (one space each, upper-case method, no control
+ * characters or spaces in the target). */
+int reqline_split(char *line, const char **method, const char **target,
+                  const char **version);
+void reqline_fini(struct sim *sim);
 
 /* chat.c */
 /* 1 in --chat and --interactive mode. */
