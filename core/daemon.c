@@ -34,9 +34,11 @@
 #include "util.h"
 
 #define TICK_US (100 * 1000)
-/* Jobs in processing before the daemon stops reading the socket. */
-#define MAX_INFLIGHT_JOBS 1024
-#define RESUME_INFLIGHT_JOBS (MAX_INFLIGHT_JOBS / 2)
+/* Back pressure: messages in processing (queued for or running in plugins)
+ * and the memory they hold. Past either limit the socket is held; it is
+ * released when both fell to half. */
+#define MAX_PROCESSING_JOBS 1024
+#define MAX_PROCESSING_BYTES (16u << 20)
 
 struct daemon {
   struct config *cfg; /* the daemon's reference to the current snapshot */
@@ -70,9 +72,9 @@ struct daemon {
    * only wait for the server to accept their replies do not count: those
    * replies arrive over the socket, so they must never hold it. */
   size_t processing_jobs;
+  size_t processing_bytes; /* memory held by those jobs' messages */
   struct job *jobs;        /* all of them, for cleanup at exit */
-  int paused;              /* back pressure: socket held, pushes shed */
-  int relist;              /* pushes were shed: reconnect to have them listed again */
+  int paused;              /* back pressure: the socket is held */
   struct buf plugin_stats; /* the plugins' counters, kept after they unload */
   struct daemon_counters c;
   /* Reload: a HUP sets hup_pending; the loop starts a reload when none is
@@ -90,22 +92,28 @@ struct daemon {
 
 /* ---- jobs ---------------------------------------------------------------- */
 
-/* Back pressure. The daemon holds the socket (and sheds pushes that still
- * arrive while replies are read) when the plugins have MAX_INFLIGHT_JOBS
- * messages queued or running, or the outbox is three quarters full; it
- * lets go when both fell to half. Memory therefore stays bounded by the
- * job cap plus the outbox capacity, whatever the server pushes. */
+/* Back pressure. The daemon holds the socket (stops reading it: TCP flow
+ * control) when the plugins have MAX_PROCESSING_JOBS messages or
+ * MAX_PROCESSING_BYTES of them queued or running, or the outbox is three
+ * quarters full; it lets go when all fell to half. While held, acks and
+ * replies go over REST, so they complete without reading the socket, and
+ * nothing pushed is read: nothing is decoded and then dropped, and no
+ * reconnect is needed to get it back. A finished job keeps only its id
+ * while its replies settle, so memory stays bounded in bytes. */
 static int relaxed(struct daemon *d) {
-  return d->processing_jobs <= RESUME_INFLIGHT_JOBS &&
+  return d->processing_jobs <= MAX_PROCESSING_JOBS / 2 &&
+         d->processing_bytes <= MAX_PROCESSING_BYTES / 2 &&
          outbox_outstanding(d->outbox) <= (size_t)d->cfg->outbox_capacity / 2;
 }
 
 static void check_load(struct daemon *d) {
   if (d->paused || d->stopping)
     return;
-  if (d->processing_jobs >= MAX_INFLIGHT_JOBS ||
+  if (d->processing_jobs >= MAX_PROCESSING_JOBS ||
+      d->processing_bytes >= MAX_PROCESSING_BYTES ||
       outbox_outstanding(d->outbox) >= (size_t)d->cfg->outbox_capacity * 3 / 4) {
     d->paused = 1;
+    d->c.holds++;
     session_pause_rx(d->session, 1);
   }
 }
@@ -131,13 +139,22 @@ static void job_unlink_free(struct daemon *d, struct job *job) {
   free(job);
 }
 
-static void job_finish(struct daemon *d, struct job *job) {
-  dedupe_set(d->dedupe, job->msg->message_id, DEDUPE_DONE);
-  if (acks_add(d->acks, job->msg->message_id) < 0)
-    log_error("acks: out of memory queueing %s; it will be redelivered",
-              job->msg->message_id);
-  d->c.processed++;
+/* Processing ended: the message itself is no longer needed, only its id
+ * (for the ack once its replies settle). */
+static void job_processed(struct daemon *d, struct job *job) {
+  job->handler_done = 1;
   plugins_job_done(d->plugins, job);
+  free(job->msg);
+  job->msg = NULL;
+  d->processing_bytes -= job->bytes;
+  job->bytes = 0;
+}
+
+static void job_finish(struct daemon *d, struct job *job) {
+  dedupe_set(d->dedupe, job->id, DEDUPE_DONE);
+  if (acks_add(d->acks, job->id) < 0)
+    log_error("acks: out of memory queueing %s; it will be redelivered", job->id);
+  d->c.processed++;
   job_unlink_free(d, job);
 }
 
@@ -165,13 +182,13 @@ static void drain_completions(struct daemon *d) {
       j = next;
       continue;
     }
-    j->handler_done = 1;
     d->processing_jobs--;
     if (j->result < 0) {
       d->c.handler_errors++;
-      log_warn("message %s (%s): processing failed with %d", j->msg->message_id,
-               j->msg->category, j->result);
+      log_warn("message %s (%s): processing failed with %d", j->id, j->msg->category,
+               j->result);
     }
+    job_processed(d, j);
     if (atomic_load(&j->pending_replies) == 0)
       job_finish(d, j);
     j = next;
@@ -232,13 +249,12 @@ static void on_push(void *ud, const struct envelope *env) {
     }
     return;
   }
-  if (d->stopping || d->paused) {
-    /* Shed: not processed, not acknowledged, not remembered. While stopping
-     * the server delivers it after the restart; under load the daemon
-     * reconnects to have it listed again once it caught up. */
+  if (d->stopping) {
+    /* Read before the socket was held for the stop: not processed, not
+     * acknowledged, not remembered; the server delivers it again after the
+     * restart. (Under load nothing is dropped: a push read while the
+     * socket is being held is admitted over the limit.) */
     d->c.deferred++;
-    if (!d->stopping)
-      d->relist = 1;
     free(m);
     return;
   }
@@ -261,6 +277,9 @@ static void on_push(void *ud, const struct envelope *env) {
     return;
   }
   job->msg = m;
+  memcpy(job->id, m->message_id, UUID_STR_LEN - 1);
+  job->id[UUID_STR_LEN - 1] = 0;
+  job->bytes = sizeof *m + m->raw_json_len * 2 + m->data_len;
   atomic_init(&job->pending_replies, 0);
   dedupe_set(d->dedupe, m->message_id, DEDUPE_INFLIGHT);
   job_link(d, job);
@@ -287,6 +306,7 @@ static void on_push(void *ud, const struct envelope *env) {
     }
   }
   d->processing_jobs++;
+  d->processing_bytes += job->bytes;
   check_load(d);
 }
 
@@ -481,14 +501,11 @@ static void begin_stop(struct daemon *d, const char *why) {
   d->stop_deadline = now_ms() + d->cfg->shutdown_timeout_ms;
   log_info("stopping (%s): finishing %zu message(s) in processing, then flushing acks",
            why, d->inflight_jobs);
-  /* The socket is still read, for the replies to acks and outgoing
-   * messages; new pushes are left unprocessed and unacknowledged (the server
-   * delivers them again after the restart). Reading resumes if back
-   * pressure had paused it. */
-  if (d->paused) {
-    d->paused = 0;
-    session_pause_rx(d->session, 0);
-  }
+  /* The socket is held from now on: new pushes stay unread (the server
+   * delivers them after the restart) while acks and the replies still owed
+   * go over REST. */
+  d->paused = 1;
+  session_pause_rx(d->session, 1);
 }
 
 static void progress_stop(struct daemon *d, int64_t now) {
@@ -524,12 +541,6 @@ static void tick(lws_sorted_usec_list_t *sul) {
   if (d->paused && !d->stopping && relaxed(d)) {
     d->paused = 0;
     session_pause_rx(d->session, 0);
-  }
-  /* Shed pushes come back by listing again, once the acks of what was
-   * processed are confirmed (so those are not redelivered as well). */
-  if (d->relist && !d->paused && !d->stopping && !acks_outstanding(d->acks)) {
-    d->relist = 0;
-    session_relist(d->session);
   }
   session_tick(d->session, now);
   outbox_tick(d->outbox, now);
@@ -675,7 +686,7 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   if (!d->session || !d->rest || !d->dedupe)
     goto fail;
   d->acks = acks_new(cfg, d->session, d->rest);
-  d->outbox = outbox_new(cfg, d->session, on_settled, d, wake, d);
+  d->outbox = outbox_new(cfg, d->session, d->rest, on_settled, d, wake, d);
   if (!d->acks || !d->outbox)
     goto fail;
   d->dispatch = dispatch_new(cfg->workers, 2, wake, d);
@@ -840,6 +851,8 @@ char *daemon_stats_json(struct daemon *d) {
       {"duplicates", d->c.duplicates},
       {"malformed", d->c.malformed},
       {"deferred", d->c.deferred},
+      {"holds", d->c.holds},
+      {"replies_sent_rest", os.sent_rest},
       {"handler_errors", d->c.handler_errors},
       {"acked", as->acked},
       {"ack_batches", as->batches},

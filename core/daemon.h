@@ -39,6 +39,7 @@ struct daemon_counters {
   uint64_t duplicates; /* redeliveries skipped (acked again if done) */
   uint64_t malformed;  /* pushes that could not be decoded */
   uint64_t deferred;   /* pushes left for redelivery while stopping */
+  uint64_t holds;      /* times the socket was held for back pressure */
   uint64_t handler_errors;
   uint64_t acked; /* acks the server confirmed */
   uint64_t replies_accepted, replies_dropped;

@@ -230,6 +230,34 @@ int dedupe_get(const struct dedupe *d, const char *id) {
   return t ? d->ring[t - 1].state : DEDUPE_NEW;
 }
 
+/* Doubles the capacity, keeping every entry in ring order. */
+static int grow(struct dedupe *d) {
+  size_t ncap = d->capacity * 2, size = (d->mask + 1) * 2;
+  if (ncap > ((size_t)1 << 30))
+    return -1;
+  struct entry *ring = calloc(ncap, sizeof *ring);
+  uint32_t *table = calloc(size, sizeof *table);
+  if (!ring || !table) {
+    free(ring);
+    free(table);
+    return -1;
+  }
+  for (size_t i = 0; i < d->count; i++)
+    ring[i] = d->ring[(d->head + i) % d->capacity];
+  free(d->ring);
+  free(d->table);
+  d->ring = ring;
+  d->table = table;
+  d->capacity = ncap;
+  d->mask = size - 1;
+  d->head = 0;
+  for (size_t i = 0; i < d->count; i++) {
+    struct key k = {ring[i].hi, ring[i].lo, ring[i].kind};
+    d->table[find_slot(d, &k, ring[i].hash)] = (uint32_t)i + 1;
+  }
+  return 0;
+}
+
 void dedupe_set(struct dedupe *d, const char *id, int state) {
   if (!id)
     return;
@@ -244,6 +272,23 @@ void dedupe_set(struct dedupe *d, const char *id, int state) {
 
   size_t r;
   if (d->count == d->capacity) {
+    /* An id still in processing is never evicted: forgetting it would let a
+     * redelivery run it twice. In a full ring the oldest entry becomes the
+     * newest just by moving head past it, so such entries are skipped at no
+     * cost; only when every entry is in processing does the set grow. */
+    size_t skipped = 0;
+    while (d->ring[d->head].state == DEDUPE_INFLIGHT && skipped < d->count) {
+      d->head = (d->head + 1) % d->capacity;
+      skipped++;
+    }
+    if (skipped == d->count) {
+      if (grow(d) < 0)
+        return; /* out of memory: the new id is not remembered */
+      slot = find_slot(d, &k, h);
+      r = (d->head + d->count) % d->capacity;
+      d->count++;
+      goto store;
+    }
     /* Evict the oldest; its ring slot takes the new entry, which becomes the
      * newest because head moves past it. */
     r = d->head;
@@ -257,6 +302,7 @@ void dedupe_set(struct dedupe *d, const char *id, int state) {
     r = (d->head + d->count) % d->capacity;
     d->count++;
   }
+store:;
   struct entry *e = &d->ring[r];
   e->hi = k.hi;
   e->lo = k.lo;

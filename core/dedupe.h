@@ -2,8 +2,10 @@
 /*
  * dedupe: a bounded set of recently seen message ids with a state per id, so
  * a redelivered message is not processed twice. Fixed capacity, allocated
- * once; when full the oldest entry is evicted (FIFO ring + open-addressing
- * hash, no allocation per insert). Used only from the I/O thread.
+ * once; when full the oldest entry that is not in processing is evicted
+ * (FIFO ring + open-addressing hash, no allocation per insert). An id in
+ * processing is never evicted: if every entry is in processing the set
+ * doubles. Used only from the I/O thread.
  */
 #ifndef BLAZEBOT_DEDUPE_H
 #define BLAZEBOT_DEDUPE_H

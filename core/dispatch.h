@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "util.h"
 
 struct dispatch_item;
 typedef void (*dispatch_run_fn)(struct dispatch_item *item);
@@ -33,7 +34,9 @@ struct dispatch_item {
 struct job {
   struct dispatch_item item;       /* how the job travels through strands */
   struct job *next;                /* completion list / delayed list */
-  struct message *msg;             /* owned by the job */
+  struct message *msg;             /* owned by the job; NULL once processed */
+  char id[UUID_STR_LEN];           /* the message id, kept until the ack */
+  size_t bytes;                    /* memory held by msg, for back pressure */
   atomic_int pending_replies;      /* outbox messages sent for it, not yet settled */
   int handler_done;                /* I/O thread: processing finished */
   int result;                      /* the handler's return value (handler mode) */

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * outbox: see outbox.h. An item moves inbox (locked, any thread) → ready
- * FIFO → in flight (one session request) → settled, or from in flight to the
- * delayed list when it must be retried. Only the inbox is shared between
- * threads; everything else belongs to the I/O thread. The count of
- * unsettled items is guarded by the same mutex so senders can wait for room.
+ * outbox: see outbox.h. An item moves inbox (locked, any thread) → its
+ * conversation's FIFO → in flight (a CREATE_MESSAGE request, or one REST
+ * POST /messages batch) → settled; or from in flight to the delayed list
+ * when it must be retried, and back to the front of its FIFO when due.
+ * A conversation with an item in flight or delayed sends nothing else over
+ * the WebSocket, so a retried reply can never be overtaken by a later one
+ * of the same conversation; REST batches keep a conversation's items in
+ * order inside one array. Only the inbox, the count and the capacity are
+ * shared between threads; everything else belongs to the I/O thread.
  */
 #include "outbox.h"
 
@@ -15,16 +19,27 @@
 #include <time.h>
 
 #include "base64.h"
+#include "buf.h"
 #include "log.h"
 
-#define MAX_INFLIGHT 256
+#define MAX_INFLIGHT 256    /* WebSocket requests in flight */
+#define MAX_REST_INFLIGHT 4 /* POST /messages batches in flight */
+#define REST_BATCH_MAX 100  /* messages per POST /messages (Mixin's limit) */
+#define CONV_BUCKETS 1024
+
+struct conv;
 
 struct item {
   struct item *next;
   json_t *params; /* CREATE_MESSAGE params, owned */
   char message_id[UUID_STR_LEN];
+  char conv_id[UUID_STR_LEN]; /* lowercase */
+  struct conv *conv;          /* I/O thread, once taken off the inbox */
   void *owner;
+  uint64_t seq; /* order of arrival on the I/O thread */
+  size_t wire;  /* upper bound of its JSON size */
   int attempts;
+  int solo; /* a REST batch holding it was refused: send it alone */
   int64_t due;
   struct outbox *o;
 };
@@ -33,9 +48,28 @@ struct list {
   struct item *head, *tail;
 };
 
+/* One conversation's queue. busy counts its items in flight or delayed:
+ * while it is not 0, nothing else of the conversation goes out. */
+struct conv {
+  struct conv *hnext;   /* hash chain */
+  struct conv *runnext; /* runnable list */
+  char id[UUID_STR_LEN];
+  struct list fifo;
+  int busy;
+  int runnable;
+};
+
+/* One POST /messages in flight. */
+struct rest_batch {
+  struct outbox *o;
+  struct item *items[REST_BATCH_MAX];
+  int n;
+};
+
 struct outbox {
   const struct config *cfg; /* I/O thread only (reload swaps it there) */
   struct session *s;
+  struct rest *rest;
   outbox_settled_fn settled;
   void *settled_ud;
   void (*wake)(void *);
@@ -49,10 +83,14 @@ struct outbox {
   int closed;             /* guarded by mu */
   struct outbox_stats st; /* queued/full guarded by mu; the rest I/O thread */
 
-  struct list ready;
+  struct conv *buckets[CONV_BUCKETS];
+  struct conv *run_head, *run_tail; /* conversations with something to send */
   struct item *delayed;
-  int inflight;
-  double tokens; /* rate limiter bucket */
+  uint64_t next_seq;
+  int inflight;      /* WebSocket requests */
+  int rest_inflight; /* REST batches */
+  struct buf body;   /* POST /messages body being built */
+  double tokens;     /* rate limiter bucket */
   int64_t tokens_at;
 };
 
@@ -65,13 +103,6 @@ static void list_push(struct list *l, struct item *it) {
   l->tail = it;
 }
 
-static void list_push_front(struct list *l, struct item *it) {
-  it->next = l->head;
-  l->head = it;
-  if (!l->tail)
-    l->tail = it;
-}
-
 static struct item *list_pop(struct list *l) {
   struct item *it = l->head;
   if (it) {
@@ -82,12 +113,89 @@ static struct item *list_pop(struct list *l) {
   return it;
 }
 
+/* Puts it back among the items not yet sent, in arrival order: items come
+ * back (a retry, a lost link) older than the ones still queued. */
+static void list_insert_ordered(struct list *l, struct item *it) {
+  struct item **pp = &l->head;
+  while (*pp && (*pp)->seq < it->seq)
+    pp = &(*pp)->next;
+  it->next = *pp;
+  *pp = it;
+  if (!it->next)
+    l->tail = it;
+}
+
 static void item_free(struct item *it) {
   json_decref(it->params);
   free(it);
 }
 
-struct outbox *outbox_new(const struct config *cfg, struct session *s,
+static unsigned conv_hash(const char *id) {
+  unsigned h = 2166136261u;
+  for (; *id; id++)
+    h = (h ^ (unsigned char)*id) * 16777619u;
+  return h % CONV_BUCKETS;
+}
+
+static struct conv *conv_get(struct outbox *o, const char *id) {
+  unsigned h = conv_hash(id);
+  for (struct conv *c = o->buckets[h]; c; c = c->hnext)
+    if (!strcmp(c->id, id))
+      return c;
+  struct conv *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  memcpy(c->id, id, UUID_STR_LEN);
+  c->hnext = o->buckets[h];
+  o->buckets[h] = c;
+  return c;
+}
+
+/* A conversation with nothing queued and nothing outstanding is forgotten. */
+static void conv_maybe_free(struct outbox *o, struct conv *c) {
+  if (c->busy || c->fifo.head || c->runnable)
+    return;
+  for (struct conv **pp = &o->buckets[conv_hash(c->id)]; *pp; pp = &(*pp)->hnext) {
+    if (*pp == c) {
+      *pp = c->hnext;
+      break;
+    }
+  }
+  free(c);
+}
+
+static void conv_wake(struct outbox *o, struct conv *c) {
+  if (c->runnable || c->busy || !c->fifo.head)
+    return;
+  c->runnable = 1;
+  c->runnext = NULL;
+  if (o->run_tail)
+    o->run_tail->runnext = c;
+  else
+    o->run_head = c;
+  o->run_tail = c;
+}
+
+static struct conv *run_pop(struct outbox *o) {
+  struct conv *c = o->run_head;
+  if (c) {
+    o->run_head = c->runnext;
+    if (!o->run_head)
+      o->run_tail = NULL;
+    c->runnable = 0;
+  }
+  return c;
+}
+
+/* it is no longer outstanding: back to the front part of its FIFO. */
+static void requeue(struct outbox *o, struct item *it) {
+  struct conv *c = it->conv;
+  c->busy--;
+  list_insert_ordered(&c->fifo, it);
+  conv_wake(o, c);
+}
+
+struct outbox *outbox_new(const struct config *cfg, struct session *s, struct rest *rest,
                           outbox_settled_fn settled, void *settled_ud,
                           void (*wake)(void *), void *wake_ud) {
   struct outbox *o = calloc(1, sizeof *o);
@@ -96,6 +204,7 @@ struct outbox *outbox_new(const struct config *cfg, struct session *s,
   o->cfg = cfg;
   o->capacity = (size_t)cfg->outbox_capacity;
   o->s = s;
+  o->rest = rest;
   o->settled = settled;
   o->settled_ud = settled_ud;
   o->wake = wake;
@@ -113,12 +222,20 @@ void outbox_free(struct outbox *o) {
   struct item *it;
   while ((it = list_pop(&o->inbox)))
     item_free(it);
-  while ((it = list_pop(&o->ready)))
-    item_free(it);
   while ((it = o->delayed)) {
     o->delayed = it->next;
     item_free(it);
   }
+  for (int i = 0; i < CONV_BUCKETS; i++) {
+    while (o->buckets[i]) {
+      struct conv *c = o->buckets[i];
+      o->buckets[i] = c->hnext;
+      while ((it = list_pop(&c->fifo)))
+        item_free(it);
+      free(c);
+    }
+  }
+  buf_fini(&o->body);
   pthread_cond_destroy(&o->room);
   pthread_mutex_destroy(&o->mu);
   free(o);
@@ -196,6 +313,11 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
   }
   it->owner = owner;
   it->o = o;
+  it->wire = wire;
+  memcpy(it->conv_id, m->conversation_id, UUID_STR_LEN);
+  for (int i = 0; i < UUID_STR_LEN; i++)
+    if (it->conv_id[i] >= 'A' && it->conv_id[i] <= 'F')
+      it->conv_id[i] = (char)(it->conv_id[i] + 32);
 
   pthread_mutex_lock(&o->mu);
   if (wait_ms > 0 && o->count >= o->capacity && !o->closed) {
@@ -230,7 +352,11 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
 
 static void settle(struct outbox *o, struct item *it, int accepted) {
   void *owner = it->owner;
+  struct conv *c = it->conv;
+  c->busy--;
   item_free(it);
+  conv_wake(o, c);
+  conv_maybe_free(o, c);
   pthread_mutex_lock(&o->mu);
   o->count--;
   pthread_cond_signal(&o->room);
@@ -243,6 +369,7 @@ static void settle(struct outbox *o, struct item *it, int accepted) {
     o->settled(o->settled_ud, owner, accepted);
 }
 
+/* it stays outstanding (its conversation waits) until due. */
 static void retry_later(struct outbox *o, struct item *it) {
   it->attempts++;
   int64_t d = 1000;
@@ -258,16 +385,29 @@ static void retry_later(struct outbox *o, struct item *it) {
 }
 
 static int retryable(int code) {
-  return code == 429 || code == 7000 || code == 7001 || (code >= 500 && code < 600);
+  return code == 401 || code == 429 || code == 7000 || code == 7001 ||
+         (code >= 500 && code < 600);
 }
+
+static void pump(struct outbox *o, int64_t now);
+
+static void on_reply_settle(struct outbox *o, struct item *it, const struct envelope *env,
+                            int err);
 
 static void on_reply(void *ud, const struct envelope *env, int err) {
   struct item *it = ud;
   struct outbox *o = it->o;
   o->inflight--;
-  if (err == SESSION_EDISCONNECTED) {
-    /* Same message_id on resend: the server drops a copy it already has. */
-    list_push_front(&o->ready, it);
+  on_reply_settle(o, it, env, err);
+  pump(o, now_ms());
+}
+
+static void on_reply_settle(struct outbox *o, struct item *it, const struct envelope *env,
+                            int err) {
+  if (err == SESSION_EDISCONNECTED || err == SESSION_EHELD) {
+    /* Sent again (over REST while the socket is held) with the same
+     * message_id: the server drops a copy it already has. */
+    requeue(o, it);
     return;
   }
   if (err < 0) {
@@ -290,25 +430,130 @@ static void on_reply(void *ud, const struct envelope *env, int err) {
   settle(o, it, 1);
 }
 
-void outbox_tick(struct outbox *o, int64_t now) {
-  pthread_mutex_lock(&o->mu);
-  struct item *in = o->inbox.head;
-  o->inbox.head = o->inbox.tail = NULL;
-  pthread_mutex_unlock(&o->mu);
-  while (in) {
-    struct item *nx = in->next;
-    list_push(&o->ready, in);
-    in = nx;
-  }
-  for (struct item **pp = &o->delayed; *pp;) {
-    struct item *it = *pp;
-    if (it->due <= now) {
-      *pp = it->next;
-      list_push(&o->ready, it);
-    } else {
-      pp = &it->next;
+static void on_rest_settle(struct outbox *o, struct rest_batch *b, int ok,
+                           const struct rest_result *res);
+
+static void on_rest_reply(void *ud, int ok, const struct rest_result *res) {
+  struct rest_batch *b = ud;
+  struct outbox *o = b->o;
+  o->rest_inflight--;
+  on_rest_settle(o, b, ok, res);
+  free(b);
+  pump(o, now_ms());
+}
+
+static void on_rest_settle(struct outbox *o, struct rest_batch *b, int ok,
+                           const struct rest_result *res) {
+  int code = res->error_code ? res->error_code : res->http_status;
+  if (ok) {
+    for (int i = 0; i < b->n; i++)
+      settle(o, b->items[i], 1);
+  } else if (!res->http_status || retryable(code)) {
+    log_warn(
+        "outbox: POST /messages of %d message(s) failed (HTTP %d, code %d); retrying "
+        "with backoff",
+        b->n, res->http_status, res->error_code);
+    for (int i = 0; i < b->n; i++)
+      retry_later(o, b->items[i]);
+  } else if (b->n > 1) {
+    /* The server refused the batch for one of its messages: find which by
+     * sending each alone. */
+    log_warn("outbox: POST /messages of %d message(s) refused with code %d; sending them "
+             "one by one",
+             b->n, code);
+    for (int i = b->n - 1; i >= 0; i--) {
+      b->items[i]->solo = 1;
+      requeue(o, b->items[i]);
     }
+  } else {
+    log_error("outbox: message %s dropped: server refused it with code %d",
+              b->items[0]->message_id, code);
+    settle(o, b->items[0], 0);
   }
+}
+
+static int take_token(struct outbox *o) {
+  if (o->tokens < 1)
+    return 0;
+  o->tokens -= 1;
+  return 1;
+}
+
+/* One POST /messages with up to 100 messages and 128 KB, taken from the
+ * runnable conversations in turn (a conversation's items in order). */
+static int send_rest_batch(struct outbox *o) {
+  struct rest_batch *b = calloc(1, sizeof *b);
+  if (!b)
+    return -1;
+  b->o = o;
+  buf_reset(&o->body);
+  buf_append(&o->body, "[", 1);
+  size_t bytes = 2;
+  struct conv *skipped = NULL, **skipped_tail = &skipped;
+  struct conv *c;
+  while (b->n < REST_BATCH_MAX && (c = run_pop(o))) {
+    int took = 0;
+    while (c->fifo.head && b->n < REST_BATCH_MAX && o->tokens >= 1) {
+      struct item *it = c->fifo.head;
+      if ((it->solo && b->n) || bytes + it->wire + 1 > OUTBOX_MAX_MESSAGE_BYTES)
+        break;
+      list_pop(&c->fifo);
+      char *j = json_dumps(it->params, JSON_COMPACT);
+      if (!j) {
+        list_insert_ordered(&c->fifo, it);
+        break;
+      }
+      buf_appendf(&o->body, "%s%s", b->n ? "," : "", j);
+      bytes += strlen(j) + 1;
+      free(j);
+      take_token(o);
+      c->busy++;
+      b->items[b->n++] = it;
+      took = 1;
+      if (it->solo)
+        break;
+    }
+    if (!took) {
+      /* Kept for the next batch, in its place in the round. */
+      c->runnext = NULL;
+      *skipped_tail = c;
+      skipped_tail = &c->runnext;
+      if (b->n && (bytes + 1 >= OUTBOX_MAX_MESSAGE_BYTES || o->tokens < 1))
+        break;
+      continue;
+    }
+    if (b->items[b->n - 1]->solo || bytes + 1 >= OUTBOX_MAX_MESSAGE_BYTES ||
+        o->tokens < 1)
+      break;
+  }
+  /* Conversations passed over stay runnable, at the back of the round. */
+  for (struct conv *k = skipped; k;) {
+    struct conv *nx = k->runnext;
+    conv_wake(o, k);
+    k = nx;
+  }
+  if (!b->n) {
+    free(b);
+    return 0;
+  }
+  buf_append(&o->body, "]", 1);
+  if (rest_request(o->rest, "POST", "/messages", o->body.data, o->body.len, on_rest_reply,
+                   b) < 0) {
+    for (int i = b->n - 1; i >= 0; i--)
+      retry_later(o, b->items[i]);
+    free(b);
+    return -1;
+  }
+  o->rest_inflight++;
+  o->st.sent += (uint64_t)b->n;
+  o->st.sent_rest += (uint64_t)b->n;
+  return b->n;
+}
+
+/* Sends what the rate limit, the link and the per-conversation order allow
+ * now. Also runs after every answer, so a conversation's next message goes
+ * out as soon as the one before it was accepted. */
+static void pump(struct outbox *o, int64_t now) {
   /* Token bucket: send_rate_per_min spread evenly, burst of one second. */
   double rate = o->cfg->send_rate_per_min / 60000.0;
   double burst = rate * 1000 > 1 ? rate * 1000 : 1;
@@ -316,18 +561,65 @@ void outbox_tick(struct outbox *o, int64_t now) {
   o->tokens_at = now;
   if (o->tokens > burst)
     o->tokens = burst;
-  while (o->ready.head && o->inflight < MAX_INFLIGHT && o->tokens >= 1 &&
+  if (session_is_held(o->s)) {
+    /* New WebSocket requests are refused while the socket is held: REST
+     * needs nothing from it. */
+    while (o->rest && o->run_head && o->rest_inflight < MAX_REST_INFLIGHT &&
+           o->tokens >= 1)
+      if (send_rest_batch(o) <= 0)
+        break;
+    return;
+  }
+  while (o->run_head && o->inflight < MAX_INFLIGHT && o->tokens >= 1 &&
          session_is_open(o->s)) {
-    struct item *it = list_pop(&o->ready);
+    struct conv *c = run_pop(o);
+    struct item *it = list_pop(&c->fifo);
     int rc = session_request(o->s, "CREATE_MESSAGE", it->params, NULL, on_reply, it);
     if (rc < 0) {
-      list_push_front(&o->ready, it);
+      list_insert_ordered(&c->fifo, it);
+      conv_wake(o, c);
       break;
     }
-    o->tokens -= 1;
+    c->busy++;
+    take_token(o);
     o->inflight++;
     o->st.sent++;
   }
+}
+
+void outbox_tick(struct outbox *o, int64_t now) {
+  pthread_mutex_lock(&o->mu);
+  struct item *in = o->inbox.head;
+  o->inbox.head = o->inbox.tail = NULL;
+  pthread_mutex_unlock(&o->mu);
+  while (in) {
+    struct item *nx = in->next;
+    in->seq = ++o->next_seq;
+    in->conv = conv_get(o, in->conv_id);
+    if (!in->conv) {
+      /* Out of memory: kept on the inbox for the next tick. */
+      pthread_mutex_lock(&o->mu);
+      in->next = o->inbox.head;
+      o->inbox.head = in;
+      if (!o->inbox.tail)
+        o->inbox.tail = in;
+      pthread_mutex_unlock(&o->mu);
+      break;
+    }
+    list_push(&in->conv->fifo, in);
+    conv_wake(o, in->conv);
+    in = nx;
+  }
+  for (struct item **pp = &o->delayed; *pp;) {
+    struct item *it = *pp;
+    if (it->due <= now) {
+      *pp = it->next;
+      requeue(o, it);
+    } else {
+      pp = &it->next;
+    }
+  }
+  pump(o, now);
 }
 
 size_t outbox_outstanding(struct outbox *o) {

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * outbox: messages the bot sends (CREATE_MESSAGE over the WebSocket). Any
- * thread may call outbox_send: the message is copied into a params object
- * with a message_id (fresh or the caller's) and put on a locked inbox; the
- * I/O thread moves it into the queue, paces it under send_rate_per_min, and
- * sends it when the link is open. The queue survives reconnects; a message
- * in flight when the link drops is sent again with the same message_id, so
+ * outbox: messages the bot sends. Any thread may call outbox_send: the
+ * message is copied into a params object with a message_id (fresh or the
+ * caller's) and put on a locked inbox; the I/O thread moves it into its
+ * conversation's queue, paces it under send_rate_per_min, and sends it as
+ * CREATE_MESSAGE over the WebSocket, or, while the daemon holds the socket
+ * for back pressure, in POST /messages batches (up to 100 messages and
+ * 128 KB). Within a conversation messages go out strictly in order: one in
+ * flight at a time over the WebSocket, in order inside a batch, and a
+ * message being retried holds the ones after it. The queue survives
+ * reconnects; a message is always sent again with the same message_id, so
  * the server drops any copy. Replies 400/403/404/10002 (and other client
- * errors) are permanent: logged and dropped. 429, 5xx, 7000, 7001 and
+ * errors) are permanent: logged and dropped. 401, 429, 5xx, 7000, 7001 and
  * timeouts are retried with backoff. When a message is settled either way,
  * on_settled(owner) runs on the I/O thread so the inbound message that
  * caused it can be acknowledged.
@@ -19,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "rest.h"
 #include "session.h"
 #include "util.h"
 
@@ -36,6 +41,7 @@ struct outbox_msg {
 
 struct outbox_stats {
   uint64_t queued, sent, accepted, dropped, retried, full;
+  uint64_t sent_rest; /* of sent: in POST /messages batches (socket held) */
 };
 
 /* Runs on the I/O thread when a message is settled (accepted or dropped). */
@@ -48,7 +54,7 @@ struct outbox;
 
 /* wake is called (from any thread) after a message was put on the inbox;
  * it must make the I/O thread call outbox_tick soon (lws_cancel_service). */
-struct outbox *outbox_new(const struct config *cfg, struct session *s,
+struct outbox *outbox_new(const struct config *cfg, struct session *s, struct rest *rest,
                           outbox_settled_fn settled, void *settled_ud,
                           void (*wake)(void *), void *wake_ud);
 /* Frees queued messages (without settling them). */

@@ -284,7 +284,7 @@ static int derive_id(struct instance *in, struct job *job, struct outbox_msg *m,
                      char buf[UUID_STR_LEN]) {
   if (!job || (m->message_id && *m->message_id))
     return 0;
-  if (uuid_derive(job->msg->message_id, in->name, ++in->sent_in_call, buf) < 0)
+  if (uuid_derive(job->id, in->name, ++in->sent_in_call, buf) < 0)
     return -1;
   m->message_id = buf;
   return 0;

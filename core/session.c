@@ -63,7 +63,7 @@ struct session {
   int64_t last_ping;
   int ping_due;
   int rx_paused;     /* the daemon asked to hold the socket (back pressure) */
-  int rx_off;        /* reading is actually switched off (paused, no reply awaited) */
+  int rx_off;        /* reading is actually switched off (held and open) */
   int reconnect_now; /* close the current link and connect again */
   int consecutive_timeouts;
   char list_id[UUID_STR_LEN];
@@ -227,26 +227,21 @@ static void pending_expire(struct session *s, int64_t now) {
   }
 }
 
-/* Back pressure: while the daemon holds the socket, reading is off unless a
- * reply is awaited. Replies (to acks and outgoing messages) are what frees
- * the daemon, so they must always get through; pushes read meanwhile are
- * left to the daemon to shed. Silence while reading is off is ours, so the
- * idle clock and the request deadlines restart when reading resumes. */
+/* Back pressure: while the daemon holds the socket, no new request is sent
+ * over it (session_request answers SESSION_EHELD: acks and outgoing
+ * messages go over REST, which needs nothing from this socket), and once
+ * the requests already sent have their answers, it is not read at all: TCP
+ * flow control keeps what the server sends in its buffers and ours,
+ * undecoded. Pushes read while those last answers arrive are the daemon's
+ * to keep (it admits them over its limit). Silence while reading is off is
+ * ours, so the idle clock restarts when reading resumes. */
 static void apply_rx_flow(struct session *s) {
-  int off = s->rx_paused && !s->npending;
+  int off = s->rx_paused && s->state == ST_OPEN && !s->npending;
   if (off == s->rx_off)
     return;
   s->rx_off = off;
   lws_rx_flow_control(s->wsi, !off);
-  int64_t now = now_ms();
-  s->last_rx = now;
-  if (!off) {
-    int64_t fresh = now + s->cfg->request_timeout_ms;
-    for (int i = 0; i < PENDING_BUCKETS; i++)
-      for (struct pending *p = s->buckets[i]; p; p = p->next)
-        if (p->deadline < fresh)
-          p->deadline = fresh;
-  }
+  s->last_rx = now_ms();
 }
 
 /* ---- connection lifecycle -------------------------------------------- */
@@ -375,6 +370,7 @@ static void link_down(struct session *s, const char *why) {
   if (was_open)
     log_warn("blaze: connection closed (%s)", why);
   pending_fail_all(s, SESSION_EDISCONNECTED);
+  txq_clear(s); /* nothing queued for this link goes out on the next */
   if (s->state != ST_STOPPED)
     schedule_retry(s, now_ms());
   if (s->reconnect_now && s->state == ST_IDLE) {
@@ -434,15 +430,18 @@ static int send_request(struct session *s, const char *action, json_t *params,
   p->next = s->buckets[h];
   s->buckets[h] = p;
   s->npending++;
-  if (s->rx_off && s->wsi)
-    apply_rx_flow(s);
   return 0;
 }
 
 int session_request(struct session *s, const char *action, json_t *params, const char *id,
                     session_reply_fn cb, void *ud) {
-  if (s->state != ST_OPEN)
+  /* !wsi: the link is going down (its requests are being failed, and their
+   * owners may try again at once): a frame queued now would go out on the
+   * next link, where its answer would match nothing. */
+  if (s->state != ST_OPEN || !s->wsi)
     return SESSION_ENOTOPEN;
+  if (s->rx_paused)
+    return SESSION_EHELD;
   return send_request(s, action, params, id, cb, ud);
 }
 
@@ -474,6 +473,8 @@ static void on_list_reply(void *ud, const struct envelope *env, int err) {
   s->attempt = 0;
   s->auth_401 = 0;
   log_info("blaze: connected; pending messages requested");
+  if (s->wsi)
+    apply_rx_flow(s); /* still held from before the reconnect: stop reading */
   if (s->cb.on_open)
     s->cb.on_open(s->ud);
 }
@@ -521,6 +522,8 @@ static void handle_frame(struct session *s, const char *data, size_t len) {
       if (cb)
         cb(ud, &env, 0);
       envelope_fini(&env);
+      if (s->rx_paused && s->wsi)
+        apply_rx_flow(s); /* the last answer awaited: stop reading now */
       return;
     }
   }
@@ -867,10 +870,6 @@ int session_is_closed(const struct session *s) {
   return s->state == ST_STOPPED && !s->wsi;
 }
 
-size_t session_pending(const struct session *s) {
-  return s->npending;
-}
-
 void session_pause_rx(struct session *s, int pause) {
   if (s->rx_paused == pause)
     return;
@@ -881,15 +880,6 @@ void session_pause_rx(struct session *s, int pause) {
 
 int session_is_held(const struct session *s) {
   return s->rx_paused;
-}
-
-void session_relist(struct session *s) {
-  if (s->state != ST_OPEN && s->state != ST_LISTING)
-    return;
-  log_info("blaze: reconnecting to list the messages left unprocessed under load");
-  s->reconnect_now = 1;
-  if (s->wsi)
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
 }
 
 const struct session_stats *session_get_stats(const struct session *s) {

@@ -27,6 +27,7 @@ enum {
   SESSION_ETIMEOUT = -2,      /* no reply within request_timeout_ms */
   SESSION_ENOTOPEN = -3,      /* not connected: try again after on_open */
   SESSION_ENOMEM = -4,
+  SESSION_EHELD = -5, /* the socket is held (back pressure): send it over REST */
 };
 
 /* Reply to a request. env is the id-matched reply frame (it may carry an
@@ -92,18 +93,15 @@ int session_is_closed(const struct session *s);
  * negative SESSION_E* code (then cb is not called). */
 int session_request(struct session *s, const char *action, json_t *params, const char *id,
                     session_reply_fn cb, void *ud);
-/* Number of requests awaiting a reply. */
-size_t session_pending(const struct session *s);
-/* Holds (1) or releases (0) the socket for back pressure: while held,
- * reading is off except while replies are awaited (so acks and outgoing
- * messages still complete); pushes that arrive then are the caller's to
- * shed. */
+/* Holds (1) or releases (0) the socket for back pressure. While held, new
+ * requests are refused with SESSION_EHELD (acknowledgements and outgoing
+ * messages go over REST meanwhile), and once the requests already sent are
+ * answered the socket is not read at all (lws_rx_flow_control). Pushes that
+ * arrive with those answers are still delivered, and must be kept: nothing
+ * is decoded only to be dropped. */
 void session_pause_rx(struct session *s, int pause);
 /* 1 while the socket is held (session_pause_rx(1)). */
 int session_is_held(const struct session *s);
-/* Closes the link and connects again at once (no backoff), so the server
- * lists the pending messages again: used after pushes were shed. */
-void session_relist(struct session *s);
 
 const struct session_stats *session_get_stats(const struct session *s);
 

@@ -70,3 +70,16 @@ target_compile_definitions(itest_shutdown PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:p
 add_dependencies(itest_shutdown blazebot blazebot-sim ${BLAZEBOT_PROBES})
 add_test(NAME integration.shutdown COMMAND itest_shutdown)
 set_tests_properties(integration.shutdown PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+
+# Back pressure without shedding: 100,000 pending, a 1 ms plugin, one connection.
+add_executable(itest_backpressure ${BLAZEBOT_PE2E_DIR}/test_backpressure.c)
+target_link_libraries(itest_backpressure PRIVATE blazebot_harness)
+blazebot_warnings(itest_backpressure)
+target_compile_definitions(itest_backpressure PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+if(BLAZEBOT_SANITIZE)
+  target_compile_definitions(itest_backpressure PRIVATE BP_RSS_LIMIT_KB=262144)
+endif()
+add_dependencies(itest_backpressure blazebot blazebot-sim ${BLAZEBOT_PROBES})
+add_test(NAME integration.backpressure COMMAND itest_backpressure)
+set_tests_properties(integration.backpressure PROPERTIES TIMEOUT 1500
+  ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")

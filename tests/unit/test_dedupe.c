@@ -75,15 +75,19 @@ static void test_eviction(void) {
   for (unsigned i = 0; i < 5000; i++) {
     id_for(i, 0, id);
     dedupe_set(d, id, DEDUPE_INFLIGHT);
-    /* Re-setting an entry keeps its place in the eviction order. */
-    if (i % 3 == 0)
+    /* Re-setting an entry keeps its place in the eviction order. Ids in
+     * processing are never evicted, so (as in the daemon) each finishes
+     * before many more arrive: here all but the last 10. */
+    if (i >= 10) {
+      id_for(i - 10, 0, id);
       dedupe_set(d, id, DEDUPE_DONE);
+    }
   }
   CHECK_INT(dedupe_count(d), 1000);
   int wrong = 0;
   for (unsigned i = 0; i < 5000; i++) {
     id_for(i, 0, id);
-    int want = i < 4000 ? DEDUPE_NEW : (i % 3 == 0 ? DEDUPE_DONE : DEDUPE_INFLIGHT);
+    int want = i < 4000 ? DEDUPE_NEW : (i < 4990 ? DEDUPE_DONE : DEDUPE_INFLIGHT);
     if (dedupe_get(d, id) != want)
       wrong++;
   }
@@ -120,10 +124,12 @@ static uint32_t rnd(void) {
   return (uint32_t)(rng >> 16);
 }
 
-/* Brute-force model: a FIFO array of (id number, state). */
+/* Brute-force model: a FIFO array of (id number, state). When full, ids in
+ * processing at the front move to the back (they are never evicted) and the
+ * first finished one goes; if all are in processing the capacity doubles. */
 struct model {
-  unsigned ids[600];
-  int states[600];
+  unsigned ids[2048];
+  int states[2048];
   size_t n, cap;
 };
 
@@ -141,9 +147,22 @@ static void model_set(struct model *m, unsigned id, int state) {
     return;
   }
   if (m->n == m->cap) {
-    memmove(m->ids, m->ids + 1, (m->n - 1) * sizeof m->ids[0]);
-    memmove(m->states, m->states + 1, (m->n - 1) * sizeof m->states[0]);
-    m->n--;
+    size_t rotated = 0;
+    while (m->states[0] == DEDUPE_INFLIGHT && rotated < m->n) {
+      unsigned fid = m->ids[0];
+      memmove(m->ids, m->ids + 1, (m->n - 1) * sizeof m->ids[0]);
+      memmove(m->states, m->states + 1, (m->n - 1) * sizeof m->states[0]);
+      m->ids[m->n - 1] = fid;
+      m->states[m->n - 1] = DEDUPE_INFLIGHT;
+      rotated++;
+    }
+    if (rotated == m->n) {
+      m->cap *= 2;
+    } else {
+      memmove(m->ids, m->ids + 1, (m->n - 1) * sizeof m->ids[0]);
+      memmove(m->states, m->states + 1, (m->n - 1) * sizeof m->states[0]);
+      m->n--;
+    }
   }
   m->ids[m->n] = id;
   m->states[m->n] = state;
@@ -204,8 +223,10 @@ static void bench(void) {
   struct dedupe *d = dedupe_new(cap);
   clock_t t0 = clock();
   for (unsigned i = 0; i < ops; i++) {
-    if (dedupe_get(d, ids[i]) == DEDUPE_NEW)
+    if (dedupe_get(d, ids[i]) == DEDUPE_NEW) {
       dedupe_set(d, ids[i], DEDUPE_INFLIGHT);
+      dedupe_set(d, ids[i], DEDUPE_DONE);
+    }
   }
   double sec = (double)(clock() - t0) / CLOCKS_PER_SEC;
   CHECK_INT(dedupe_count(d), cap);
@@ -215,9 +236,47 @@ static void bench(void) {
   dedupe_free(d);
 }
 
+/* An id in processing is never evicted: the oldest finished one goes
+ * instead, and when every entry is in processing the set grows. */
+static void test_inflight_kept(void) {
+  struct dedupe *d = dedupe_new(4);
+  char id[8][37];
+  for (int i = 0; i < 8; i++)
+    snprintf(id[i], sizeof id[i], "00000000-0000-4000-8000-%012d", i);
+  dedupe_set(d, id[0], DEDUPE_INFLIGHT);
+  dedupe_set(d, id[1], DEDUPE_DONE);
+  dedupe_set(d, id[2], DEDUPE_INFLIGHT);
+  dedupe_set(d, id[3], DEDUPE_DONE);
+  dedupe_set(d, id[4], DEDUPE_INFLIGHT); /* full: evicts id1, the oldest done */
+  CHECK_INT(dedupe_get(d, id[0]), DEDUPE_INFLIGHT);
+  CHECK_INT(dedupe_get(d, id[1]), DEDUPE_NEW);
+  CHECK_INT(dedupe_get(d, id[2]), DEDUPE_INFLIGHT);
+  CHECK_INT(dedupe_get(d, id[3]), DEDUPE_DONE);
+  CHECK_INT(dedupe_get(d, id[4]), DEDUPE_INFLIGHT);
+  dedupe_set(d, id[5], DEDUPE_INFLIGHT); /* evicts id3 */
+  CHECK_INT(dedupe_get(d, id[3]), DEDUPE_NEW);
+  CHECK_INT(dedupe_count(d), 4);
+  /* Every entry in processing: the set grows instead of forgetting one. */
+  dedupe_set(d, id[6], DEDUPE_INFLIGHT);
+  CHECK_INT(dedupe_count(d), 5);
+  for (int i = 0; i < 7; i++)
+    if (i != 1 && i != 3)
+      CHECK_INT(dedupe_get(d, id[i]), DEDUPE_INFLIGHT);
+  /* Once finished they are evicted oldest first again. */
+  for (int i = 0; i < 7; i++)
+    if (i != 1 && i != 3)
+      dedupe_set(d, id[i], DEDUPE_DONE);
+  dedupe_set(d, id[7], DEDUPE_INFLIGHT);
+  CHECK_INT(dedupe_count(d), 6);
+  CHECK_INT(dedupe_get(d, id[7]), DEDUPE_INFLIGHT);
+  CHECK_INT(dedupe_get(d, id[0]), DEDUPE_DONE);
+  dedupe_free(d);
+}
+
 int main(void) {
   test_basic();
   test_eviction();
+  test_inflight_kept();
   test_model();
   bench();
   return check_done("dedupe");

@@ -17,7 +17,7 @@ int main(void) {
   memset(&cfg, 0, sizeof cfg);
   cfg.outbox_capacity = 10;
   cfg.send_rate_per_min = 1000;
-  struct outbox *o = outbox_new(&cfg, NULL, NULL, NULL, NULL, NULL);
+  struct outbox *o = outbox_new(&cfg, NULL, NULL, NULL, NULL, NULL, NULL);
   CHECK(o != NULL);
   if (!o)
     return check_done("unit.outbox");
