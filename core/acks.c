@@ -39,7 +39,9 @@ struct acks {
 
   struct batch *retry; /* waiting batches, sent before new ones */
   struct batch *pool;
-  int inflight;
+  /* Batches in flight per transport: WebSocket ones wait, unanswered, while
+   * the socket is held, and must not stop REST batches meanwhile. */
+  int inflight[2];
   size_t inflight_ids;
   struct buf body;
   struct acks_stats st;
@@ -157,7 +159,7 @@ static int current_transport(const struct acks *a) {
 static void on_ws_reply(void *ud, const struct envelope *env, int err) {
   struct batch *b = ud;
   struct acks *a = b->a;
-  a->inflight--;
+  a->inflight[ACK_TRANSPORT_WEBSOCKET]--;
   a->inflight_ids -= (size_t)b->n;
   if (err < 0) {
     /* Disconnected or no reply: resend once the link is back. */
@@ -181,7 +183,7 @@ static void on_ws_reply(void *ud, const struct envelope *env, int err) {
 static void on_rest_reply(void *ud, int ok, const struct rest_result *res) {
   struct batch *b = ud;
   struct acks *a = b->a;
-  a->inflight--;
+  a->inflight[ACK_TRANSPORT_REST]--;
   a->inflight_ids -= (size_t)b->n;
   if (ok) {
     batch_done(a, b);
@@ -221,12 +223,12 @@ static void send_batch(struct acks *a, struct batch *b) {
       return;
     }
   }
-  a->inflight++;
+  a->inflight[b->via]++;
   a->inflight_ids += (size_t)b->n;
 }
 
 static int can_send(struct acks *a) {
-  if (a->inflight >= MAX_INFLIGHT)
+  if (a->inflight[current_transport(a)] >= MAX_INFLIGHT)
     return 0;
   if (current_transport(a) == ACK_TRANSPORT_WEBSOCKET)
     return session_is_open(a->s);

@@ -26,6 +26,7 @@
 
 #include "acks.h"
 #include "buf.h"
+#include "deadletter.h"
 #include "dedupe.h"
 #include "log.h"
 #include "plugins.h"
@@ -52,6 +53,7 @@ struct daemon {
   struct outbox *outbox;
   struct dispatch *dispatch;
   struct plugin_host *plugins; /* NULL in handler mode */
+  struct deadletter *dl;       /* dead_letter_file, shared with the plugin host */
   struct job *delayed;         /* jobs waiting for a RETRY's backoff */
   struct dedupe *dedupe;
   daemon_handler_fn fn;
@@ -88,6 +90,7 @@ struct daemon {
   int64_t last_reload_time; /* unix seconds */
   char *last_reload_summary;
   uint64_t kept_mapped_at_exit;
+  size_t replay_done, replay_failed; /* blazebot --replay */
 };
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -114,6 +117,10 @@ static void check_load(struct daemon *d) {
       outbox_outstanding(d->outbox) >= (size_t)d->cfg->outbox_capacity * 3 / 4) {
     d->paused = 1;
     d->c.holds++;
+    log_debug(
+        "back pressure: holding the socket (%zu message(s), %zu bytes in processing, "
+        "%zu in the outbox)",
+        d->processing_jobs, d->processing_bytes, outbox_outstanding(d->outbox));
     session_pause_rx(d->session, 1);
   }
 }
@@ -151,6 +158,14 @@ static void job_processed(struct daemon *d, struct job *job) {
 }
 
 static void job_finish(struct daemon *d, struct job *job) {
+  if (job->replay) {
+    /* Acknowledged long ago, when it went to the dead-letter file. */
+    d->replay_done++;
+    if (job->result < 0)
+      d->replay_failed++;
+    job_unlink_free(d, job);
+    return;
+  }
   dedupe_set(d->dedupe, job->id, DEDUPE_DONE);
   if (acks_add(d->acks, job->id) < 0)
     log_error("acks: out of memory queueing %s; it will be redelivered", job->id);
@@ -465,6 +480,7 @@ static void reload(struct daemon *d) {
   rest_set_config(d->rest, d->cfg, d->ks);
   acks_set_config(d->acks, d->cfg);
   outbox_set_config(d->outbox, d->cfg);
+  deadletter_set_path(d->dl, d->cfg->dead_letter_file);
   config_free(ocfg);
   if (nks) {
     /* Workers never read the keystore: the plugins' bot id is interned by
@@ -501,11 +517,14 @@ static void begin_stop(struct daemon *d, const char *why) {
   d->stop_deadline = now_ms() + d->cfg->shutdown_timeout_ms;
   log_info("stopping (%s): finishing %zu message(s) in processing, then flushing acks",
            why, d->inflight_jobs);
-  /* The socket is held from now on: new pushes stay unread (the server
-   * delivers them after the restart) while acks and the replies still owed
-   * go over REST. */
-  d->paused = 1;
-  session_pause_rx(d->session, 1);
+  /* The socket is still read, for the answers to acks and replies already
+   * sent; pushes read meanwhile are left unprocessed and unacknowledged
+   * (the server delivers them after the restart). Reading resumes if back
+   * pressure held it. */
+  if (d->paused) {
+    d->paused = 0;
+    session_pause_rx(d->session, 0);
+  }
 }
 
 static void progress_stop(struct daemon *d, int64_t now) {
@@ -539,6 +558,8 @@ static void tick(lws_sorted_usec_list_t *sul) {
   maybe_reload(d);
   check_load(d);
   if (d->paused && !d->stopping && relaxed(d)) {
+    log_debug("back pressure: reading again (%zu message(s), %zu bytes in processing)",
+              d->processing_jobs, d->processing_bytes);
     d->paused = 0;
     session_pause_rx(d->session, 0);
   }
@@ -689,6 +710,9 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   d->outbox = outbox_new(cfg, d->session, d->rest, on_settled, d, wake, d);
   if (!d->acks || !d->outbox)
     goto fail;
+  d->dl = deadletter_new(cfg->dead_letter_file);
+  if (!d->dl)
+    goto fail;
   d->dispatch = dispatch_new(cfg->workers, 2, wake, d);
   if (!d->dispatch)
     goto fail;
@@ -697,6 +721,7 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     d->plugins = plugins_new(cfg, d, d->dispatch, ks->user_id, &refused);
     if (!d->plugins)
       goto fail;
+    plugins_set_deadletter(d->plugins, d->dl);
     if (refused) {
       /* At startup a missing plugin would mean messages acknowledged
        * without the processing the operator configured: refuse to run. */
@@ -748,6 +773,7 @@ void daemon_free(struct daemon *d) {
   while (d->jobs)
     job_unlink_free(d, d->jobs);
   dedupe_free(d->dedupe);
+  deadletter_free(d->dl);
   if (d->sigfd >= 0)
     close(d->sigfd);
   config_free(d->cfg);
@@ -816,6 +842,132 @@ int daemon_run(struct daemon *d) {
   plugins_free(d->plugins);
   d->plugins = NULL;
   return d->exit_code;
+}
+
+/* ---- replay ------------------------------------------------------------------- */
+
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+/* One dead-letter record as a job for its plugin alone. Returns 1 when
+ * posted, 0 when it cannot be (logged), -1 out of memory. */
+static int replay_one(struct daemon *d, const struct deadletter_record *rec, long line) {
+  struct message *m = NULL;
+  char mid[64], err[256];
+  if (envelope_message(rec->message, &m, mid, err, sizeof err) < 0) {
+    log_error("replay: line %ld: the message cannot be decoded: %s", line, err);
+    return 0;
+  }
+  struct job *job = calloc(1, sizeof *job);
+  if (!job) {
+    free(m);
+    return -1;
+  }
+  job->msg = m;
+  job->replay = 1;
+  memcpy(job->id, m->message_id, UUID_STR_LEN - 1);
+  job->id[UUID_STR_LEN - 1] = 0;
+  atomic_init(&job->pending_replies, 0);
+  job_link(d, job);
+  int routed = plugins_route_to(d->plugins, job, rec->plugin);
+  if (routed <= 0) {
+    log_error("replay: line %ld: message %s: plugin %s %s", line, job->id, rec->plugin,
+              routed < 0 ? "cannot be reached (out of memory)" : "is not loaded");
+    job_unlink_free(d, job);
+    return routed < 0 ? -1 : 0;
+  }
+  d->processing_jobs++;
+  return 1;
+}
+
+/* Keeps lws_service returning at least every tick while replaying (the
+ * loop in daemon_replay does the work; the session must not be ticked). */
+static void replay_tick(lws_sorted_usec_list_t *sul) {
+  struct daemon *d = lws_container_of(sul, struct daemon, tick);
+  lws_sul_schedule(d->ctx, 0, &d->tick, replay_tick, TICK_US);
+}
+
+int daemon_replay(struct daemon *d, const char *path) {
+  if (!d->plugins)
+    return DAEMON_EXIT_FATAL;
+  if (same_file(path, d->cfg->dead_letter_file)) {
+    log_error("replay: %s is the dead_letter_file itself; move it aside first (messages "
+              "that fail again are written there)",
+              path);
+    return DAEMON_EXIT_CONFIG;
+  }
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    log_error("replay: cannot open %s: %s", path, strerror(errno));
+    return DAEMON_EXIT_CONFIG;
+  }
+  /* No Blaze connection: replies go over REST (the session stays held and
+   * is never started), and nothing is acknowledged. */
+  session_pause_rx(d->session, 1);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  long lineno = 0, posted = 0, skipped = 0;
+  int rc = DAEMON_EXIT_OK;
+  while ((n = getline(&line, &cap, f)) >= 0) {
+    lineno++;
+    if (n <= 1)
+      continue;
+    struct deadletter_record rec;
+    char err[256];
+    if (deadletter_parse(line, &rec, err, sizeof err) < 0) {
+      log_error("replay: %s:%ld: %s", path, lineno, err);
+      skipped++;
+      continue;
+    }
+    int r = replay_one(d, &rec, lineno);
+    json_decref(rec.message);
+    if (r < 0) {
+      rc = DAEMON_EXIT_FATAL;
+      break;
+    }
+    if (r)
+      posted++;
+    else
+      skipped++;
+  }
+  free(line);
+  fclose(f);
+  log_info("replay: %ld message(s) from %s delivered again, %ld skipped", posted, path,
+           skipped);
+  /* Until every replayed message was processed and its replies settled. */
+  lws_sul_schedule(d->ctx, 0, &d->tick, replay_tick, TICK_US);
+  while (!d->quit && (d->inflight_jobs || outbox_outstanding(d->outbox))) {
+    if (lws_service(d->ctx, 0) < 0)
+      break;
+    int64_t now = now_ms();
+    drain_completions(d);
+    repost_due(d, now);
+    plugins_tick(d->plugins, now);
+    outbox_tick(d->outbox, now);
+    rest_tick(d->rest, now);
+    if (stop_signalled(d))
+      break;
+  }
+  lws_sul_schedule(d->ctx, 0, &d->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
+  size_t unfinished = d->inflight_jobs;
+  log_info("replay: %zu processed (%zu failed again), %zu unfinished", d->replay_done,
+           d->replay_failed, unfinished);
+  outbox_close(d->outbox);
+  if (plugins_shutdown_all(d->plugins, now_ms() + 5000, stop_signalled, d) < 0)
+    d->abandoned = 1;
+  if (!d->abandoned) {
+    dispatch_free(d->dispatch);
+    d->dispatch = NULL;
+    plugins_free(d->plugins);
+    d->plugins = NULL;
+  }
+  if (rc == DAEMON_EXIT_OK && (skipped || d->replay_failed || unfinished))
+    rc = DAEMON_EXIT_CONFIG;
+  return rc;
 }
 
 void daemon_stop(struct daemon *d) {

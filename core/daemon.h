@@ -60,6 +60,14 @@ int daemon_run(struct daemon *d);
  * run it cannot be joined and its code cannot be unmapped, so the caller
  * must end the process without daemon_free (main: _exit). */
 int daemon_abandoned(const struct daemon *d);
+/* blazebot --replay: instead of daemon_run. Delivers each message of a
+ * dead-letter file again to the plugin named in its record (whatever that
+ * plugin subscribes to), sends their replies over REST without opening the
+ * Blaze connection, acknowledges nothing, and returns once all finished:
+ * DAEMON_EXIT_OK when every one was processed, DAEMON_EXIT_CONFIG when some
+ * could not be read, had no such plugin, or failed again (then they are in
+ * dead_letter_file again, which must not be the file replayed). */
+int daemon_replay(struct daemon *d, const char *path);
 /* Any thread: asks the loop to stop gracefully. */
 void daemon_stop(struct daemon *d);
 

@@ -37,6 +37,7 @@ struct job {
   struct message *msg;             /* owned by the job; NULL once processed */
   char id[UUID_STR_LEN];           /* the message id, kept until the ack */
   size_t bytes;                    /* memory held by msg, for back pressure */
+  int replay;                      /* from a dead-letter file: never acknowledged */
   atomic_int pending_replies;      /* outbox messages sent for it, not yet settled */
   int handler_done;                /* I/O thread: processing finished */
   int result;                      /* the handler's return value (handler mode) */

@@ -23,6 +23,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: blazebot [-c FILE] [--check] [--stats-file FILE]\n"
           "       blazebot [-c FILE] --reload\n"
+          "       blazebot [-c FILE] --replay DEAD_LETTER_FILE\n"
           "       blazebot --version | --help\n"
           "\n"
           "  -c, --config FILE    configuration (default /etc/blazebot/blazebot.ini)\n"
@@ -33,6 +34,10 @@ static void usage(FILE *f) {
           "                       status_file) to reload, wait, print the outcome; exit\n"
           "                       0 if all applied, 1 if anything was refused, 3 if no\n"
           "                       daemon answered\n"
+          "      --replay FILE    deliver the messages of a dead-letter file again to\n"
+          "                       the plugins named in it (replies go over REST, no\n"
+          "                       Blaze connection is opened, nothing is acknowledged);\n"
+          "                       exit 0 if all were processed, 1 otherwise\n"
           "  -V, --version        print the version\n"
           "  -h, --help           this text\n"
           "\n"
@@ -129,10 +134,11 @@ static int reload_running(const char *path) {
 
 int main(int argc, char **argv) {
   const char *path = "/etc/blazebot/blazebot.ini";
-  const char *stats_file = NULL;
+  const char *stats_file = NULL, *replay = NULL;
   int check = 0, reload = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"reload", no_argument, NULL, 'r'},
+                                       {"replay", required_argument, NULL, 'p'},
                                        {"check", no_argument, NULL, 'k'},
                                        {"stats-file", required_argument, NULL, 's'},
                                        {"version", no_argument, NULL, 'V'},
@@ -149,6 +155,9 @@ int main(int argc, char **argv) {
       break;
     case 'r':
       reload = 1;
+      break;
+    case 'p':
+      replay = optarg;
       break;
     case 's':
       stats_file = optarg;
@@ -215,7 +224,7 @@ int main(int argc, char **argv) {
   struct daemon *d = daemon_new(cfg, ks, NULL, NULL, &exit_code);
   if (!d)
     return exit_code;
-  int rc = daemon_run(d);
+  int rc = replay ? daemon_replay(d, replay) : daemon_run(d);
   char *stats = daemon_stats_json(d);
   if (stats) {
     log_info("stats: %s", stats);

@@ -89,6 +89,7 @@ struct outbox {
   uint64_t next_seq;
   int inflight;      /* WebSocket requests */
   int rest_inflight; /* REST batches */
+  int pumping;       /* in pump: answers it causes do not pump again */
   struct buf body;   /* POST /messages body being built */
   double tokens;     /* rate limiter bucket */
   int64_t tokens_at;
@@ -399,7 +400,8 @@ static void on_reply(void *ud, const struct envelope *env, int err) {
   struct outbox *o = it->o;
   o->inflight--;
   on_reply_settle(o, it, env, err);
-  pump(o, now_ms());
+  if (!o->pumping)
+    pump(o, now_ms());
 }
 
 static void on_reply_settle(struct outbox *o, struct item *it, const struct envelope *env,
@@ -439,7 +441,8 @@ static void on_rest_reply(void *ud, int ok, const struct rest_result *res) {
   o->rest_inflight--;
   on_rest_settle(o, b, ok, res);
   free(b);
-  pump(o, now_ms());
+  if (!o->pumping)
+    pump(o, now_ms());
 }
 
 static void on_rest_settle(struct outbox *o, struct rest_batch *b, int ok,
@@ -553,7 +556,15 @@ static int send_rest_batch(struct outbox *o) {
 /* Sends what the rate limit, the link and the per-conversation order allow
  * now. Also runs after every answer, so a conversation's next message goes
  * out as soon as the one before it was accepted. */
+static void pump_once(struct outbox *o, int64_t now);
+
 static void pump(struct outbox *o, int64_t now) {
+  o->pumping = 1;
+  pump_once(o, now);
+  o->pumping = 0;
+}
+
+static void pump_once(struct outbox *o, int64_t now) {
   /* Token bucket: send_rate_per_min spread evenly, burst of one second. */
   double rate = o->cfg->send_rate_per_min / 60000.0;
   double burst = rate * 1000 > 1 ? rate * 1000 : 1;
@@ -562,8 +573,11 @@ static void pump(struct outbox *o, int64_t now) {
   if (o->tokens > burst)
     o->tokens = burst;
   if (session_is_held(o->s)) {
-    /* New WebSocket requests are refused while the socket is held: REST
-     * needs nothing from it. */
+    /* The socket is not read while held: messages in flight over it are
+     * taken back (their conversations would wait for the release, and the
+     * outbox with them) and go over REST with their ids, like the rest. */
+    if (o->inflight)
+      session_cancel_requests(o->s, on_reply);
     while (o->rest && o->run_head && o->rest_inflight < MAX_REST_INFLIGHT &&
            o->tokens >= 1)
       if (send_rest_batch(o) <= 0)

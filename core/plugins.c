@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "daemon.h"
+#include "deadletter.h"
 #include "log.h"
 #include "outbox.h"
 #include "util.h"
@@ -179,6 +180,7 @@ struct plugin_host {
   /* Set once the daemon's loop ended: queued deliveries are skipped, so no
    * on_message starts while the instances shut down. */
   atomic_int stopping;
+  struct deadletter *dl; /* set before any delivery; thread-safe */
 };
 
 static struct blazebot_host host_table; /* filled below, never changes */
@@ -353,6 +355,11 @@ static const char *svc_bot_id(blazebot_ctx *ctx) {
   struct instance *in = inst_of(ctx);
   const char *id = in ? atomic_load(&in->h->bot_id) : NULL;
   return id ? id : "";
+}
+
+void plugins_set_deadletter(struct plugin_host *h, struct deadletter *dl) {
+  if (h)
+    h->dl = dl;
 }
 
 void plugins_set_bot_id(struct plugin_host *h, const char *id) {
@@ -584,6 +591,34 @@ static int64_t retry_delay_ms(int attempt) {
   return d > 30000 ? 30000 : d;
 }
 
+/* A plugin used up max_attempts: the message goes to the dead-letter file
+ * first, so giving up loses nothing. Returns -1 when it cannot be written
+ * there: then the message is not given up on (it is retried later and stays
+ * unacknowledged until either works). */
+static int give_up(struct plugin_host *h, struct instance *in, struct job_route *r) {
+  if (!h->dl || !deadletter_enabled(h->dl)) {
+    log_error(
+        "plugin %s: gave up on message %s after %d attempts; no dead_letter_file is "
+        "set, so it is acknowledged without this plugin's processing",
+        in->name, r->view.message_id, r->attempt);
+    return 0;
+  }
+  char why[96];
+  snprintf(why, sizeof why, "RETRY %d times (max_attempts)", r->attempt);
+  if (deadletter_write(h->dl, in->name, r->attempt, why, r->view.raw_json,
+                       r->view.raw_json_len) < 0) {
+    log_error(
+        "plugin %s: message %s not given up: the dead-letter file cannot be written; "
+        "retrying it",
+        in->name, r->view.message_id);
+    return -1;
+  }
+  log_warn("plugin %s: gave up on message %s after %d attempts; it is in the dead-letter "
+           "file",
+           in->name, r->view.message_id, r->attempt);
+  return 0;
+}
+
 /* Runs on the strand of r->subs[r->idx]. The slot's instance is read here,
  * on that strand, so a reload's swap (also on the strand) happens between
  * two deliveries, never during one. A slot without an instance (its plugin
@@ -615,7 +650,8 @@ static void deliver_run(struct dispatch_item *it) {
     atomic_fetch_add(&sl->delivered, 1);
 
     if (rc == BLAZEBOT_RETRY) {
-      if (r->attempt < atomic_load(&in->max_attempts)) {
+      int max = atomic_load(&in->max_attempts);
+      if ((max == 0 || r->attempt < max) || give_up(h, in, r) < 0) {
         atomic_fetch_add(&sl->retried, 1);
         job->retry_at = now_ms() + retry_delay_ms(r->attempt);
         r->attempt++;
@@ -623,8 +659,6 @@ static void deliver_run(struct dispatch_item *it) {
         return;
       }
       atomic_fetch_add(&sl->gave_up, 1);
-      log_warn("plugin %s: gave up on message %s after %d attempts", in->name,
-               r->view.message_id, r->attempt);
       rc = BLAZEBOT_ERROR;
     }
     if (rc < 0) {
@@ -657,8 +691,20 @@ static int route_matches(const struct route *rt, const char *category) {
   return strcmp(category, rt->pattern) == 0;
 }
 
+static int route(struct plugin_host *h, struct job *job, const char *only);
+static struct slot *slot_find(struct plugin_host *h, const char *name);
+
 int plugins_route(struct plugin_host *h, struct job *job) {
-  if (!h || !h->nroutes)
+  return route(h, job, NULL);
+}
+
+int plugins_route_to(struct plugin_host *h, struct job *job, const char *name) {
+  return route(h, job, name);
+}
+
+/* only: deliver to that plugin alone, whatever it subscribes to (replay). */
+static int route(struct plugin_host *h, struct job *job, const char *only) {
+  if (!h || (!h->nroutes && !only))
     return 0;
   struct job_route *r = h->route_pool;
   if (r && r->cap < (int)h->nslots) {
@@ -678,9 +724,14 @@ int plugins_route(struct plugin_host *h, struct job *job) {
   r->h = h;
   r->nsubs = 0;
   const char *cat = job->msg->category;
+  if (only) {
+    struct slot *sl = slot_find(h, only);
+    if (sl && atomic_load(&sl->inst) && r->cap > 0)
+      r->subs[r->nsubs++] = sl;
+  }
   /* Routes are sorted by priority; a slot matching through several
    * patterns is delivered once, at its first (highest) position. */
-  for (size_t i = 0; i < h->nroutes; i++) {
+  for (size_t i = 0; !only && i < h->nroutes; i++) {
     if (!route_matches(&h->routes[i], cat))
       continue;
     struct slot *sl = h->routes[i].slot;
@@ -879,20 +930,29 @@ static int parse_subs(const struct instance *in, const struct config_plugin *sec
 
 static int parse_max_attempts(const struct config_plugin *sec, const struct config *cfg,
                               int *out, char *err, size_t errlen) {
-  *out = 5;
+  *out = -1; /* not set: the plugin's default (see max_attempts_for) */
   for (size_t i = 0; i < sec->nkv; i++) {
     const struct config_kv *kv = &sec->kv[i];
     if (strcmp(kv->key, "max_attempts") != 0)
       continue;
     char *end;
     long v = strtol(kv->value, &end, 10);
-    if (end == kv->value || *end || v < 1 || v > 100) {
-      snprintf(err, errlen, "%s:%d: max_attempts must be 1..100", cfg->path, kv->line);
+    if (end == kv->value || *end || v < 0 || v > 100) {
+      snprintf(err, errlen, "%s:%d: max_attempts must be 0 (never give up) .. 100",
+               cfg->path, kv->line);
       return -1;
     }
     *out = (int)v;
   }
   return 0;
+}
+
+/* The ini's max_attempts, or the plugin's default: 0 (never give up) for a
+ * plugin flagged RETRY_FOREVER, else 5. */
+static int max_attempts_for(int parsed, const struct blazebot_plugin *desc) {
+  if (parsed >= 0)
+    return parsed;
+  return (desc->flags & BLAZEBOT_FLAG_RETRY_FOREVER) ? 0 : 5;
 }
 
 /* Rebuilds the routing table from the slots' current instances. I/O thread. */
@@ -1056,7 +1116,6 @@ static struct instance *inst_open(struct plugin_host *h, const struct config *cf
   int max_attempts;
   if (parse_max_attempts(sec, cfg, &max_attempts, err, errlen) < 0)
     goto fail;
-  atomic_init(&in->max_attempts, max_attempts);
   char staged[600];
   const char *src = in->src;
   struct stat id;
@@ -1122,6 +1181,7 @@ static struct instance *inst_open(struct plugin_host *h, const struct config *cf
     goto fail;
   }
   memcpy(&in->desc, desc, desc->size < sizeof in->desc ? desc->size : sizeof in->desc);
+  atomic_init(&in->max_attempts, max_attempts_for(max_attempts, &in->desc));
   if (!in->desc.name || !in->desc.name[0]) {
     snprintf(err, errlen, "%s: the descriptor has no name", src);
     goto fail;
@@ -1640,7 +1700,7 @@ static int task_finalize(struct plugin_host *h, struct reload *r, struct task *t
     }
     memcpy(t->old->subs, t->subs, sizeof t->subs);
     t->old->nsubs = t->nsubs;
-    atomic_store(&t->old->max_attempts, t->max_attempts);
+    atomic_store(&t->old->max_attempts, max_attempts_for(t->max_attempts, &t->old->desc));
     note(&r->reconfigured, "%s", name);
     return 1;
   case T_REMOVE:

@@ -35,6 +35,10 @@ struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
  * Earlier ids stay allocated until plugins_free, so a string a plugin got
  * from bot_id() never dangles. */
 void plugins_set_bot_id(struct plugin_host *h, const char *id);
+/* Where messages go that a plugin gave up on (RETRY past max_attempts).
+ * Set once, before messages are routed; dl outlives the host. */
+struct deadletter;
+void plugins_set_deadletter(struct plugin_host *h, struct deadletter *dl);
 /* Main thread, once the loop no longer routes messages. Skips deliveries
  * still queued (those messages are not acknowledged), cancels every timer,
  * and calls each instance's shutdown once nothing of it runs or can run any
@@ -59,6 +63,10 @@ size_t plugins_count(const struct plugin_host *h);
  * posted (it comes back through dispatch_complete), 0 when no plugin
  * subscribes to its category (the job is done). -1 on out-of-memory. */
 int plugins_route(struct plugin_host *h, struct job *job);
+/* I/O thread. Like plugins_route, but to the plugin called name alone,
+ * whatever its subscriptions (blazebot --replay). 0 when no such plugin is
+ * loaded. */
+int plugins_route_to(struct plugin_host *h, struct job *job, const char *name);
 /* I/O thread. Frees the routing state of a finished job. */
 void plugins_job_done(struct plugin_host *h, struct job *job);
 /* I/O thread: fires due timers. Returns the ms until the next one (or -1). */

@@ -214,12 +214,14 @@ static void pending_expire(struct session *s, int64_t now) {
       }
       *pp = p->next;
       s->npending--;
-      s->st.timeouts++;
-      s->consecutive_timeouts++;
       session_reply_fn cb = p->cb;
       void *ud = p->ud;
-      log_warn("blaze: no reply to request %s within %d ms", p->id,
-               s->cfg->request_timeout_ms);
+      if (cb) {
+        s->st.timeouts++;
+        s->consecutive_timeouts++;
+        log_warn("blaze: no reply to request %s within %d ms", p->id,
+                 s->cfg->request_timeout_ms);
+      }
       pending_release(s, p);
       if (cb)
         cb(ud, NULL, SESSION_ETIMEOUT);
@@ -227,21 +229,48 @@ static void pending_expire(struct session *s, int64_t now) {
   }
 }
 
-/* Back pressure: while the daemon holds the socket, no new request is sent
- * over it (session_request answers SESSION_EHELD: acks and outgoing
- * messages go over REST, which needs nothing from this socket), and once
- * the requests already sent have their answers, it is not read at all: TCP
- * flow control keeps what the server sends in its buffers and ours,
- * undecoded. Pushes read while those last answers arrive are the daemon's
- * to keep (it admits them over its limit). Silence while reading is off is
- * ours, so the idle clock restarts when reading resumes. */
+/* Back pressure: while the daemon holds the socket it is not read at all,
+ * at once: TCP flow control keeps what the server sends in its buffers and
+ * ours, undecoded (waiting for the answers already awaited would mean
+ * reading every push queued ahead of them). No new request is sent over it
+ * (session_request answers SESSION_EHELD: acks and outgoing messages go
+ * over REST meanwhile). Requests already sent stay pending with their
+ * deadlines frozen, and get their answers when reading resumes; an owner
+ * that cannot wait takes its requests back (session_cancel_requests). Silence
+ * while reading is off is ours, so the idle clock restarts on resume. */
 static void apply_rx_flow(struct session *s) {
-  int off = s->rx_paused && s->state == ST_OPEN && !s->npending;
+  int off = s->rx_paused && s->state == ST_OPEN;
   if (off == s->rx_off)
     return;
   s->rx_off = off;
   lws_rx_flow_control(s->wsi, !off);
-  s->last_rx = now_ms();
+  int64_t now = now_ms();
+  s->last_rx = now;
+  if (!off) {
+    int64_t fresh = now + s->cfg->request_timeout_ms;
+    for (int i = 0; i < PENDING_BUCKETS; i++)
+      for (struct pending *p = s->buckets[i]; p; p = p->next)
+        if (p->deadline < fresh)
+          p->deadline = fresh;
+  }
+}
+
+void session_cancel_requests(struct session *s, session_reply_fn cb) {
+  /* The entries stay, without an owner, until their answers arrive (or
+   * their deadlines pass): an answer nobody waits for would otherwise look
+   * like a push (an answer to CREATE_MESSAGE carries a message view). The
+   * owners are told first, then forgotten, so their callbacks may queue or
+   * cancel more. */
+  for (int i = 0; i < PENDING_BUCKETS; i++) {
+    for (struct pending *p = s->buckets[i]; p; p = p->next) {
+      if (p->cb != cb)
+        continue;
+      void *ud = p->ud;
+      p->cb = NULL;
+      p->ud = NULL;
+      cb(ud, NULL, SESSION_EHELD);
+    }
+  }
 }
 
 /* ---- connection lifecycle -------------------------------------------- */
@@ -522,8 +551,6 @@ static void handle_frame(struct session *s, const char *data, size_t len) {
       if (cb)
         cb(ud, &env, 0);
       envelope_fini(&env);
-      if (s->rx_paused && s->wsi)
-        apply_rx_flow(s); /* the last answer awaited: stop reading now */
       return;
     }
   }

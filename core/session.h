@@ -93,15 +93,18 @@ int session_is_closed(const struct session *s);
  * negative SESSION_E* code (then cb is not called). */
 int session_request(struct session *s, const char *action, json_t *params, const char *id,
                     session_reply_fn cb, void *ud);
-/* Holds (1) or releases (0) the socket for back pressure. While held, new
- * requests are refused with SESSION_EHELD (acknowledgements and outgoing
- * messages go over REST meanwhile), and once the requests already sent are
- * answered the socket is not read at all (lws_rx_flow_control). Pushes that
- * arrive with those answers are still delivered, and must be kept: nothing
- * is decoded only to be dropped. */
+/* Holds (1) or releases (0) the socket for back pressure. While held the
+ * socket is not read at all (lws_rx_flow_control) and new requests are
+ * refused with SESSION_EHELD: acknowledgements and outgoing messages go over
+ * REST meanwhile. Requests already sent keep waiting, deadlines frozen, for
+ * their answers after the release. Nothing pushed is read while held, so
+ * nothing is decoded only to be dropped. */
 void session_pause_rx(struct session *s, int pause);
 /* 1 while the socket is held (session_pause_rx(1)). */
 int session_is_held(const struct session *s);
+/* Answers every pending request whose callback is cb with SESSION_EHELD
+ * now (its owner sends it another way, with the same ids). */
+void session_cancel_requests(struct session *s, session_reply_fn cb);
 
 const struct session_stats *session_get_stats(const struct session *s);
 

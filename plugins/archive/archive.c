@@ -16,8 +16,10 @@
  * The file is opened O_APPEND|O_CREAT|O_CLOEXEC, mode 0640 (less the umask).
  * Each record is one write(); a failed write is cut back off the file when
  * possible, logged (once per run of failures) and answered with RETRY, since
- * a full disk is usually temporary; a redelivery may then write a record
- * twice, so readers should dedupe by message_id. A file that does not end in
+ * a full disk is usually temporary. The plugin is flagged RETRY_FOREVER, so
+ * the host never gives up on a message it could not archive (unless the ini
+ * sets max_attempts); a redelivery may then write a record twice, so readers
+ * should dedupe by message_id. A file that does not end in
  * a newline (a crash mid-write) gets one before the next record. The file is
  * reopened when a reconfigure changes `file`, and when that path no longer
  * names the open file (checked at most once a second), so rename-style log
@@ -577,7 +579,8 @@ static void archive_shutdown(void *state) {
 
 static const struct blazebot_subscription subs[] = {{"*", 1000, 0}, {NULL, 0, 0}};
 
-BLAZEBOT_PLUGIN(.flags = BLAZEBOT_FLAG_UNLOAD_SAFE, .name = "archive", .version = "1.0",
+BLAZEBOT_PLUGIN(.flags = BLAZEBOT_FLAG_UNLOAD_SAFE | BLAZEBOT_FLAG_RETRY_FOREVER,
+                .name = "archive", .version = "1.1",
                 .description = "Appends every message to a JSON Lines file",
                 .subscriptions = subs, .init = archive_init,
                 .on_message = archive_on_message, .shutdown = archive_shutdown,

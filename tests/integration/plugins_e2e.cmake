@@ -83,3 +83,12 @@ add_dependencies(itest_backpressure blazebot blazebot-sim ${BLAZEBOT_PROBES})
 add_test(NAME integration.backpressure COMMAND itest_backpressure)
 set_tests_properties(integration.backpressure PROPERTIES TIMEOUT 1500
   ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+
+# Dead letters: give-ups recorded before the ack, max_attempts = 0, --replay.
+add_executable(itest_deadletter ${BLAZEBOT_PE2E_DIR}/test_deadletter.c)
+target_link_libraries(itest_deadletter PRIVATE blazebot_harness)
+blazebot_warnings(itest_deadletter)
+target_compile_definitions(itest_deadletter PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+add_dependencies(itest_deadletter blazebot blazebot-sim ${BLAZEBOT_PROBES})
+add_test(NAME integration.deadletter COMMAND itest_deadletter)
+set_tests_properties(integration.deadletter PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
