@@ -491,3 +491,34 @@ void h_snapshot_free(struct h_snapshot *snap) {
   json_decref(snap->sent);
   snap->messages = snap->sent = NULL;
 }
+
+int h_copy_file(const char *src, const char *dst, int mode) {
+  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+  int rc = in && out ? 0 : -1;
+  char buf[65536];
+  size_t n;
+  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
+  if (in)
+    fclose(in);
+  if (out && fclose(out) != 0)
+    rc = -1;
+  if (rc == 0 && chmod(dst, (mode_t)mode) < 0)
+    rc = -1;
+  if (rc < 0)
+    fprintf(stderr, "cannot copy %s to %s\n", src, dst);
+  return rc;
+}
+
+long h_rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+  FILE *f = fopen(path, "re");
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb;
+}

@@ -51,6 +51,10 @@ int h_run(const char *dir, const char *tag, const char *const argv[], int timeou
 
 /* The binaries under test: $BLAZEBOT_BIN and $BLAZEBOT_SIM_BIN. */
 const char *h_daemon_bin(void);
+/* Copies src to dst (then chmod mode). Returns 0, or -1 after saying why. */
+int h_copy_file(const char *src, const char *dst, int mode);
+/* The resident set of pid in KiB (VmRSS), or -1. */
+long h_rss_kib(pid_t pid);
 const char *h_sim_bin(void);
 
 /*

@@ -53,42 +53,33 @@ endforeach()
 # It installs the whole build tree into a scratch prefix, like plugins.outoftree.
 set_tests_properties(integration.plugins_e2e.outoftree PROPERTIES RUN_SERIAL TRUE)
 
+# Daemon-level tests that load the echo plugin or the probe from their own
+# plugin_dir: blazebot_pe2e_test(NAME [TIMEOUT]) builds test_NAME.c with
+# ECHO_SO and PROBE_DIR defined.
+function(blazebot_pe2e_test name)
+  set(timeout 600)
+  if(ARGC GREATER 1)
+    set(timeout ${ARGV1})
+  endif()
+  add_executable(itest_${name} ${BLAZEBOT_PE2E_DIR}/test_${name}.c)
+  target_link_libraries(itest_${name} PRIVATE blazebot_harness)
+  blazebot_warnings(itest_${name})
+  target_compile_definitions(itest_${name} PRIVATE ECHO_SO="$<TARGET_FILE:echo>"
+    PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+  add_dependencies(itest_${name} blazebot blazebot-sim echo ${BLAZEBOT_PROBES})
+  add_test(NAME integration.${name} COMMAND itest_${name})
+  set_tests_properties(integration.${name} PROPERTIES TIMEOUT ${timeout}
+    ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+endfunction()
+
 # SIGKILL mid-stream, then a restart: nobody answered twice (derived ids).
-add_executable(itest_crash ${BLAZEBOT_PE2E_DIR}/test_crash.c)
-target_link_libraries(itest_crash PRIVATE blazebot_harness)
-blazebot_warnings(itest_crash)
-target_compile_definitions(itest_crash PRIVATE ECHO_SO="$<TARGET_FILE:echo>")
-add_dependencies(itest_crash blazebot blazebot-sim echo)
-add_test(NAME integration.crash COMMAND itest_crash)
-set_tests_properties(integration.crash PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
-
+blazebot_pe2e_test(crash)
 # Orderly shutdown with a slow plugin: graceful, a second SIGTERM, a fatal 401.
-add_executable(itest_shutdown ${BLAZEBOT_PE2E_DIR}/test_shutdown.c)
-target_link_libraries(itest_shutdown PRIVATE blazebot_harness)
-blazebot_warnings(itest_shutdown)
-target_compile_definitions(itest_shutdown PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
-add_dependencies(itest_shutdown blazebot blazebot-sim ${BLAZEBOT_PROBES})
-add_test(NAME integration.shutdown COMMAND itest_shutdown)
-set_tests_properties(integration.shutdown PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
-
+blazebot_pe2e_test(shutdown)
 # Back pressure without shedding: 100,000 pending, a 1 ms plugin, one connection.
-add_executable(itest_backpressure ${BLAZEBOT_PE2E_DIR}/test_backpressure.c)
-target_link_libraries(itest_backpressure PRIVATE blazebot_harness)
-blazebot_warnings(itest_backpressure)
-target_compile_definitions(itest_backpressure PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+blazebot_pe2e_test(backpressure 1500)
 if(BLAZEBOT_SANITIZE)
   target_compile_definitions(itest_backpressure PRIVATE BP_RSS_LIMIT_KB=262144)
 endif()
-add_dependencies(itest_backpressure blazebot blazebot-sim ${BLAZEBOT_PROBES})
-add_test(NAME integration.backpressure COMMAND itest_backpressure)
-set_tests_properties(integration.backpressure PROPERTIES TIMEOUT 1500
-  ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
-
 # Dead letters: give-ups recorded before the ack, max_attempts = 0, --replay.
-add_executable(itest_deadletter ${BLAZEBOT_PE2E_DIR}/test_deadletter.c)
-target_link_libraries(itest_deadletter PRIVATE blazebot_harness)
-blazebot_warnings(itest_deadletter)
-target_compile_definitions(itest_deadletter PRIVATE PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
-add_dependencies(itest_deadletter blazebot blazebot-sim ${BLAZEBOT_PROBES})
-add_test(NAME integration.deadletter COMMAND itest_deadletter)
-set_tests_properties(integration.deadletter PROPERTIES TIMEOUT 600 ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
+blazebot_pe2e_test(deadletter)

@@ -27,33 +27,6 @@
 
 #define TOTAL 100000
 
-static long rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return kb;
-}
-
-static int copy_file(const char *src, const char *dst, mode_t mode) {
-  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-  int rc = in && out ? 0 : -1;
-  char buf[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
-  if (in)
-    fclose(in);
-  if (out && fclose(out) != 0)
-    rc = -1;
-  return rc == 0 ? chmod(dst, mode) : -1;
-}
-
 int main(void) {
   char dir[512], ks[600], ini[700], plugins[600], so[700], src[700];
   snprintf(dir, sizeof dir, "%s", h_dir("backpressure"));
@@ -61,7 +34,7 @@ int main(void) {
   snprintf(so, sizeof so, "%s/probe_a.so", plugins);
   snprintf(src, sizeof src, "%s/probe_a.so", PROBE_DIR);
   CHECK(mkdir(plugins, 0755) == 0 && chmod(plugins, 0755) == 0);
-  CHECK(copy_file(src, so, 0644) == 0);
+  CHECK(h_copy_file(src, so, 0644) == 0);
   CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
   const char *args[] = {"--preload", "100000", "--timeout", "1200", NULL};
   struct sim sim;
@@ -82,7 +55,7 @@ int main(void) {
   long peak = 0, acked = 0;
   /* Bounded: 1,000 s at most, sampling RSS every 100 ms. */
   for (int i = 0; i < 10000 && acked < TOTAL; i++) {
-    long kb = rss_kb(d.pid);
+    long kb = h_rss_kib(d.pid);
     if (kb > peak)
       peak = kb;
     if (i % 10 == 0) {

@@ -24,27 +24,13 @@
 
 #define TOTAL 3000
 
-static int copy_file(const char *src, const char *dst, mode_t mode) {
-  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-  int rc = in && out ? 0 : -1;
-  char buf[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
-  if (in)
-    fclose(in);
-  if (out && fclose(out) != 0)
-    rc = -1;
-  return rc == 0 ? chmod(dst, mode) : -1;
-}
-
 int main(void) {
   char dir[512], ks[600], ini[700], plugins[600], so[700];
   snprintf(dir, sizeof dir, "%s", h_dir("crash"));
   snprintf(plugins, sizeof plugins, "%s/plugins", dir);
   snprintf(so, sizeof so, "%s/echo.so", plugins);
   CHECK(mkdir(plugins, 0755) == 0 && chmod(plugins, 0755) == 0);
-  CHECK(copy_file(ECHO_SO, so, 0644) == 0);
+  CHECK(h_copy_file(ECHO_SO, so, 0644) == 0);
   CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
   const char *args[] = {"--preload", "3000", NULL};
   struct sim sim;

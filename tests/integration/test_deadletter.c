@@ -25,25 +25,6 @@
 #error "plugins_e2e.cmake sets PROBE_DIR"
 #endif
 
-static int copy_file(const char *src, const char *dst, mode_t mode) {
-  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-  int rc = in && out ? 0 : -1;
-  char buf[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
-  if (in)
-    fclose(in);
-  if (out && fclose(out) != 0)
-    rc = -1;
-  return rc == 0 ? chmod(dst, mode) : -1;
-}
-
-static const char *daemon_bin(void) {
-  const char *b = getenv("BLAZEBOT_BIN");
-  return b ? b : "blazebot";
-}
-
 static void push(struct sim *sim, int n, const char *text) {
   char body[200];
   snprintf(body, sizeof body, "{\"count\":%d,\"text\":\"%s %%d\"}", n, text);
@@ -60,7 +41,7 @@ int main(void) {
   snprintf(dead, sizeof dead, "%s/dead.jsonl", dir);
   snprintf(replay, sizeof replay, "%s/replay.jsonl", dir);
   CHECK(mkdir(plugins, 0755) == 0 && chmod(plugins, 0755) == 0);
-  CHECK(copy_file(src, so, 0644) == 0);
+  CHECK(h_copy_file(src, so, 0644) == 0);
   CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
   struct sim sim;
   if (h_sim_start(&sim, dir, ks, NULL) < 0) {
@@ -142,7 +123,7 @@ int main(void) {
            "plugin_dir = plugins\ndead_letter_file = dead.jsonl\n"
            "[plugin.probe_a]\nresult = pass\nreply = replayed\n");
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
-  const char *same[] = {daemon_bin(), "-c", ini, "--replay", dead, NULL};
+  const char *same[] = {h_daemon_bin(), "-c", ini, "--replay", dead, NULL};
   CHECK_INT(h_run(dir, "replay-same", same, 60000), 1);
   snprintf(path, sizeof path, "%s/replay-same.err", dir);
   CHECK(h_contains(path, "is the dead_letter_file itself"));
@@ -150,7 +131,7 @@ int main(void) {
   s = h_sim_stats(&sim);
   long conns = h_stat(s, "connections"), acked = h_stat(s, "acked");
   json_decref(s);
-  const char *argv[] = {daemon_bin(), "-c", ini, "--replay", replay, NULL};
+  const char *argv[] = {h_daemon_bin(), "-c", ini, "--replay", replay, NULL};
   CHECK_INT(h_run(dir, "replay", argv, 120000), 0);
   snprintf(path, sizeof path, "%s/replay.err", dir);
   CHECK(h_contains(path, "5 processed (0 failed again), 0 unfinished"));

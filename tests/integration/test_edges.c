@@ -17,11 +17,6 @@
 #include "check.h"
 #include "harness.h"
 
-static const char *daemon_bin(void) {
-  const char *b = getenv("BLAZEBOT_BIN");
-  return b ? b : "blazebot";
-}
-
 int main(void) {
   char dir[512], ks[600], ini[700], status[700], victim[700], tmp_link[720], extra[1600];
   snprintf(dir, sizeof dir, "%s", h_dir("edges"));
@@ -58,7 +53,7 @@ int main(void) {
   CHECK(h_contains(status, "\"pid\""));
 
   /* --reload through it works while it names the daemon. */
-  const char *reload[] = {daemon_bin(), "-c", ini, "--reload", NULL};
+  const char *reload[] = {h_daemon_bin(), "-c", ini, "--reload", NULL};
   CHECK_INT(h_run(dir, "reload-ok", reload, 60000), 0);
 
   h_kill(&d, SIGTERM);

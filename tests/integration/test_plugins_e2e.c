@@ -60,23 +60,6 @@ struct world {
   struct proc d;
 };
 
-static int copy_file(const char *src, const char *dst, mode_t mode) {
-  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-  int rc = in && out ? 0 : -1;
-  char buf[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    if (fwrite(buf, 1, n, out) != n)
-      rc = -1;
-  if (in)
-    fclose(in);
-  if (out && fclose(out) != 0)
-    rc = -1;
-  if (rc < 0)
-    fprintf(stderr, "cannot copy %s to %s\n", src, dst);
-  return rc == 0 ? chmod(dst, mode) : -1;
-}
-
 /* Folder, plugins/ (0755), keystore and bot id. */
 static int world_prepare(struct world *w, const char *tag) {
   memset(w, 0, sizeof *w);
@@ -206,7 +189,7 @@ static void mode_echo(void) {
   char dst[700];
   CHECK(world_prepare(&w, "plugins-e2e-echo") == 0);
   snprintf(dst, sizeof dst, "%s/echo.so", w.plugins);
-  CHECK(copy_file(ECHO_SO, dst, 0644) == 0);
+  CHECK(h_copy_file(ECHO_SO, dst, 0644) == 0);
   const char *args[] = {"--preload", "10000", NULL};
   if (world_start(&w, args, "[plugin.echo]\n", "") < 0) {
     CHECK(0);
@@ -286,39 +269,6 @@ static void mode_echo(void) {
 /* ---- slow: bounded memory and back pressure ------------------------------------------
  */
 
-/* The whole of a /proc file (they report size 0, so read to the end). */
-static char *read_proc(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return NULL;
-  size_t cap = 1 << 16, len = 0, n;
-  char *s = malloc(cap);
-  while (s && (n = fread(s + len, 1, cap - len - 1, f)) > 0) {
-    len += n;
-    if (cap - len < 4096) {
-      char *t = realloc(s, cap * 2);
-      if (!t)
-        break;
-      s = t;
-      cap *= 2;
-    }
-  }
-  if (s)
-    s[len] = 0;
-  fclose(f);
-  return s;
-}
-
-static long rss_kib(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-  char *s = read_proc(path);
-  char *p = s ? strstr(s, "VmRSS:") : NULL;
-  long v = p ? strtol(p + 6, NULL, 10) : -1;
-  free(s);
-  return v;
-}
-
 /* Lines appended to path since *off (the probe writes one per call). */
 static long count_new_lines(const char *path, long *off) {
   FILE *f = fopen(path, "r");
@@ -373,7 +323,7 @@ static void mode_slow(void) {
   CHECK(world_prepare(&w, "plugins-e2e-slow") == 0);
   snprintf(src, sizeof src, "%s/probe_a.so", PROBE_DIR);
   snprintf(dst, sizeof dst, "%s/probe_a.so", w.plugins);
-  CHECK(copy_file(src, dst, 0644) == 0);
+  CHECK(h_copy_file(src, dst, 0644) == 0);
   snprintf(log, sizeof log, "%s/probe_a.log", w.dir);
   snprintf(sections, sizeof sections,
            "[plugin.probe_a]\ncategories = *\nsleep_ms = 20\nlog = %s\n", log);
@@ -381,7 +331,7 @@ static void mode_slow(void) {
     CHECK(0);
     return;
   }
-  long base_rss = rss_kib(w.d.pid);
+  long base_rss = h_rss_kib(w.d.pid);
   /* ~4 KiB texts: a held message costs the daemon about four times that
    * (payload, and the raw JSON with the payload base64-encoded twice), so
    * 1,024 held fit well under the RSS limit and 5,000 would not. */
@@ -400,7 +350,7 @@ static void mode_slow(void) {
   long processed = 0, acked = 0;
   int n = 0;
   for (; n < 4000 && acked < SLOW_COUNT; n++) {
-    long rss = rss_kib(w.d.pid);
+    long rss = h_rss_kib(w.d.pid);
     if (rss > max_rss)
       max_rss = rss;
     json_t *st = h_sim_stats(&w.sim);
@@ -501,9 +451,9 @@ static void mode_outoftree(void) {
   char hello_so[800];
   snprintf(hello_so, sizeof hello_so, "%s/hello.so", build);
   snprintf(dst, sizeof dst, "%s/hello.so", w.plugins);
-  CHECK(copy_file(hello_so, dst, 0644) == 0);
+  CHECK(h_copy_file(hello_so, dst, 0644) == 0);
   snprintf(dst, sizeof dst, "%s/echo.so", w.plugins);
-  CHECK(copy_file(ECHO_SO, dst, 0644) == 0);
+  CHECK(h_copy_file(ECHO_SO, dst, 0644) == 0);
 
   /* hello first; echo below it gets whatever hello lets pass. */
   if (world_start(&w, NULL, "[plugin.hello]\n[plugin.echo]\npriority = -1\n", "") < 0) {
@@ -565,7 +515,7 @@ static void mode_stats(void) {
   char dst[700];
   CHECK(world_prepare(&w, "plugins-e2e-stats") == 0);
   snprintf(dst, sizeof dst, "%s/echo.so", w.plugins);
-  CHECK(copy_file(ECHO_SO, dst, 0644) == 0);
+  CHECK(h_copy_file(ECHO_SO, dst, 0644) == 0);
   const char *args[] = {"--preload", "3", NULL};
   if (world_start(&w, args, "[plugin.echo]\n", "") < 0) {
     CHECK(0);

@@ -67,21 +67,6 @@ struct calls {
   size_t n, cap;
 };
 
-static int copy_file(const char *src, const char *dst, mode_t mode) {
-  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-  int rc = in && out ? 0 : -1;
-  char buf[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    if (fwrite(buf, 1, n, out) != n)
-      rc = -1;
-  if (in)
-    fclose(in);
-  if (out && fclose(out) != 0)
-    rc = -1;
-  return rc == 0 ? chmod(dst, mode) : -1;
-}
-
 static int world_setup(struct world *w, const char *tag, const struct spec *specs,
                        size_t n) {
   memset(w, 0, sizeof *w);
@@ -96,7 +81,7 @@ static int world_setup(struct world *w, const char *tag, const struct spec *spec
     char src[1024], dst[1024];
     snprintf(src, sizeof src, "%s/%s.so", PROBE_DIR, probe_names[i]);
     snprintf(dst, sizeof dst, "%s/%s.so", w->plugins, probe_names[i]);
-    if (copy_file(src, dst, 0644) < 0) {
+    if (h_copy_file(src, dst, 0644) < 0) {
       fprintf(stderr, "cannot install %s\n", src);
       return -1;
     }

@@ -11,19 +11,6 @@
 #define CYCLES 200
 #define PER 20
 
-static long rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return kb;
-}
-
 int main(void) {
   char dir[512], ks[600], ini[700], log[700], plugdir[600], extra[1024];
   snprintf(dir, sizeof dir, "%s", h_dir("reload-cycles"));
@@ -75,11 +62,11 @@ int main(void) {
       break;
     }
     if (c == 49)
-      rss_early = rss_kb(d.pid);
+      rss_early = h_rss_kib(d.pid);
   }
   long n = (long)CYCLES * PER;
   CHECK(h_sim_wait(&sim, "acked", n, 120000) == 0);
-  long rss_late = rss_kb(d.pid);
+  long rss_late = h_rss_kib(d.pid);
   fprintf(stderr, "RSS after 50 cycles %ld KiB, after %d: %ld KiB\n", rss_early, CYCLES,
           rss_late);
   CHECK(rss_early > 0 && rss_late > 0);

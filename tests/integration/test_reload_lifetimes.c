@@ -14,19 +14,6 @@
 
 #define CYCLES 1000
 
-static long rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return kb;
-}
-
 static int write_ini(const char *dir, struct sim *sim, const char *ks,
                      const char *plugdir, int c, char *ini, size_t cap) {
   char extra[1024];
@@ -79,10 +66,10 @@ int main(void) {
     }
     done++;
     if (c == 10)
-      rss10 = rss_kb(d.pid);
+      rss10 = h_rss_kib(d.pid);
   }
   CHECK(h_sim_wait(&sim, "acked", pushed, 60000) == 0);
-  long rss_end = rss_kb(d.pid);
+  long rss_end = h_rss_kib(d.pid);
   fprintf(stderr, "RSS after 10 reloads %ld KiB, after %d: %ld KiB\n", rss10, done,
           rss_end);
   CHECK_INT(done, CYCLES);

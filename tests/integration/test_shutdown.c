@@ -34,20 +34,6 @@ static long long ms_now(void) {
   return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int copy_file(const char *src, const char *dst, mode_t mode) {
-  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-  int rc = in && out ? 0 : -1;
-  char buf[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
-  if (in)
-    fclose(in);
-  if (out && fclose(out) != 0)
-    rc = -1;
-  return rc == 0 ? chmod(dst, mode) : -1;
-}
-
 /* Starts the simulator (40 pending texts) and the daemon with the slow
  * probe; returns once the probe is in its first call. */
 static int start(const char *name, struct sim *sim, struct proc *d, char *dir, size_t cap,
@@ -59,7 +45,7 @@ static int start(const char *name, struct sim *sim, struct proc *d, char *dir, s
   snprintf(src, sizeof src, "%s/probe_a.so", PROBE_DIR);
   snprintf(log, sizeof log, "%s/probe.log", dir);
   if (mkdir(plugins, 0755) < 0 || chmod(plugins, 0755) < 0 ||
-      copy_file(src, so, 0644) < 0 || h_keygen(dir, "ed25519", ks, sizeof ks) < 0)
+      h_copy_file(src, so, 0644) < 0 || h_keygen(dir, "ed25519", ks, sizeof ks) < 0)
     return -1;
   const char *args[] = {"--preload", "40", NULL};
   if (h_sim_start(sim, dir, ks, args) < 0)
