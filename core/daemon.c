@@ -157,6 +157,14 @@ static void job_processed(struct daemon *d, struct job *job) {
   job->bytes = 0;
 }
 
+/* After the workers were joined: the routing state of jobs that never
+ * finished (skipped at shutdown) goes back to the plugin host, which frees
+ * it. The jobs themselves are freed, unacknowledged, by daemon_free. */
+static void release_routes(struct daemon *d) {
+  for (struct job *j = d->jobs; j; j = j->all_next)
+    plugins_job_done(d->plugins, j);
+}
+
 static void job_finish(struct daemon *d, struct job *job) {
   if (job->replay) {
     /* Acknowledged long ago, when it went to the dead-letter file. */
@@ -265,10 +273,9 @@ static void on_push(void *ud, const struct envelope *env) {
     return;
   }
   if (d->stopping) {
-    /* Read before the socket was held for the stop: not processed, not
-     * acknowledged, not remembered; the server delivers it again after the
-     * restart. (Under load nothing is dropped: a push read while the
-     * socket is being held is admitted over the limit.) */
+    /* Stopping: not processed, not acknowledged, not remembered; the
+     * server delivers it again after the restart. (Back pressure drops
+     * nothing: it stops reading instead.) */
     d->c.deferred++;
     free(m);
     return;
@@ -760,6 +767,7 @@ void daemon_free(struct daemon *d) {
     dispatch_free(d->dispatch);
     d->dispatch = NULL;
   }
+  release_routes(d);
   plugins_free(d->plugins);
   d->plugins = NULL;
   if (d->ctx)
@@ -839,6 +847,7 @@ int daemon_run(struct daemon *d) {
   /* Workers are joined before any plugin is unmapped. */
   dispatch_free(d->dispatch);
   d->dispatch = NULL;
+  release_routes(d);
   plugins_free(d->plugins);
   d->plugins = NULL;
   return d->exit_code;
@@ -962,6 +971,7 @@ int daemon_replay(struct daemon *d, const char *path) {
   if (!d->abandoned) {
     dispatch_free(d->dispatch);
     d->dispatch = NULL;
+    release_routes(d);
     plugins_free(d->plugins);
     d->plugins = NULL;
   }

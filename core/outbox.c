@@ -611,12 +611,16 @@ void outbox_tick(struct outbox *o, int64_t now) {
     in->seq = ++o->next_seq;
     in->conv = conv_get(o, in->conv_id);
     if (!in->conv) {
-      /* Out of memory: kept on the inbox for the next tick. */
+      /* Out of memory: this one and the rest go back to the front of the
+       * inbox, in order, for the next tick. */
+      struct item *last = in;
+      while (last->next)
+        last = last->next;
       pthread_mutex_lock(&o->mu);
-      in->next = o->inbox.head;
+      last->next = o->inbox.head;
       o->inbox.head = in;
       if (!o->inbox.tail)
-        o->inbox.tail = in;
+        o->inbox.tail = last;
       pthread_mutex_unlock(&o->mu);
       break;
     }
