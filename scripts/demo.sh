@@ -44,7 +44,7 @@ while [ ! -s "$work/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 port=$(cat "$work/port")
 
 cat >"$work/blazebot.ini" <<INI
-; blazebot configuration for the demo (see README.md for every key)
+; blazebot configuration for the demo (see docs/operating.md for every key)
 [blazebot]
 keystore = keystore.json
 blaze_url = ws://127.0.0.1:$port/

@@ -52,9 +52,10 @@ extern "C" {
 /* Not now: deliver it to this plugin again later, with backoff, at most
  * max_attempts times in all (ini key, default 5; 0 = never give up); after
  * that it counts as an error, and the host first writes the message to its
- * dead-letter file when one is set (see the README). Other subscribers are not affected.
- * Replies already sent during the attempt stay sent; the next attempt reuses their ids
- * (see reply), so the server keeps one copy of each. */
+ * dead-letter file when one is set (see docs/operating.md). Other
+ * subscribers are not affected. Replies already sent during the attempt stay
+ * sent; the next attempt reuses their ids (see reply), so the server keeps
+ * one copy of each. */
 #define BLAZEBOT_RETRY 2
 /* Any negative value is an error: logged and counted, never fatal; the
  * message continues to lower-priority subscribers and is acknowledged. */
@@ -76,7 +77,8 @@ extern "C" {
 /* The plugin's messages are never given up on: without a max_attempts key
  * in its section, RETRY is repeated (with backoff, up to 30 s apart) until
  * it succeeds, as if max_attempts = 0. For plugins whose job must not be
- * skipped, such as an archive. Hosts of ABI 1.0 ignore it. */
+ * skipped, such as an archive. Hosts older than blazebot 0.2 ignore it (they
+ * give up after 5 attempts). */
 #define BLAZEBOT_FLAG_RETRY_FOREVER 0x2u
 
 /* Opaque per-instance handle: the first argument of every host service. */
