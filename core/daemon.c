@@ -339,10 +339,6 @@ static void on_open(void *ud) {
   outbox_tick(d->outbox, now);
 }
 
-static void on_close(void *ud) {
-  (void)ud;
-}
-
 static void on_fatal(void *ud, const char *why) {
   struct daemon *d = ud;
   log_error("%s", why);
@@ -643,9 +639,10 @@ static void wake(void *ud) {
   lws_cancel_service(d->ctx);
 }
 
-void daemon_wake(struct daemon *d) {
-  if (d && d->ctx)
-    lws_cancel_service(d->ctx);
+/* The plugin host's send (see plugin_host_services). */
+static int host_send(void *ud, struct job *job, const struct outbox_msg *m,
+                     char id_out[UUID_STR_LEN]) {
+  return daemon_reply(ud, job, m, id_out);
 }
 
 static void lws_log_emit(int level, const char *line) {
@@ -707,7 +704,7 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   }
 
   static const struct session_callbacks cbs = {
-      .on_open = on_open, .on_close = on_close, .on_push = on_push, .on_fatal = on_fatal};
+      .on_open = on_open, .on_push = on_push, .on_fatal = on_fatal};
   d->session = session_new(d->ctx, cfg, ks, &cbs, d);
   d->rest = rest_new(d->ctx, cfg, ks);
   d->dedupe = dedupe_new((size_t)cfg->dedupe_capacity);
@@ -725,7 +722,8 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     goto fail;
   if (!fn) {
     int refused = 0;
-    d->plugins = plugins_new(cfg, d, d->dispatch, ks->user_id, &refused);
+    const struct plugin_host_services svc = {.send = host_send, .wake = wake, .ud = d};
+    d->plugins = plugins_new(cfg, &svc, d->dispatch, ks->user_id, &refused);
     if (!d->plugins)
       goto fail;
     plugins_set_deadletter(d->plugins, d->dl);

@@ -77,9 +77,6 @@ void daemon_stop(struct daemon *d);
 int daemon_reply(struct daemon *d, struct job *job, const struct outbox_msg *m,
                  char id_out[UUID_STR_LEN]);
 
-/* Any thread: makes the loop run its completion/reload polling soon. */
-void daemon_wake(struct daemon *d);
-
 void daemon_get_counters(struct daemon *d, struct daemon_counters *out);
 /* Writes all counters (daemon, session, acks, outbox) as one JSON object. */
 char *daemon_stats_json(struct daemon *d);

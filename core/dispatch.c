@@ -24,7 +24,6 @@ struct dispatch_strand {
   struct dispatch_item token; /* sits in a run queue while the strand has work */
   struct queue q;
   int scheduled; /* token queued or an item of it running */
-  int paused;
 };
 
 struct pool {
@@ -82,7 +81,7 @@ static void *worker(void *arg) {
       struct dispatch_strand *s =
           (struct dispatch_strand *)((char *)it -
                                      offsetof(struct dispatch_strand, token));
-      struct dispatch_item *work = s->paused ? NULL : q_pop(&s->q);
+      struct dispatch_item *work = q_pop(&s->q);
       if (!work) {
         s->scheduled = 0;
         continue;
@@ -90,7 +89,7 @@ static void *worker(void *arg) {
       pthread_mutex_unlock(&d->mu);
       work->run(work);
       pthread_mutex_lock(&d->mu);
-      if (s->q.head && !s->paused) {
+      if (s->q.head) {
         q_push(&p->q, &s->token);
         pthread_cond_signal(&p->cv);
       } else {
@@ -187,18 +186,6 @@ int dispatch_strand_idle(struct dispatch_strand *s) {
   return idle;
 }
 
-void dispatch_strand_pause(struct dispatch_strand *s, int pause) {
-  struct dispatch *d = s->d;
-  pthread_mutex_lock(&d->mu);
-  s->paused = pause;
-  if (!pause && s->q.head && !s->scheduled) {
-    s->scheduled = 1;
-    q_push(&d->main.q, &s->token);
-    pthread_cond_signal(&d->main.cv);
-  }
-  pthread_mutex_unlock(&d->mu);
-}
-
 void dispatch_post(struct dispatch *d, struct dispatch_strand *s,
                    struct dispatch_item *item) {
   item->strand = s;
@@ -208,7 +195,7 @@ void dispatch_post(struct dispatch *d, struct dispatch_strand *s,
     pthread_cond_signal(&d->main.cv);
   } else {
     q_push(&s->q, item);
-    if (!s->scheduled && !s->paused) {
+    if (!s->scheduled) {
       s->scheduled = 1;
       q_push(&d->main.q, &s->token);
       pthread_cond_signal(&d->main.cv);
@@ -225,7 +212,7 @@ void dispatch_post_front(struct dispatch *d, struct dispatch_strand *s,
   s->q.head = item;
   if (!s->q.tail)
     s->q.tail = item;
-  if (!s->scheduled && !s->paused) {
+  if (!s->scheduled) {
     s->scheduled = 1;
     q_push(&d->main.q, &s->token);
     pthread_cond_signal(&d->main.cv);

@@ -61,8 +61,6 @@ struct dispatch_strand *dispatch_strand_new(struct dispatch *d);
 void dispatch_strand_free(struct dispatch_strand *s);
 /* 1 when nothing is queued on or running in the strand. */
 int dispatch_strand_idle(struct dispatch_strand *s);
-/* Paused strands keep their items queued until resumed (reload). */
-void dispatch_strand_pause(struct dispatch_strand *s, int pause);
 
 /* Any thread. Queues item on strand (NULL = the shared queue). */
 void dispatch_post(struct dispatch *d, struct dispatch_strand *strand,

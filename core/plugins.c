@@ -27,7 +27,6 @@
 #include <sys/types.h>
 
 #include "buf.h"
-#include "daemon.h"
 #include "deadletter.h"
 #include "log.h"
 #include "outbox.h"
@@ -152,7 +151,7 @@ struct interned {
 struct reload;
 
 struct plugin_host {
-  struct daemon *d;
+  struct plugin_host_services svc; /* the daemon's services (see plugins.h) */
   struct dispatch *disp;
   const struct config *cfg;
   struct slot *slots;
@@ -313,7 +312,7 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
   char id[UUID_STR_LEN];
   if (derive_id(in, job, &m, id) < 0)
     return -1;
-  return daemon_reply(in->h->d, job, &m, id_out) == 0 ? 0 : -1;
+  return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
 }
 
 static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
@@ -337,7 +336,7 @@ static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
   char id[UUID_STR_LEN];
   if (derive_id(in, job, &m, id) < 0)
     return -1;
-  return daemon_reply(in->h->d, job, &m, id_out) == 0 ? 0 : -1;
+  return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
 }
 
 static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {
@@ -786,27 +785,21 @@ void plugins_job_done(struct plugin_host *h, struct job *job) {
 static void reload_poll(struct plugin_host *h, int64_t now);
 static void retire_poll(struct plugin_host *h);
 
-int64_t plugins_tick(struct plugin_host *h, int64_t now) {
+void plugins_tick(struct plugin_host *h, int64_t now) {
   if (!h)
-    return -1;
+    return;
   plugins_poll(h, now);
-  int64_t next = -1;
   pthread_mutex_lock(&h->mu);
   for (struct timer *t = h->timers; t; t = t->next) {
-    if (t->posted || t->cancelled)
+    if (t->posted || t->cancelled || t->due > now)
       continue;
-    if (t->due <= now) {
-      t->posted = 1;
-      if (t->repeat)
-        t->due = now + t->repeat;
-      atomic_fetch_add(&t->inst->work_outstanding, 1);
-      dispatch_post(h->disp, t->inst->slot->strand, &t->item);
-    } else if (next < 0 || t->due - now < next) {
-      next = t->due - now;
-    }
+    t->posted = 1;
+    if (t->repeat)
+      t->due = now + t->repeat;
+    atomic_fetch_add(&t->inst->work_outstanding, 1);
+    dispatch_post(h->disp, t->inst->slot->strand, &t->item);
   }
   pthread_mutex_unlock(&h->mu);
-  return next;
 }
 /* ---- loading ------------------------------------------------------------------- */
 
@@ -1343,14 +1336,15 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
   return 0;
 }
 
-struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
+struct plugin_host *plugins_new(const struct config *cfg,
+                                const struct plugin_host_services *svc,
                                 struct dispatch *disp, const char *bot_id, int *refused) {
   *refused = 0;
   struct plugin_host *h = calloc(1, sizeof *h);
   if (!h)
     return NULL;
   plugins_set_bot_id(h, bot_id);
-  h->d = d;
+  h->svc = *svc;
   h->disp = disp;
   h->cfg = config_ref(cfg);
   pthread_mutex_init(&h->mu, NULL);
@@ -1519,7 +1513,7 @@ static void task_run(struct dispatch_item *it) {
     }
   }
   atomic_store(&t->phase, P_DONE);
-  daemon_wake(h->d);
+  h->svc.wake(h->svc.ud);
 }
 
 static void task_post(struct plugin_host *h, struct task *t, int64_t now) {
@@ -1802,10 +1796,6 @@ int plugins_reload_begin(struct plugin_host *h, const struct config *cfg, int64_
   return 0;
 }
 
-int plugins_reload_active(const struct plugin_host *h) {
-  return h && h->reload;
-}
-
 void plugins_poll(struct plugin_host *h, int64_t now) {
   if (!h)
     return;
@@ -1822,7 +1812,7 @@ static void retire_run(struct dispatch_item *it) {
       (struct instance *)((char *)it - offsetof(struct instance, retire_item));
   in->desc.shutdown(in->state);
   atomic_store(&in->retire_done, 1);
-  daemon_wake(in->h->d);
+  in->h->svc.wake(in->h->svc.ud);
 }
 
 /* Unmaps in only when it declared itself unload-safe and the host holds

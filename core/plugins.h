@@ -18,9 +18,24 @@
 
 #include "config.h"
 #include "dispatch.h"
+#include "util.h"
 
-struct daemon;
 struct plugin_host;
+struct outbox_msg;
+
+/* What the host may ask of the daemon, handed to it at creation (the same
+ * idea as the services table plugins get from the host): the host never
+ * calls up into the daemon otherwise. */
+struct plugin_host_services {
+  /* Any thread: sends m on behalf of job (NULL: tied to no message). The
+   * job is acknowledged only once m was accepted or refused. Returns 0 or
+   * a negative error (outbox_send's). */
+  int (*send)(void *ud, struct job *job, const struct outbox_msg *m,
+              char id_out[UUID_STR_LEN]);
+  /* Any thread: makes the I/O thread call plugins_poll soon. */
+  void (*wake)(void *ud);
+  void *ud;
+};
 
 struct plugin_stats {
   uint64_t delivered, handled, passed, retried, errors, gave_up;
@@ -29,7 +44,8 @@ struct plugin_stats {
 /* Loads every enabled plugin of cfg. Returns the host (possibly with zero
  * plugins) and sets *refused to the number of plugins refused. NULL only on
  * out-of-memory or a plugin_dir problem (logged). */
-struct plugin_host *plugins_new(const struct config *cfg, struct daemon *d,
+struct plugin_host *plugins_new(const struct config *cfg,
+                                const struct plugin_host_services *svc,
                                 struct dispatch *disp, const char *bot_id, int *refused);
 /* I/O thread: the bot id plugins see from now on (after a keystore change).
  * Earlier ids stay allocated until plugins_free, so a string a plugin got
@@ -69,8 +85,8 @@ int plugins_route(struct plugin_host *h, struct job *job);
 int plugins_route_to(struct plugin_host *h, struct job *job, const char *name);
 /* I/O thread. Frees the routing state of a finished job. */
 void plugins_job_done(struct plugin_host *h, struct job *job);
-/* I/O thread: fires due timers. Returns the ms until the next one (or -1). */
-int64_t plugins_tick(struct plugin_host *h, int64_t now);
+/* I/O thread: fires due timers and advances reloads and retirements. */
+void plugins_tick(struct plugin_host *h, int64_t now);
 
 /* Reload (I/O thread). Applies the [plugin.NAME] sections of cfg, the new
  * snapshot, which must outlive the instances using it: per plugin
@@ -85,7 +101,6 @@ int64_t plugins_tick(struct plugin_host *h, int64_t now);
 typedef void (*plugins_reload_done_fn)(void *ud, int ok, const char *summary);
 int plugins_reload_begin(struct plugin_host *h, const struct config *cfg, int64_t now,
                          plugins_reload_done_fn done, void *ud);
-int plugins_reload_active(const struct plugin_host *h);
 /* I/O thread: advances a reload and the retiring of old generations. */
 void plugins_poll(struct plugin_host *h, int64_t now);
 /* Old generations left mapped (not unload-safe, or still referenced). */

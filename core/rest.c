@@ -311,10 +311,6 @@ int rest_request(struct rest *r, const char *method, const char *path, const cha
   return 0;
 }
 
-size_t rest_inflight(const struct rest *r) {
-  return r->n;
-}
-
 void rest_tick(struct rest *r, int64_t now) {
   for (struct rest_req *q = r->head, *nx; q; q = nx) {
     nx = q->next;

@@ -41,8 +41,6 @@ void rest_set_config(struct rest *r, const struct config *cfg, const struct keys
  * could not even be started (then cb is not called). */
 int rest_request(struct rest *r, const char *method, const char *path, const char *body,
                  size_t len, rest_done_fn cb, void *ud);
-/* Requests still outstanding. */
-size_t rest_inflight(const struct rest *r);
 /* Enforces per-request deadlines (request_timeout_ms); call from the tick. */
 void rest_tick(struct rest *r, int64_t now);
 
