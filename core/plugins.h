@@ -18,24 +18,11 @@
 
 #include "config.h"
 #include "dispatch.h"
+#include "plugins_types.h"
 #include "util.h"
 
 struct plugin_host;
 struct outbox_msg;
-
-/* What the host may ask of the daemon, handed to it at creation (the same
- * idea as the services table plugins get from the host): the host never
- * calls up into the daemon otherwise. */
-struct plugin_host_services {
-  /* Any thread: sends m on behalf of job (NULL: tied to no message). The
-   * job is acknowledged only once m was accepted or refused. Returns 0 or
-   * a negative error (outbox_send's). */
-  int (*send)(void *ud, struct job *job, const struct outbox_msg *m,
-              char id_out[UUID_STR_LEN]);
-  /* Any thread: makes the I/O thread call plugins_poll soon. */
-  void (*wake)(void *ud);
-  void *ud;
-};
 
 struct plugin_stats {
   uint64_t delivered, handled, passed, retried, errors, gave_up;
@@ -98,7 +85,6 @@ void plugins_tick(struct plugin_host *h, int64_t now);
  * is settled the routing table is swapped and done(ud, ok, summary) runs
  * (ok = nothing refused; summary: one line). Returns -1 when a reload is
  * already in progress (or stopping). */
-typedef void (*plugins_reload_done_fn)(void *ud, int ok, const char *summary);
 int plugins_reload_begin(struct plugin_host *h, const struct config *cfg, int64_t now,
                          plugins_reload_done_fn done, void *ud);
 /* I/O thread: advances a reload and the retiring of old generations. */

@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * host: see host.h. The services find their instance through the ctx a
+ * plugin passes back; what they share with other threads (the timer list,
+ * the saved states) is taken under the host mutex, and the bot id is read
+ * without a lock. The instance's ledger (its timers in the list, its
+ * work_outstanding count) is what lets the host know that nothing of a
+ * plugin runs any more before its shutdown.
+ */
+#include "host.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader.h"
+#include "log.h"
+#include "outbox.h"
+#include "plugin_host.h"
+#include "util.h"
+
+struct work {
+  struct dispatch_item item;
+  struct instance *inst;
+  blazebot_work_fn work;
+  blazebot_done_fn done;
+  void *arg;
+};
+
+/* ---- host services ------------------------------------------------------- */
+
+static struct instance *inst_of(blazebot_ctx *ctx) {
+  return ctx ? ctx->inst : NULL;
+}
+
+static void svc_log(blazebot_ctx *ctx, int level, const char *fmt, ...) {
+  struct instance *in = inst_of(ctx);
+  char tag[80];
+  snprintf(tag, sizeof tag, "plugin %s", in ? in->name : "?");
+  va_list ap;
+  va_start(ap, fmt);
+  log_vmsg(level < 0 ? 0 : level > 3 ? 3 : level, tag, fmt, ap);
+  va_end(ap);
+}
+
+static const struct config_kv *find_kv(struct instance *in, const char *key) {
+  if (!in || !in->section || !key)
+    return NULL;
+  for (size_t i = 0; i < in->section->nkv; i++)
+    if (strcmp(in->section->kv[i].key, key) == 0)
+      return &in->section->kv[i];
+  return NULL;
+}
+
+static const char *svc_config_get(blazebot_ctx *ctx, const char *key) {
+  const struct config_kv *kv = find_kv(inst_of(ctx), key);
+  return kv ? kv->value : NULL;
+}
+
+static int svc_config_int(blazebot_ctx *ctx, const char *key, int64_t def, int64_t *out) {
+  struct instance *in = inst_of(ctx);
+  const struct config_kv *kv = find_kv(in, key);
+  if (out)
+    *out = def;
+  if (!kv)
+    return 0;
+  char *end;
+  errno = 0;
+  long long v = strtoll(kv->value, &end, 10);
+  if (errno || end == kv->value || *end) {
+    log_error("%s:%d: [plugin.%s] %s: '%s' is not an integer", in->cfg->path, kv->line,
+              in->name, key, kv->value);
+    return -1;
+  }
+  if (out)
+    *out = v;
+  return 0;
+}
+
+static int svc_config_bool(blazebot_ctx *ctx, const char *key, int def, int *out) {
+  struct instance *in = inst_of(ctx);
+  const struct config_kv *kv = find_kv(in, key);
+  if (out)
+    *out = def;
+  if (!kv)
+    return 0;
+  int v;
+  if (loader_parse_bool(kv->value, &v) < 0) {
+    log_error("%s:%d: [plugin.%s] %s: '%s' is not a boolean (true/false)", in->cfg->path,
+              kv->line, in->name, key, kv->value);
+    return -1;
+  }
+  if (out)
+    *out = v;
+  return 0;
+}
+
+/* The job a send from this thread belongs to: only the thread running
+ * on_message for the instance, during that call. */
+static struct job *current_job(struct instance *in) {
+  if (in->current_job && pthread_equal(in->current_thread, pthread_self()))
+    return in->current_job;
+  return NULL;
+}
+
+/* Gives m the id derived from the message being handled, the plugin's name
+ * and the send's ordinal within this call (see uuid_derive), unless the
+ * plugin chose one. A retry or a reprocessing after a crash makes the same
+ * sends in the same order and so reuses the ids: the server keeps one copy
+ * and the user sees one reply. */
+static int derive_id(struct instance *in, struct job *job, struct outbox_msg *m,
+                     char buf[UUID_STR_LEN]) {
+  if (!job || (m->message_id && *m->message_id))
+    return 0;
+  if (uuid_derive(job->id, in->name, ++in->sent_in_call, buf) < 0)
+    return -1;
+  m->message_id = buf;
+  return 0;
+}
+
+static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
+                     const char *category, const void *data, size_t len,
+                     char id_out[BLAZEBOT_ID_LEN]) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !msg || !category) {
+    return -1;
+  }
+  struct job *job = current_job(in);
+  if (!job || msg != in->current_view) {
+    log_warn("plugin %s: reply() outside on_message for that message; use send()",
+             in->name);
+    return -1;
+  }
+  struct outbox_msg m = {.conversation_id = msg->conversation_id,
+                         .recipient_id = msg->user_id,
+                         .category = category,
+                         .data = data,
+                         .len = len};
+  char id[UUID_STR_LEN];
+  if (derive_id(in, job, &m, id) < 0)
+    return -1;
+  return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
+}
+
+static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
+                    char id_out[BLAZEBOT_ID_LEN]) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !om || om->size < offsetof(struct blazebot_outgoing, representative_id))
+    return -1;
+  struct blazebot_outgoing o;
+  memset(&o, 0, sizeof o);
+  memcpy(&o, om, om->size < sizeof o ? om->size : sizeof o);
+  struct outbox_msg m = {.conversation_id = o.conversation_id,
+                         .recipient_id = o.recipient_id,
+                         .category = o.category,
+                         .data = o.data,
+                         .len = o.data_len,
+                         .message_id = o.message_id,
+                         .quote_message_id = o.quote_message_id,
+                         .representative_id = o.representative_id,
+                         .silent = (o.flags & BLAZEBOT_SEND_SILENT) != 0};
+  struct job *job = current_job(in);
+  char id[UUID_STR_LEN];
+  if (derive_id(in, job, &m, id) < 0)
+    return -1;
+  return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
+}
+
+static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {
+  (void)ctx;
+  return uuid_v4(out);
+}
+
+static int svc_unique_conversation_id(blazebot_ctx *ctx, const char *a, const char *b,
+                                      char out[BLAZEBOT_ID_LEN]) {
+  (void)ctx;
+  return uuid_unique_conversation(a, b, out);
+}
+
+static const char *svc_bot_id(blazebot_ctx *ctx) {
+  struct instance *in = inst_of(ctx);
+  const char *id = in ? atomic_load(&in->h->bot_id) : NULL;
+  return id ? id : "";
+}
+
+void host_set_bot_id(struct plugin_host *h, const char *id) {
+  const char *cur = h ? atomic_load(&h->bot_id) : NULL;
+  if (!h || (cur && strcmp(cur, id) == 0))
+    return;
+  for (struct interned *i = h->bot_ids; i; i = i->next) {
+    if (strcmp(i->s, id) == 0) {
+      atomic_store(&h->bot_id, i->s);
+      return;
+    }
+  }
+  size_t n = strlen(id) + 1;
+  struct interned *i = malloc(sizeof *i + n);
+  if (!i) {
+    log_error("plugins: out of memory recording the bot id; plugins keep the old one");
+    return;
+  }
+  memcpy(i->s, id, n);
+  i->next = h->bot_ids;
+  h->bot_ids = i;
+  atomic_store(&h->bot_id, i->s);
+}
+
+static void timer_run(struct dispatch_item *it);
+
+static int svc_timer_add(blazebot_ctx *ctx, uint32_t delay_ms, uint32_t repeat_ms,
+                         blazebot_timer_fn fn, void *arg, uint64_t *id_out) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !fn || atomic_load(&in->closing))
+    return -1;
+  struct timer *t = calloc(1, sizeof *t);
+  if (!t)
+    return -1;
+  t->due = now_ms() + delay_ms;
+  t->repeat = repeat_ms;
+  t->inst = in;
+  t->fn = fn;
+  t->arg = arg;
+  t->item.run = timer_run;
+  pthread_mutex_lock(&in->h->mu);
+  if (atomic_load(&in->closing)) {
+    pthread_mutex_unlock(&in->h->mu);
+    free(t);
+    return -1;
+  }
+  t->id = ++in->h->next_timer_id;
+  t->next = in->h->timers;
+  in->h->timers = t;
+  pthread_mutex_unlock(&in->h->mu);
+  if (id_out)
+    *id_out = t->id;
+  return 0;
+}
+
+static void timer_unlink_locked(struct plugin_host *h, struct timer *t) {
+  for (struct timer **pp = &h->timers; *pp; pp = &(*pp)->next) {
+    if (*pp == t) {
+      *pp = t->next;
+      return;
+    }
+  }
+}
+
+static int svc_timer_cancel(blazebot_ctx *ctx, uint64_t id) {
+  struct instance *in = inst_of(ctx);
+  if (!in)
+    return -1;
+  int rc = -1;
+  pthread_mutex_lock(&in->h->mu);
+  for (struct timer *t = in->h->timers; t; t = t->next) {
+    if (t->id == id && t->inst == in && !t->cancelled) {
+      t->cancelled = 1;
+      if (!t->posted) {
+        timer_unlink_locked(in->h, t);
+        free(t);
+      }
+      rc = 0;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&in->h->mu);
+  return rc;
+}
+
+static void timer_run(struct dispatch_item *it) {
+  struct timer *t = (struct timer *)((char *)it - offsetof(struct timer, item));
+  struct instance *in = t->inst;
+  struct plugin_host *h = in->h;
+  pthread_mutex_lock(&h->mu);
+  int cancelled = t->cancelled;
+  pthread_mutex_unlock(&h->mu);
+  if (!cancelled)
+    t->fn(in->state, t->arg);
+  pthread_mutex_lock(&h->mu);
+  t->posted = 0;
+  int drop = t->cancelled || !t->repeat;
+  if (drop)
+    timer_unlink_locked(h, t);
+  pthread_mutex_unlock(&h->mu);
+  if (drop)
+    free(t);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+static void work_done_run(struct dispatch_item *it) {
+  struct work *w = (struct work *)((char *)it - offsetof(struct work, item));
+  struct instance *in = w->inst;
+  w->done(in->state, w->arg);
+  free(w);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+static void work_run(struct dispatch_item *it) {
+  struct work *w = (struct work *)((char *)it - offsetof(struct work, item));
+  struct instance *in = w->inst;
+  w->work(w->arg);
+  if (w->done) {
+    w->item.run = work_done_run;
+    dispatch_post(in->h->disp, in->slot->strand, &w->item);
+    return;
+  }
+  free(w);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+static int svc_run_blocking(blazebot_ctx *ctx, blazebot_work_fn fn, blazebot_done_fn done,
+                            void *arg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !fn || atomic_load(&in->closing))
+    return -1;
+  struct work *w = calloc(1, sizeof *w);
+  if (!w)
+    return -1;
+  w->inst = in;
+  w->work = fn;
+  w->done = done;
+  w->arg = arg;
+  w->item.run = work_run;
+  atomic_fetch_add(&in->work_outstanding, 1);
+  dispatch_post_blocking(in->h->disp, &w->item);
+  return 0;
+}
+
+static void svc_set_error(blazebot_ctx *ctx, const char *fmt, ...) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !in->in_init || !fmt)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(in->error, sizeof in->error, fmt, ap);
+  va_end(ap);
+}
+
+static int svc_state_put(blazebot_ctx *ctx, const void *blob, size_t len) {
+  struct instance *in = inst_of(ctx);
+  if (!in || (!blob && len))
+    return -1;
+  struct saved_state *s = calloc(1, sizeof *s);
+  if (!s || !(s->blob = malloc(len ? len : 1))) {
+    free(s);
+    return -1;
+  }
+  if (len)
+    memcpy(s->blob, blob, len);
+  s->len = len;
+  snprintf(s->name, sizeof s->name, "%s", in->name);
+  pthread_mutex_lock(&in->h->mu);
+  /* The newest blob for a name replaces an older one. */
+  for (struct saved_state **pp = &in->h->states; *pp; pp = &(*pp)->next) {
+    if (strcmp((*pp)->name, in->name) == 0) {
+      struct saved_state *old = *pp;
+      *pp = old->next;
+      free(old->blob);
+      free(old);
+      break;
+    }
+  }
+  s->next = in->h->states;
+  in->h->states = s;
+  pthread_mutex_unlock(&in->h->mu);
+  return 0;
+}
+
+static int svc_state_get(blazebot_ctx *ctx, const void **blob, size_t *len) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !in->in_init || !blob || !len)
+    return -1;
+  int rc = -1;
+  pthread_mutex_lock(&in->h->mu);
+  for (struct saved_state *s = in->h->states; s; s = s->next) {
+    if (strcmp(s->name, in->name) == 0) {
+      *blob = s->blob;
+      *len = s->len;
+      rc = 0;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&in->h->mu);
+  return rc;
+}
+
+struct blazebot_host host_table = {
+    .size = sizeof(struct blazebot_host),
+    .abi_minor = BLAZEBOT_ABI_MINOR,
+    .log = svc_log,
+    .config_get = svc_config_get,
+    .config_int = svc_config_int,
+    .config_bool = svc_config_bool,
+    .reply = svc_reply,
+    .send = svc_send,
+    .uuid = svc_uuid,
+    .unique_conversation_id = svc_unique_conversation_id,
+    .bot_id = svc_bot_id,
+    .timer_add = svc_timer_add,
+    .timer_cancel = svc_timer_cancel,
+    .run_blocking = svc_run_blocking,
+    .set_error = svc_set_error,
+    .state_put = svc_state_put,
+    .state_get = svc_state_get,
+};
+
+void host_fire_timers(struct plugin_host *h, int64_t now) {
+  pthread_mutex_lock(&h->mu);
+  for (struct timer *t = h->timers; t; t = t->next) {
+    if (t->posted || t->cancelled || t->due > now)
+      continue;
+    t->posted = 1;
+    if (t->repeat)
+      t->due = now + t->repeat;
+    atomic_fetch_add(&t->inst->work_outstanding, 1);
+    dispatch_post(h->disp, t->inst->slot->strand, &t->item);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* Cancels every timer of in (the ledger) and refuses new ones. Timers
+ * already posted run as cancelled no-ops. Any thread. */
+void host_cancel_timers(struct plugin_host *h, struct instance *in) {
+  pthread_mutex_lock(&h->mu);
+  atomic_store(&in->closing, 1);
+  for (struct timer **pp = &h->timers; *pp;) {
+    struct timer *t = *pp;
+    if (t->inst == in) {
+      t->cancelled = 1;
+      if (!t->posted) {
+        *pp = t->next;
+        free(t);
+        continue;
+      }
+    }
+    pp = &t->next;
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+int host_has_timers(struct plugin_host *h, struct instance *in) {
+  int n = 0;
+  pthread_mutex_lock(&h->mu);
+  for (struct timer *t = h->timers; t; t = t->next)
+    n += t->inst == in;
+  pthread_mutex_unlock(&h->mu);
+  return n;
+}
+
+void host_state_drop(struct plugin_host *h, const char *name) {
+  pthread_mutex_lock(&h->mu);
+  for (struct saved_state **pp = &h->states; *pp; pp = &(*pp)->next) {
+    if (strcmp((*pp)->name, name) == 0) {
+      struct saved_state *old = *pp;
+      *pp = old->next;
+      free(old->blob);
+      free(old);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+size_t host_state_len(struct plugin_host *h, const char *name, int *found) {
+  size_t len = 0;
+  *found = 0;
+  pthread_mutex_lock(&h->mu);
+  for (struct saved_state *s = h->states; s; s = s->next) {
+    if (strcmp(s->name, name) == 0) {
+      len = s->len;
+      *found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&h->mu);
+  return len;
+}
