@@ -522,3 +522,11 @@ long h_rss_kib(pid_t pid) {
     fclose(f);
   return kb;
 }
+
+void h_asan_quarantine_mb(int mb) {
+  char opts[1024];
+  const char *old = getenv("ASAN_OPTIONS");
+  snprintf(opts, sizeof opts, "%s%squarantine_size_mb=%d", old ? old : "", old ? ":" : "",
+           mb);
+  setenv("ASAN_OPTIONS", opts, 1);
+}

@@ -53,6 +53,10 @@ int h_run(const char *dir, const char *tag, const char *const argv[], int timeou
 const char *h_daemon_bin(void);
 /* Copies src to dst (then chmod mode). Returns 0, or -1 after saying why. */
 int h_copy_file(const char *src, const char *dst, int mode);
+/* Caps ASan's quarantine of freed memory (256 MiB by default) at mb for the
+ * processes this test starts from now on, so that their RSS still says
+ * something about them under the sanitizers. Harmless without ASan. */
+void h_asan_quarantine_mb(int mb);
 /* The resident set of pid in KiB (VmRSS), or -1. */
 long h_rss_kib(pid_t pid);
 const char *h_sim_bin(void);

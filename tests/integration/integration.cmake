@@ -50,8 +50,8 @@ blazebot_reload_test(reload_lifetimes)
 # How much the daemon's RSS may grow from cycle 50 to 200 (the sanitizer
 # build's shadow memory and allocator caches get more room).
 if(BLAZEBOT_SANITIZE)
-  target_compile_definitions(itest_reload_cycles PRIVATE RT_RSS_SLACK_KB=16384 RT_SANITIZE)
-  target_compile_definitions(itest_reload_lifetimes PRIVATE RT_LIFETIME_SLACK_KB=8192 RT_SANITIZE)
+  target_compile_definitions(itest_reload_cycles PRIVATE RT_RSS_SLACK_KB=16384)
+  target_compile_definitions(itest_reload_lifetimes PRIVATE RT_LIFETIME_SLACK_KB=8192)
 else()
   target_compile_definitions(itest_reload_cycles PRIVATE RT_RSS_SLACK_KB=8192)
   target_compile_definitions(itest_reload_lifetimes PRIVATE RT_LIFETIME_SLACK_KB=1024)

@@ -80,7 +80,7 @@ blazebot_pe2e_test(shutdown)
 blazebot_pe2e_test(backpressure 1500)
 if(BLAZEBOT_SANITIZE)
   # Shadow memory and allocator caches count in RSS under the sanitizers.
-  target_compile_definitions(itest_backpressure PRIVATE BP_RSS_LIMIT_KB=262144 BP_SANITIZE)
+  target_compile_definitions(itest_backpressure PRIVATE BP_RSS_LIMIT_KB=262144)
 endif()
 # Dead letters: give-ups recorded before the ack, max_attempts = 0, --replay.
 blazebot_pe2e_test(deadletter)

@@ -36,14 +36,7 @@ int main(void) {
   CHECK(mkdir(plugins, 0755) == 0 && chmod(plugins, 0755) == 0);
   CHECK(h_copy_file(src, so, 0644) == 0);
   CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
-#ifdef BP_SANITIZE
-  /* ASan's quarantine keeps freed memory (256 MiB by default): keep it
-   * small so that RSS still says something about the daemon. */
-  char opts[1024];
-  const char *old = getenv("ASAN_OPTIONS");
-  snprintf(opts, sizeof opts, "%s%squarantine_size_mb=8", old ? old : "", old ? ":" : "");
-  setenv("ASAN_OPTIONS", opts, 1);
-#endif
+  h_asan_quarantine_mb(8); /* RSS is checked below */
   const char *args[] = {"--preload", "100000", "--timeout", "1200", NULL};
   struct sim sim;
   if (h_sim_start(&sim, dir, ks, args) < 0) {

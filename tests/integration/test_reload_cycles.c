@@ -21,14 +21,7 @@ int main(void) {
   CHECK(rt_install(plugdir, "rt_other", "other.so") == 0);
   if (h_keygen(dir, "ed25519", ks, sizeof ks) < 0)
     return check_done("integration.reload_cycles");
-#ifdef RT_SANITIZE
-  /* The sanitizer's quarantine keeps freed memory (256 MiB by default):
-   * keep it small so that growth means a leak. */
-  char opts[1024];
-  const char *old = getenv("ASAN_OPTIONS");
-  snprintf(opts, sizeof opts, "%s%squarantine_size_mb=4", old ? old : "", old ? ":" : "");
-  setenv("ASAN_OPTIONS", opts, 1);
-#endif
+  h_asan_quarantine_mb(4); /* RSS is checked below */
   struct sim sim;
   if (h_sim_start(&sim, dir, ks, NULL) < 0)
     return check_done("integration.reload_cycles");

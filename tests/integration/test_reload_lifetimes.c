@@ -30,12 +30,7 @@ int main(void) {
   CHECK(mkdir(plugdir, 0700) == 0);
   CHECK(rt_install(plugdir, "rt_v1", "rt.so") == 0);
   CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
-#ifdef RT_SANITIZE
-  char opts[1024];
-  const char *old = getenv("ASAN_OPTIONS");
-  snprintf(opts, sizeof opts, "%s%squarantine_size_mb=4", old ? old : "", old ? ":" : "");
-  setenv("ASAN_OPTIONS", opts, 1);
-#endif
+  h_asan_quarantine_mb(4); /* RSS is checked below */
   struct sim sim;
   if (h_sim_start(&sim, dir, ks, NULL) < 0) {
     CHECK(!"simulator started");
