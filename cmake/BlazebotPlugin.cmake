@@ -3,9 +3,10 @@
 # it. This file serves both the blazebot source tree and out-of-tree plugins
 # (it is installed next to blazebotConfig.cmake), so it depends on nothing but
 # the SDK headers, found through the target blazebot::sdk. A plugin is a MODULE
-# named NAME.so, compiled as C99 with hidden visibility, linked with
-# -z defs (it needs nothing from the daemon) and a version script that keeps
-# every symbol but the entry point local; after each link
+# named NAME.so, compiled as C99 (-std=c99, like examples/hello-plugin/Makefile;
+# -std=gnu99 only if the project sets CMAKE_C_EXTENSIONS ON) with hidden
+# visibility, linked with -z defs (it needs nothing from the daemon) and a
+# version script that keeps every symbol but the entry point local; after each link
 # BlazebotCheckPlugin.cmake confirms that blazebot_plugin_v1 is its only
 # export (a plugin that forgot BLAZEBOT_PLUGIN fails here, not at load time).
 #
@@ -64,6 +65,11 @@ function(blazebot_add_plugin name)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     POSITION_INDEPENDENT_CODE ON)
+  # Plain C99, not CMake's default gnu99: the same -std as the pkg-config
+  # Makefile, unless the project chose otherwise.
+  if(NOT DEFINED CMAKE_C_EXTENSIONS)
+    set_target_properties(${name} PROPERTIES C_EXTENSIONS OFF)
+  endif()
   target_link_libraries(${name} PRIVATE blazebot::sdk)
   target_compile_options(${name} PRIVATE
     "$<$<C_COMPILER_ID:GNU,Clang>:-Wall;-Wextra;-Wshadow;-Wstrict-prototypes;-Wmissing-prototypes;-Wformat=2;-Wno-unused-parameter>")

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon: see daemon.h. Everything here runs on the I/O thread except the
- * wake-up hooks (which only call lws_cancel_service), daemon_reply (worker
- * threads; it touches only the job's atomic counter and the outbox) and
- * daemon_stop (an atomic flag plus a wake-up). A job is freed exactly when
- * its handler returned and its last reply settled; at that moment its id
- * becomes DONE in the dedupe set and its acknowledgement is queued.
+ * daemon: see daemon.h. It wires the modules together and runs the loop;
+ * the life of a message (push to ack) is the ingress module's. Everything
+ * here runs on the I/O thread except the wake-up hook (it only calls
+ * lws_cancel_service), host_send/daemon_reply (worker threads; they go
+ * straight to ingress_send) and daemon_stop (an atomic flag plus a
+ * wake-up).
  */
 #include "daemon.h"
 
@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "deadletter.h"
 #include "dedupe.h"
+#include "ingress.h"
 #include "log.h"
 #include "plugins.h"
 #include "rest.h"
@@ -35,11 +36,6 @@
 #include "util.h"
 
 #define TICK_US (100 * 1000)
-/* Back pressure: messages in processing (queued for or running in plugins)
- * and the memory they hold. Past either limit the socket is held; it is
- * released when both fell to half. */
-#define MAX_PROCESSING_JOBS 1024
-#define MAX_PROCESSING_BYTES (16u << 20)
 
 struct daemon {
   struct config *cfg; /* the daemon's reference to the current snapshot */
@@ -54,8 +50,8 @@ struct daemon {
   struct dispatch *dispatch;
   struct plugin_host *plugins; /* NULL in handler mode */
   struct deadletter *dl;       /* dead_letter_file, shared with the plugin host */
-  struct job *delayed;         /* jobs waiting for a RETRY's backoff */
   struct dedupe *dedupe;
+  struct ingress *ingress; /* every inbound message, from push to ack */
   daemon_handler_fn fn;
   void *fn_ud;
 
@@ -69,16 +65,7 @@ struct daemon {
   int forced;    /* a second stop signal: wait for nothing more */
   int abandoned; /* plugin code still ran at exit: workers not joined */
   int exit_code;
-  size_t inflight_jobs; /* jobs not yet finished */
-  /* Jobs still queued in or running through the handler/plugins. Jobs that
-   * only wait for the server to accept their replies do not count: those
-   * replies arrive over the socket, so they must never hold it. */
-  size_t processing_jobs;
-  size_t processing_bytes; /* memory held by those jobs' messages */
-  struct job *jobs;        /* all of them, for cleanup at exit */
-  int paused;              /* back pressure: the socket is held */
   struct buf plugin_stats; /* the plugins' counters, kept after they unload */
-  struct daemon_counters c;
   /* Reload: a HUP sets hup_pending; the loop starts a reload when none is
    * in progress, so HUPs during a reload fold into one follow-up. */
   int hup_pending;
@@ -90,246 +77,24 @@ struct daemon {
   int64_t last_reload_time; /* unix seconds */
   char *last_reload_summary;
   uint64_t kept_mapped_at_exit;
-  size_t replay_done, replay_failed; /* blazebot --replay */
 };
 
-/* ---- jobs ---------------------------------------------------------------- */
+/* ---- session events -------------------------------------------------------- */
 
-/* Back pressure. The daemon holds the socket (stops reading it: TCP flow
- * control) when the plugins have MAX_PROCESSING_JOBS messages or
- * MAX_PROCESSING_BYTES of them queued or running, or the outbox is three
- * quarters full; it lets go when all fell to half. While held, acks and
- * replies go over REST, so they complete without reading the socket, and
- * nothing pushed is read: nothing is decoded and then dropped, and no
- * reconnect is needed to get it back. A finished job keeps only its id
- * while its replies settle, so memory stays bounded in bytes. */
-static int relaxed(struct daemon *d) {
-  return d->processing_jobs <= MAX_PROCESSING_JOBS / 2 &&
-         d->processing_bytes <= MAX_PROCESSING_BYTES / 2 &&
-         outbox_outstanding(d->outbox) <= (size_t)d->cfg->outbox_capacity / 2;
-}
-
-static void check_load(struct daemon *d) {
-  if (d->paused || d->stopping)
-    return;
-  if (d->processing_jobs >= MAX_PROCESSING_JOBS ||
-      d->processing_bytes >= MAX_PROCESSING_BYTES ||
-      outbox_outstanding(d->outbox) >= (size_t)d->cfg->outbox_capacity * 3 / 4) {
-    d->paused = 1;
-    d->c.holds++;
-    log_debug(
-        "back pressure: holding the socket (%zu message(s), %zu bytes in processing, "
-        "%zu in the outbox)",
-        d->processing_jobs, d->processing_bytes, outbox_outstanding(d->outbox));
-    session_pause_rx(d->session, 1);
-  }
-}
-
-static void job_link(struct daemon *d, struct job *job) {
-  job->all_prev = NULL;
-  job->all_next = d->jobs;
-  if (d->jobs)
-    d->jobs->all_prev = job;
-  d->jobs = job;
-  d->inflight_jobs++;
-}
-
-static void job_unlink_free(struct daemon *d, struct job *job) {
-  if (job->all_prev)
-    job->all_prev->all_next = job->all_next;
-  else
-    d->jobs = job->all_next;
-  if (job->all_next)
-    job->all_next->all_prev = job->all_prev;
-  d->inflight_jobs--;
-  free(job->msg);
-  free(job);
-}
-
-/* Processing ended: the message itself is no longer needed, only its id
- * (for the ack once its replies settle). */
-static void job_processed(struct daemon *d, struct job *job) {
-  job->handler_done = 1;
-  plugins_job_done(d->plugins, job);
-  free(job->msg);
-  job->msg = NULL;
-  d->processing_bytes -= job->bytes;
-  job->bytes = 0;
-}
-
-/* After the workers were joined: the routing state of jobs that never
- * finished (skipped at shutdown) goes back to the plugin host, which frees
- * it. The jobs themselves are freed, unacknowledged, by daemon_free. */
-static void release_routes(struct daemon *d) {
-  for (struct job *j = d->jobs; j; j = j->all_next)
-    plugins_job_done(d->plugins, j);
-}
-
-static void job_finish(struct daemon *d, struct job *job) {
-  if (job->replay) {
-    /* Acknowledged long ago, when it went to the dead-letter file. */
-    d->replay_done++;
-    if (job->result < 0)
-      d->replay_failed++;
-    job_unlink_free(d, job);
-    return;
-  }
-  dedupe_set(d->dedupe, job->id, DEDUPE_DONE);
-  if (acks_add(d->acks, job->id) < 0)
-    log_error("acks: out of memory queueing %s; it will be redelivered", job->id);
-  d->c.processed++;
-  job_unlink_free(d, job);
-}
-
-static void on_settled(void *ud, void *owner, int accepted) {
+/* Handler mode: the embedder's handler gets the daemon (for daemon_reply). */
+static int run_handler(void *ud, struct job *job) {
   struct daemon *d = ud;
-  struct job *job = owner;
-  if (accepted)
-    d->c.replies_accepted++;
-  else
-    d->c.replies_dropped++;
-  if (!job)
-    return;
-  if (atomic_fetch_sub(&job->pending_replies, 1) == 1 && job->handler_done)
-    job_finish(d, job);
-}
-
-static void drain_completions(struct daemon *d) {
-  struct job *j = dispatch_drain(d->dispatch);
-  while (j) {
-    struct job *next = j->next;
-    if (j->retry_at > 0) {
-      /* A plugin asked for a later redelivery: park the job until due. */
-      j->next = d->delayed;
-      d->delayed = j;
-      j = next;
-      continue;
-    }
-    d->processing_jobs--;
-    if (j->result < 0) {
-      d->c.handler_errors++;
-      log_warn("message %s (%s): processing failed with %d", j->id, j->msg->category,
-               j->result);
-    }
-    job_processed(d, j);
-    if (atomic_load(&j->pending_replies) == 0)
-      job_finish(d, j);
-    j = next;
-  }
-}
-
-static void repost_due(struct daemon *d, int64_t now) {
-  for (struct job **pp = &d->delayed; *pp;) {
-    struct job *j = *pp;
-    if (j->retry_at <= now) {
-      *pp = j->next;
-      j->retry_at = 0;
-      dispatch_post(d->dispatch, j->item.strand, &j->item);
-    } else {
-      pp = &j->next;
-    }
-  }
-}
-
-/* Handler mode: the job runs on any worker. */
-static void handler_run(struct dispatch_item *it) {
-  struct job *job = (struct job *)((char *)it - offsetof(struct job, item));
-  struct daemon *d = job->route;
-  job->result = d->fn(d->fn_ud, d, job);
-  dispatch_complete(d->dispatch, job);
+  return d->fn(d->fn_ud, d, job);
 }
 
 int daemon_reply(struct daemon *d, struct job *job, const struct outbox_msg *m,
                  char id_out[UUID_STR_LEN]) {
-  if (job)
-    atomic_fetch_add(&job->pending_replies, 1);
-  int rc = outbox_send(d->outbox, m, job, id_out, 5000);
-  if (rc < 0 && job)
-    atomic_fetch_sub(&job->pending_replies, 1);
-  return rc;
+  return ingress_send(d->ingress, job, m, id_out);
 }
-
-/* ---- session events -------------------------------------------------------- */
 
 static void on_push(void *ud, const struct envelope *env) {
   struct daemon *d = ud;
-  struct message *m = NULL;
-  char mid[64], err[256];
-  int rc = envelope_message(env->data, &m, mid, err, sizeof err);
-  if (rc < 0) {
-    d->c.malformed++;
-    if (mid[0]) {
-      /* A message that can never be decoded would come back on every
-       * reconnect for 7 days; it is logged with its id and acknowledged. */
-      log_error("message %s skipped: %s; acknowledging it so it is not redelivered", mid,
-                err);
-      if (dedupe_get(d->dedupe, mid) == DEDUPE_NEW) {
-        dedupe_set(d->dedupe, mid, DEDUPE_DONE);
-        acks_add(d->acks, mid);
-      }
-    } else {
-      log_error("message push skipped: %s", err);
-    }
-    return;
-  }
-  if (d->stopping) {
-    /* Stopping: not processed, not acknowledged, not remembered; the
-     * server delivers it again after the restart. (Back pressure drops
-     * nothing: it stops reading instead.) */
-    d->c.deferred++;
-    free(m);
-    return;
-  }
-  m->received_ms = now_ms();
-  d->c.received++;
-  int st = dedupe_get(d->dedupe, m->message_id);
-  if (st != DEDUPE_NEW) {
-    d->c.duplicates++;
-    log_debug("message %s redelivered; %s", m->message_id,
-              st == DEDUPE_DONE ? "acknowledging again" : "still in processing");
-    if (st == DEDUPE_DONE)
-      acks_add(d->acks, m->message_id);
-    free(m);
-    return;
-  }
-  struct job *job = calloc(1, sizeof *job);
-  if (!job) {
-    log_error("message %s: out of memory; it will be redelivered", m->message_id);
-    free(m);
-    return;
-  }
-  job->msg = m;
-  memcpy(job->id, m->message_id, UUID_STR_LEN - 1);
-  job->id[UUID_STR_LEN - 1] = 0;
-  job->bytes = sizeof *m + m->raw_json_len * 2 + m->data_len;
-  atomic_init(&job->pending_replies, 0);
-  dedupe_set(d->dedupe, m->message_id, DEDUPE_INFLIGHT);
-  job_link(d, job);
-  if (d->fn) {
-    job->route = d;
-    job->item.run = handler_run;
-    dispatch_post(d->dispatch, NULL, &job->item);
-  } else {
-    int routed = plugins_route(d->plugins, job);
-    if (routed < 0) {
-      /* Not acknowledged: the server will deliver it again. */
-      log_error("message %s: out of memory routing it; it will be redelivered",
-                m->message_id);
-      dedupe_set(d->dedupe, m->message_id, DEDUPE_NEW);
-      job_unlink_free(d, job);
-      return;
-    }
-    if (routed == 0) {
-      log_debug("message %s (%s): no plugin subscribes to it", m->message_id,
-                m->category);
-      job->handler_done = 1;
-      job_finish(d, job);
-      return;
-    }
-  }
-  d->processing_jobs++;
-  d->processing_bytes += job->bytes;
-  check_load(d);
+  ingress_push(d->ingress, env);
 }
 
 static void on_open(void *ud) {
@@ -519,28 +284,26 @@ static void begin_stop(struct daemon *d, const char *why) {
   d->stopping = 1;
   d->stop_deadline = now_ms() + d->cfg->shutdown_timeout_ms;
   log_info("stopping (%s): finishing %zu message(s) in processing, then flushing acks",
-           why, d->inflight_jobs);
+           why, ingress_inflight(d->ingress));
   /* The socket is still read, for the answers to acks and replies already
    * sent; pushes read meanwhile are left unprocessed and unacknowledged
    * (the server delivers them after the restart). Reading resumes if back
    * pressure held it. */
-  if (d->paused) {
-    d->paused = 0;
-    session_pause_rx(d->session, 0);
-  }
+  ingress_stop(d->ingress);
 }
 
 static void progress_stop(struct daemon *d, int64_t now) {
   if (!d->stopping || d->quit)
     return;
   if (!d->closing) {
-    int busy = d->inflight_jobs || acks_outstanding(d->acks);
+    size_t inflight = ingress_inflight(d->ingress);
+    int busy = inflight || acks_outstanding(d->acks);
     if (busy && now < d->stop_deadline)
       return;
     if (busy)
       log_warn("stop deadline passed with %zu message(s) in processing and %zu ack(s) "
                "unconfirmed; they will be redelivered",
-               d->inflight_jobs, acks_outstanding(d->acks));
+               inflight, acks_outstanding(d->acks));
     outbox_close(d->outbox);
     session_stop(d->session);
     d->closing = 1;
@@ -555,20 +318,12 @@ static void tick(lws_sorted_usec_list_t *sul) {
   int64_t now = now_ms();
   if (atomic_load(&d->stop_requested))
     begin_stop(d, "requested");
-  drain_completions(d);
-  repost_due(d, now);
+  ingress_tick(d->ingress, now);
   plugins_tick(d->plugins, now);
   maybe_reload(d);
-  check_load(d);
-  if (d->paused && !d->stopping && relaxed(d)) {
-    log_debug("back pressure: reading again (%zu message(s), %zu bytes in processing)",
-              d->processing_jobs, d->processing_bytes);
-    d->paused = 0;
-    session_pause_rx(d->session, 0);
-  }
   session_tick(d->session, now);
   outbox_tick(d->outbox, now);
-  acks_tick(d->acks, now, d->stopping && !d->inflight_jobs);
+  acks_tick(d->acks, now, d->stopping && !ingress_inflight(d->ingress));
   rest_tick(d->rest, now);
   progress_stop(d, now);
   lws_sul_schedule(d->ctx, 0, &d->tick, tick, TICK_US);
@@ -612,7 +367,7 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
      * at the next tick. */
     if (d && d->dispatch) {
       int64_t now = now_ms();
-      drain_completions(d);
+      ingress_drain(d->ingress);
       plugins_poll(d->plugins, now);
       outbox_tick(d->outbox, now);
       if (atomic_load(&d->stop_requested))
@@ -642,7 +397,13 @@ static void wake(void *ud) {
 /* The plugin host's send (see plugin_host_services). */
 static int host_send(void *ud, struct job *job, const struct outbox_msg *m,
                      char id_out[UUID_STR_LEN]) {
-  return daemon_reply(ud, job, m, id_out);
+  struct daemon *d = ud;
+  return ingress_send(d->ingress, job, m, id_out);
+}
+
+static void on_settled(void *ud, void *owner, int accepted) {
+  struct daemon *d = ud;
+  ingress_settled(d->ingress, owner, accepted);
 }
 
 static void lws_log_emit(int level, const char *line) {
@@ -720,6 +481,16 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   d->dispatch = dispatch_new(cfg->workers, 2, wake, d);
   if (!d->dispatch)
     goto fail;
+  const struct ingress_deps deps = {.session = d->session,
+                                    .acks = d->acks,
+                                    .outbox = d->outbox,
+                                    .dedupe = d->dedupe,
+                                    .dispatch = d->dispatch,
+                                    .handler = fn ? run_handler : NULL,
+                                    .handler_ud = d};
+  d->ingress = ingress_new(&deps, cfg);
+  if (!d->ingress)
+    goto fail;
   if (!fn) {
     int refused = 0;
     const struct plugin_host_services svc = {.send = host_send, .wake = wake, .ud = d};
@@ -727,6 +498,7 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     if (!d->plugins)
       goto fail;
     plugins_set_deadletter(d->plugins, d->dl);
+    ingress_set_plugins(d->ingress, d->plugins);
     if (refused) {
       /* At startup a missing plugin would mean messages acknowledged
        * without the processing the operator configured: refuse to run. */
@@ -750,6 +522,22 @@ fail:
   return NULL;
 }
 
+/* After plugins_shutdown_all: joins the workers, then unmaps the plugins,
+ * in that order, so no worker is in a plugin's code when it goes. The
+ * routing state of jobs that never finished goes back to the host first. */
+static void unload_plugins(struct daemon *d) {
+  if (d->dispatch) {
+    dispatch_free(d->dispatch);
+    d->dispatch = NULL;
+  }
+  if (d->ingress) {
+    ingress_release_routes(d->ingress);
+    ingress_set_plugins(d->ingress, NULL);
+  }
+  plugins_free(d->plugins);
+  d->plugins = NULL;
+}
+
 void daemon_free(struct daemon *d) {
   if (!d)
     return;
@@ -761,13 +549,7 @@ void daemon_free(struct daemon *d) {
     d->abandoned = 1;
   if (d->abandoned)
     return; /* threads may still run plugin code: leave it all to exit */
-  if (d->dispatch) {
-    dispatch_free(d->dispatch);
-    d->dispatch = NULL;
-  }
-  release_routes(d);
-  plugins_free(d->plugins);
-  d->plugins = NULL;
+  unload_plugins(d);
   if (d->ctx)
     lws_context_destroy(d->ctx); /* closes wsis: session/rest callbacks run */
   session_free(d->session);
@@ -776,8 +558,7 @@ void daemon_free(struct daemon *d) {
   outbox_free(d->outbox);
   /* Jobs that did not finish are freed unacknowledged: the server will
    * redeliver them. */
-  while (d->jobs)
-    job_unlink_free(d, d->jobs);
+  ingress_free(d->ingress);
   dedupe_free(d->dedupe);
   deadletter_free(d->dl);
   if (d->sigfd >= 0)
@@ -840,14 +621,8 @@ int daemon_run(struct daemon *d) {
   d->kept_mapped_at_exit = plugins_kept_mapped(d->plugins);
   if (d->cfg->status_file)
     unlink(d->cfg->status_file);
-  if (d->abandoned)
-    return d->exit_code;
-  /* Workers are joined before any plugin is unmapped. */
-  dispatch_free(d->dispatch);
-  d->dispatch = NULL;
-  release_routes(d);
-  plugins_free(d->plugins);
-  d->plugins = NULL;
+  if (!d->abandoned)
+    unload_plugins(d);
   return d->exit_code;
 }
 
@@ -857,37 +632,6 @@ static int same_file(const char *a, const char *b) {
   struct stat sa, sb;
   return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
          sa.st_ino == sb.st_ino;
-}
-
-/* One dead-letter record as a job for its plugin alone. Returns 1 when
- * posted, 0 when it cannot be (logged), -1 out of memory. */
-static int replay_one(struct daemon *d, const struct deadletter_record *rec, long line) {
-  struct message *m = NULL;
-  char mid[64], err[256];
-  if (envelope_message(rec->message, &m, mid, err, sizeof err) < 0) {
-    log_error("replay: line %ld: the message cannot be decoded: %s", line, err);
-    return 0;
-  }
-  struct job *job = calloc(1, sizeof *job);
-  if (!job) {
-    free(m);
-    return -1;
-  }
-  job->msg = m;
-  job->replay = 1;
-  memcpy(job->id, m->message_id, UUID_STR_LEN - 1);
-  job->id[UUID_STR_LEN - 1] = 0;
-  atomic_init(&job->pending_replies, 0);
-  job_link(d, job);
-  int routed = plugins_route_to(d->plugins, job, rec->plugin);
-  if (routed <= 0) {
-    log_error("replay: line %ld: message %s: plugin %s %s", line, job->id, rec->plugin,
-              routed < 0 ? "cannot be reached (out of memory)" : "is not loaded");
-    job_unlink_free(d, job);
-    return routed < 0 ? -1 : 0;
-  }
-  d->processing_jobs++;
-  return 1;
 }
 
 /* Keeps lws_service returning at least every tick while replaying (the
@@ -930,7 +674,7 @@ int daemon_replay(struct daemon *d, const char *path) {
       skipped++;
       continue;
     }
-    int r = replay_one(d, &rec, lineno);
+    int r = ingress_replay(d->ingress, rec.message, rec.plugin, lineno);
     json_decref(rec.message);
     if (r < 0) {
       rc = DAEMON_EXIT_FATAL;
@@ -947,12 +691,12 @@ int daemon_replay(struct daemon *d, const char *path) {
            skipped);
   /* Until every replayed message was processed and its replies settled. */
   lws_sul_schedule(d->ctx, 0, &d->tick, replay_tick, TICK_US);
-  while (!d->quit && (d->inflight_jobs || outbox_outstanding(d->outbox))) {
+  while (!d->quit && (ingress_inflight(d->ingress) || outbox_outstanding(d->outbox))) {
     if (lws_service(d->ctx, 0) < 0)
       break;
     int64_t now = now_ms();
-    drain_completions(d);
-    repost_due(d, now);
+    ingress_drain(d->ingress);
+    ingress_repost_due(d->ingress, now);
     plugins_tick(d->plugins, now);
     outbox_tick(d->outbox, now);
     rest_tick(d->rest, now);
@@ -960,20 +704,17 @@ int daemon_replay(struct daemon *d, const char *path) {
       break;
   }
   lws_sul_schedule(d->ctx, 0, &d->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
-  size_t unfinished = d->inflight_jobs;
-  log_info("replay: %zu processed (%zu failed again), %zu unfinished", d->replay_done,
-           d->replay_failed, unfinished);
+  size_t unfinished = ingress_inflight(d->ingress);
+  const struct ingress_counters *c = ingress_get_counters(d->ingress);
+  uint64_t failed = c->replay_failed;
+  log_info("replay: %llu processed (%llu failed again), %zu unfinished",
+           (unsigned long long)c->replayed, (unsigned long long)failed, unfinished);
   outbox_close(d->outbox);
   if (plugins_shutdown_all(d->plugins, now_ms() + 5000, stop_signalled, d) < 0)
     d->abandoned = 1;
-  if (!d->abandoned) {
-    dispatch_free(d->dispatch);
-    d->dispatch = NULL;
-    release_routes(d);
-    plugins_free(d->plugins);
-    d->plugins = NULL;
-  }
-  if (rc == DAEMON_EXIT_OK && (skipped || d->replay_failed || unfinished))
+  if (!d->abandoned)
+    unload_plugins(d);
+  if (rc == DAEMON_EXIT_OK && (skipped || failed || unfinished))
     rc = DAEMON_EXIT_CONFIG;
   return rc;
 }
@@ -984,8 +725,17 @@ void daemon_stop(struct daemon *d) {
 }
 
 void daemon_get_counters(struct daemon *d, struct daemon_counters *out) {
-  *out = d->c;
-  out->acked = acks_get_stats(d->acks)->acked;
+  const struct ingress_counters *c = ingress_get_counters(d->ingress);
+  *out = (struct daemon_counters){.received = c->received,
+                                  .processed = c->processed,
+                                  .duplicates = c->duplicates,
+                                  .malformed = c->malformed,
+                                  .deferred = c->deferred,
+                                  .holds = c->holds,
+                                  .handler_errors = c->handler_errors,
+                                  .acked = acks_get_stats(d->acks)->acked,
+                                  .replies_accepted = c->replies_accepted,
+                                  .replies_dropped = c->replies_dropped};
 }
 
 size_t daemon_plugin_count(const struct daemon *d) {
@@ -999,6 +749,7 @@ const char *daemon_bot_id(const struct daemon *d) {
 char *daemon_stats_json(struct daemon *d) {
   const struct session_stats *ss = session_get_stats(d->session);
   const struct acks_stats *as = acks_get_stats(d->acks);
+  const struct ingress_counters *ic = ingress_get_counters(d->ingress);
   struct outbox_stats os;
   outbox_get_stats(d->outbox, &os);
   json_t *o = json_object();
@@ -1006,14 +757,14 @@ char *daemon_stats_json(struct daemon *d) {
     const char *k;
     uint64_t v;
   } f[] = {
-      {"received", d->c.received},
-      {"processed", d->c.processed},
-      {"duplicates", d->c.duplicates},
-      {"malformed", d->c.malformed},
-      {"deferred", d->c.deferred},
-      {"holds", d->c.holds},
+      {"received", ic->received},
+      {"processed", ic->processed},
+      {"duplicates", ic->duplicates},
+      {"malformed", ic->malformed},
+      {"deferred", ic->deferred},
+      {"holds", ic->holds},
       {"replies_sent_rest", os.sent_rest},
-      {"handler_errors", d->c.handler_errors},
+      {"handler_errors", ic->handler_errors},
       {"acked", as->acked},
       {"ack_batches", as->batches},
       {"ack_retries", as->retries},
@@ -1034,7 +785,7 @@ char *daemon_stats_json(struct daemon *d) {
       {"frames_out", ss->frames_out},
       {"bytes_in", ss->bytes_in},
       {"bytes_out", ss->bytes_out},
-      {"inflight", d->inflight_jobs},
+      {"inflight", ingress_inflight(d->ingress)},
       {"reloads", d->reloads},
       {"reloads_failed", d->reloads_failed},
       {"plugins_kept_mapped", d->kept_mapped_at_exit},

@@ -5,8 +5,9 @@
 # defines blazebot_plugin_v1). The built .so files are checked as the daemon
 # sees them: only the entry symbol exported, only libc needed, loadable with
 # dlopen. Fixtures built wrong on purpose prove that the check catches each
-# mistake. Last, the SDK is installed into a scratch prefix and the example
-# plugin is built out of tree against it, with CMake and with make.
+# mistake. Last, the SDK is installed into a scratch prefix and the installed
+# copy of the example plugin (share/blazebot/examples/hello-plugin) is built
+# out of tree against it, with CMake and with make.
 set(BLAZEBOT_PLUGIN_TESTS_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(BLAZEBOT_PLUGIN_TESTS_TMP ${CMAKE_CURRENT_BINARY_DIR}/tmp)
 
@@ -93,7 +94,7 @@ if(BLAZEBOT_CXX)
       ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_echo.c)
 endif()
 
-# Install + out-of-tree builds of examples/hello-plugin (CMake and make).
+# Install, then out-of-tree builds of the installed hello-plugin (CMake and make).
 add_test(NAME plugins.outoftree
   COMMAND sh ${BLAZEBOT_PLUGIN_TESTS_DIR}/outoftree.sh ${CMAKE_BINARY_DIR}
     ${CMAKE_CURRENT_BINARY_DIR}/outoftree)
