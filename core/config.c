@@ -72,6 +72,7 @@ static const struct keydef keys[] = {
     KEY(reload_timeout_ms, K_INT, 10, 3600000),
     KEY(status_file, K_PATH, 0, 0),
     KEY(dead_letter_file, K_PATH, 0, 0),
+    KEY(state_dir, K_PATH, 0, 0),
     KEY(allow_insecure_transport, K_BOOL, 0, 1),
 };
 
@@ -655,6 +656,7 @@ void config_free(const struct config *ccfg) {
   free(cfg->plugin_dir);
   free(cfg->status_file);
   free(cfg->dead_letter_file);
+  free(cfg->state_dir);
   free(cfg);
 }
 

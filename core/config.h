@@ -64,6 +64,7 @@ struct config {
   char *status_file; /* resolved path: pid and last reload outcome (JSON), or NULL */
   int allow_insecure_transport; /* ws:// and http:// beyond loopback; default 0 */
   char *dead_letter_file;       /* resolved path: messages plugins gave up on, or NULL */
+  char *state_dir; /* resolved path: plugins' private folders live here, or NULL */
 };
 
 /* Parses path. On success returns 0 and *out (free with config_free). On any

@@ -52,36 +52,28 @@ static int give_up(struct plugin_host *h, struct instance *in, struct job_route 
   return 0;
 }
 
-/* Runs on the strand of r->subs[r->idx]. The slot's instance is read here,
- * on that strand, so a reload's swap (also on the strand) happens between
- * two deliveries, never during one. A slot without an instance (its plugin
- * was removed) passes the message on. */
-void exec_deliver(struct dispatch_item *it) {
-  struct job *job = (struct job *)((char *)it - offsetof(struct job, item));
-  struct job_route *r = job->route;
-  struct plugin_host *h = r->h;
-  struct slot *sl = r->subs[r->idx];
-  if (atomic_load(&h->stopping)) {
-    /* Shutting down: not delivered, not acknowledged; the server delivers
-     * it again after the restart. */
-    job->retry_at = 0;
-    job->result = BLAZEBOT_ERROR;
-    dispatch_complete(h->disp, job);
-    return;
-  }
-  struct instance *in = atomic_load(&sl->inst);
-  int rc = BLAZEBOT_PASS;
-  if (in) {
-    r->view.attempt = (uint32_t)r->attempt;
-    in->current_job = job;
-    in->current_view = &r->view;
-    in->current_thread = pthread_self();
-    in->sent_in_call = 0;
-    rc = in->desc.on_message(in->state, &r->view);
-    in->current_job = NULL;
-    in->current_view = NULL;
-    atomic_fetch_add(&sl->delivered, 1);
+/* The strength of a result: RETRY beats an error beats HANDLED beats PASS
+ * (unknown codes count as PASS). */
+static int rank(int rc) {
+  return rc == BLAZEBOT_RETRY ? 3 : rc < 0 ? 2 : rc == BLAZEBOT_HANDLED ? 1 : 0;
+}
 
+int exec_hold_drop_locked(struct job *job, int result) {
+  struct job_route *r = job->route;
+  /* Equal to a PASS so far, an unknown code is kept, to be logged. */
+  if (rank(result) > rank(r->outcome) ||
+      (rank(result) == rank(r->outcome) && r->outcome == BLAZEBOT_PASS))
+    r->outcome = result;
+  return --r->holds == 0;
+}
+
+/* The delivery to r->subs[r->idx] ended with rc (on that subscriber's
+ * strand, or on the strand of whoever released its last hold). in may be
+ * NULL (the slot has no instance now). */
+static void finish(struct plugin_host *h, struct job *job, struct instance *in, int rc) {
+  struct job_route *r = job->route;
+  struct slot *sl = r->subs[r->idx];
+  if (in) {
     if (rc == BLAZEBOT_RETRY) {
       int max = atomic_load(&in->max_attempts);
       if ((max == 0 || r->attempt < max) || give_up(h, in, r) < 0) {
@@ -110,10 +102,83 @@ void exec_deliver(struct dispatch_item *it) {
   if (rc != BLAZEBOT_HANDLED && r->idx + 1 < r->nsubs) {
     r->idx++;
     r->attempt = 1;
+    job->item.run = exec_deliver;
     dispatch_post(h->disp, r->subs[r->idx]->strand, &job->item);
     return;
   }
   job->retry_at = 0;
   job->result = rc < 0 ? rc : 0;
   dispatch_complete(h->disp, job);
+}
+
+/* Shutting down: not delivered, not acknowledged; the server delivers it
+ * again after the restart. */
+static void skip(struct plugin_host *h, struct job *job) {
+  job->retry_at = 0;
+  job->result = BLAZEBOT_ERROR;
+  dispatch_complete(h->disp, job);
+}
+
+/* On the subscriber's strand, after the last hold was released. */
+static void resume_run(struct dispatch_item *it) {
+  struct job *job = (struct job *)((char *)it - offsetof(struct job, item));
+  struct job_route *r = job->route;
+  struct plugin_host *h = r->h;
+  job->item.run = exec_deliver;
+  if (atomic_load(&h->stopping)) {
+    skip(h, job);
+    return;
+  }
+  pthread_mutex_lock(&h->mu);
+  int rc = r->outcome;
+  pthread_mutex_unlock(&h->mu);
+  finish(h, job, atomic_load(&r->subs[r->idx]->inst), rc);
+}
+
+void exec_resume_post(struct job *job) {
+  struct job_route *r = job->route;
+  job->item.run = resume_run;
+  dispatch_post(r->h->disp, r->subs[r->idx]->strand, &job->item);
+}
+
+/* Runs on the strand of r->subs[r->idx]. The slot's instance is read here,
+ * on that strand, so a reload's swap (also on the strand) happens between
+ * two deliveries, never during one. A slot without an instance (its plugin
+ * was removed) passes the message on. The on_message call counts as one
+ * hold, so a hold released on another thread before the call returned
+ * cannot end the delivery under it. */
+void exec_deliver(struct dispatch_item *it) {
+  struct job *job = (struct job *)((char *)it - offsetof(struct job, item));
+  struct job_route *r = job->route;
+  struct plugin_host *h = r->h;
+  struct slot *sl = r->subs[r->idx];
+  if (atomic_load(&h->stopping)) {
+    skip(h, job);
+    return;
+  }
+  struct instance *in = atomic_load(&sl->inst);
+  if (!in) {
+    finish(h, job, NULL, BLAZEBOT_PASS);
+    return;
+  }
+  r->view.attempt = (uint32_t)r->attempt;
+  pthread_mutex_lock(&h->mu);
+  r->holds = 1;
+  r->outcome = BLAZEBOT_PASS;
+  pthread_mutex_unlock(&h->mu);
+  atomic_store(&r->sent, 0);
+  in->current_job = job;
+  in->current_view = &r->view;
+  in->current_thread = pthread_self();
+  int rc = in->desc.on_message(in->state, &r->view);
+  in->current_job = NULL;
+  in->current_view = NULL;
+  atomic_fetch_add(&sl->delivered, 1);
+  pthread_mutex_lock(&h->mu);
+  int last = exec_hold_drop_locked(job, rc);
+  rc = r->outcome;
+  pthread_mutex_unlock(&h->mu);
+  if (last)
+    finish(h, job, in, rc);
+  /* Otherwise held: the last release posts resume_run to this strand. */
 }

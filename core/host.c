@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "exec.h"
 #include "loader.h"
 #include "log.h"
 #include "outbox.h"
@@ -116,10 +119,38 @@ static int derive_id(struct instance *in, struct job *job, struct outbox_msg *m,
                      char buf[UUID_STR_LEN]) {
   if (!job || (m->message_id && *m->message_id))
     return 0;
-  if (uuid_derive(job->id, in->name, ++in->sent_in_call, buf) < 0)
+  struct job_route *r = job->route;
+  if (uuid_derive(job->id, in->name, atomic_fetch_add(&r->sent, 1) + 1, buf) < 0)
     return -1;
   m->message_id = buf;
   return 0;
+}
+
+/* The job of a message in's on_message handles now (on this thread) or in
+ * holds; NULL otherwise. */
+static struct job *job_of_view(struct instance *in, const struct blazebot_message *msg) {
+  struct job *job = current_job(in);
+  if (job && msg == in->current_view)
+    return job;
+  job = NULL;
+  pthread_mutex_lock(&in->h->mu);
+  for (struct hold *hd = in->holds; hd && !job; hd = hd->next)
+    if (&((struct job_route *)hd->job->route)->view == msg)
+      job = hd->job;
+  pthread_mutex_unlock(&in->h->mu);
+  return job;
+}
+
+/* The job of a hold of in; NULL when it is not (or no longer) held. */
+static struct job *job_of_hold(struct instance *in, blazebot_hold *handle) {
+  uint64_t id = (uint64_t)(uintptr_t)handle;
+  struct job *job = NULL;
+  pthread_mutex_lock(&in->h->mu);
+  for (struct hold *hd = in->holds; hd && !job; hd = hd->next)
+    if (hd->id == id)
+      job = hd->job;
+  pthread_mutex_unlock(&in->h->mu);
+  return job;
 }
 
 static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
@@ -129,9 +160,10 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
   if (!in || !msg || !category) {
     return -1;
   }
-  struct job *job = current_job(in);
-  if (!job || msg != in->current_view) {
-    log_warn("plugin %s: reply() outside on_message for that message; use send()",
+  struct job *job = job_of_view(in, msg);
+  if (!job) {
+    log_warn("plugin %s: reply() outside on_message for that message (and not holding "
+             "it); use send()",
              in->name);
     return -1;
   }
@@ -164,10 +196,92 @@ static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
                          .representative_id = o.representative_id,
                          .silent = (o.flags & BLAZEBOT_SEND_SILENT) != 0};
   struct job *job = current_job(in);
+  if (o.hold) {
+    job = job_of_hold(in, o.hold);
+    if (!job) {
+      log_warn("plugin %s: send() under a hold that is not taken (released already?)",
+               in->name);
+      return -1;
+    }
+  }
   char id[UUID_STR_LEN];
   if (derive_id(in, job, &m, id) < 0)
     return -1;
   return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
+}
+
+static blazebot_hold *svc_hold(blazebot_ctx *ctx, const struct blazebot_message *msg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !msg)
+    return NULL;
+  struct job *job = current_job(in);
+  if (!job || msg != in->current_view) {
+    log_warn("plugin %s: hold() outside on_message for that message", in->name);
+    return NULL;
+  }
+  struct hold *hd = calloc(1, sizeof *hd);
+  if (!hd)
+    return NULL;
+  hd->job = job;
+  pthread_mutex_lock(&in->h->mu);
+  hd->id = ++in->h->next_hold_id;
+  hd->next = in->holds;
+  in->holds = hd;
+  ((struct job_route *)job->route)->holds++;
+  pthread_mutex_unlock(&in->h->mu);
+  return (blazebot_hold *)(uintptr_t)hd->id;
+}
+
+/* Host mutex held: takes hold id out of in's list. */
+static struct hold *hold_take_locked(struct instance *in, uint64_t id) {
+  for (struct hold **pp = &in->holds; *pp; pp = &(*pp)->next) {
+    if ((*pp)->id == id) {
+      struct hold *hd = *pp;
+      *pp = hd->next;
+      return hd;
+    }
+  }
+  return NULL;
+}
+
+static int svc_release(blazebot_ctx *ctx, blazebot_hold *handle, int result) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !handle)
+    return -1;
+  pthread_mutex_lock(&in->h->mu);
+  struct hold *hd = hold_take_locked(in, (uint64_t)(uintptr_t)handle);
+  int last = hd ? exec_hold_drop_locked(hd->job, result) : 0;
+  pthread_mutex_unlock(&in->h->mu);
+  if (!hd) {
+    log_warn("plugin %s: release() of a hold that is not taken (released twice?)",
+             in->name);
+    return -1;
+  }
+  if (last)
+    exec_resume_post(hd->job);
+  free(hd);
+  return 0;
+}
+
+/* Any thread: every hold of in still taken is released as RETRY (in is
+ * being retired or shut down). */
+static void release_all_holds(struct plugin_host *h, struct instance *in) {
+  pthread_mutex_lock(&h->mu);
+  struct hold *list = in->holds;
+  in->holds = NULL;
+  pthread_mutex_unlock(&h->mu);
+  while (list) {
+    struct hold *hd = list;
+    list = hd->next;
+    log_warn("plugin %s: message %s still held at shutdown; it comes again (RETRY)",
+             in->name, hd->job->id);
+    pthread_mutex_lock(&h->mu);
+    int last = exec_hold_drop_locked(hd->job, BLAZEBOT_RETRY);
+    pthread_mutex_unlock(&h->mu);
+    if (last)
+      exec_resume_post(hd->job);
+    free(hd);
+  }
 }
 
 static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {
@@ -211,6 +325,23 @@ void host_set_bot_id(struct plugin_host *h, const char *id) {
 
 static void timer_run(struct dispatch_item *it);
 
+/* Puts t in the host's timer list (the instance's ledger). */
+static int timer_link(struct instance *in, struct timer *t, uint64_t *id_out) {
+  pthread_mutex_lock(&in->h->mu);
+  if (atomic_load(&in->closing)) {
+    pthread_mutex_unlock(&in->h->mu);
+    free(t);
+    return -1;
+  }
+  t->id = ++in->h->next_timer_id;
+  t->next = in->h->timers;
+  in->h->timers = t;
+  pthread_mutex_unlock(&in->h->mu);
+  if (id_out)
+    *id_out = t->id;
+  return 0;
+}
+
 static int svc_timer_add(blazebot_ctx *ctx, uint32_t delay_ms, uint32_t repeat_ms,
                          blazebot_timer_fn fn, void *arg, uint64_t *id_out) {
   struct instance *in = inst_of(ctx);
@@ -225,19 +356,23 @@ static int svc_timer_add(blazebot_ctx *ctx, uint32_t delay_ms, uint32_t repeat_m
   t->fn = fn;
   t->arg = arg;
   t->item.run = timer_run;
-  pthread_mutex_lock(&in->h->mu);
-  if (atomic_load(&in->closing)) {
-    pthread_mutex_unlock(&in->h->mu);
-    free(t);
+  return timer_link(in, t, id_out);
+}
+
+static int svc_timer_at(blazebot_ctx *ctx, int64_t wall_ms, blazebot_timer_fn fn,
+                        void *arg, uint64_t *id_out) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !fn || atomic_load(&in->closing))
     return -1;
-  }
-  t->id = ++in->h->next_timer_id;
-  t->next = in->h->timers;
-  in->h->timers = t;
-  pthread_mutex_unlock(&in->h->mu);
-  if (id_out)
-    *id_out = t->id;
-  return 0;
+  struct timer *t = calloc(1, sizeof *t);
+  if (!t)
+    return -1;
+  t->wall_due = wall_ms > 0 ? wall_ms : 1;
+  t->inst = in;
+  t->fn = fn;
+  t->arg = arg;
+  t->item.run = timer_run;
+  return timer_link(in, t, id_out);
 }
 
 static void timer_unlink_locked(struct plugin_host *h, struct timer *t) {
@@ -387,6 +522,74 @@ static int svc_state_get(blazebot_ctx *ctx, const void **blob, size_t *len) {
   return rc;
 }
 
+static int64_t svc_now_ms(blazebot_ctx *ctx, int clock) {
+  (void)ctx;
+  return clock == BLAZEBOT_CLOCK_WALL ? wall_ms() : now_ms();
+}
+
+static const char *svc_state_dir(blazebot_ctx *ctx) {
+  struct instance *in = inst_of(ctx);
+  return in && in->state_path[0] ? in->state_path : NULL;
+}
+
+static const char *svc_instance_name(blazebot_ctx *ctx) {
+  struct instance *in = inst_of(ctx);
+  return in ? in->name : NULL;
+}
+
+/* mkdir -m 0700 path unless it exists; then it must be a folder of this
+ * user that no one else may read or write. */
+static int private_dir(const char *path, char *err, size_t errlen) {
+  if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "%s is not a folder", path);
+    return -1;
+  }
+  if (st.st_uid != geteuid()) {
+    snprintf(err, errlen, "%s belongs to another user (uid %u)", path,
+             (unsigned)st.st_uid);
+    return -1;
+  }
+  if (st.st_mode & 0077) {
+    snprintf(err, errlen, "%s is open to other users (mode %03o); chmod 700 it", path,
+             (unsigned)(st.st_mode & 0777));
+    return -1;
+  }
+  return 0;
+}
+
+void host_prepare(struct instance *in) {
+  in->state_path[0] = 0;
+  const char *base = in->cfg ? in->cfg->state_dir : NULL;
+  if (!base)
+    return;
+  char path[sizeof in->state_path], err[1300];
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", base, in->name) >= sizeof path) {
+    log_error("plugin %s: state_dir %s: the path is too long", in->name, base);
+    return;
+  }
+  /* The base folder is made if missing (0700 too), but may be shared: its
+   * mode is the operator's choice, the instance's folder is private. */
+  err[0] = 0;
+  if (mkdir(base, 0700) < 0 && errno != EEXIST)
+    snprintf(err, sizeof err, "cannot create %s: %s", base, strerror(errno));
+  else
+    private_dir(path, err, sizeof err);
+  if (err[0]) {
+    log_error("plugin %s: state_dir: %s; state_dir() returns NULL to it", in->name, err);
+    return;
+  }
+  memcpy(in->state_path, path, strlen(path) + 1);
+}
+
 struct blazebot_host host_table = {
     .size = sizeof(struct blazebot_host),
     .abi_minor = BLAZEBOT_ABI_MINOR,
@@ -405,12 +608,19 @@ struct blazebot_host host_table = {
     .set_error = svc_set_error,
     .state_put = svc_state_put,
     .state_get = svc_state_get,
+    .hold = svc_hold,
+    .release = svc_release,
+    .now_ms = svc_now_ms,
+    .timer_at = svc_timer_at,
+    .state_dir = svc_state_dir,
+    .instance_name = svc_instance_name,
 };
 
 void host_fire_timers(struct plugin_host *h, int64_t now) {
+  int64_t wall = wall_ms();
   pthread_mutex_lock(&h->mu);
   for (struct timer *t = h->timers; t; t = t->next) {
-    if (t->posted || t->cancelled || t->due > now)
+    if (t->posted || t->cancelled || (t->wall_due ? t->wall_due > wall : t->due > now))
       continue;
     t->posted = 1;
     if (t->repeat)
@@ -424,6 +634,7 @@ void host_fire_timers(struct plugin_host *h, int64_t now) {
 /* Cancels every timer of in (the ledger) and refuses new ones. Timers
  * already posted run as cancelled no-ops. Any thread. */
 void host_cancel_timers(struct plugin_host *h, struct instance *in) {
+  release_all_holds(h, in);
   pthread_mutex_lock(&h->mu);
   atomic_store(&in->closing, 1);
   for (struct timer **pp = &h->timers; *pp;) {

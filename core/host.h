@@ -28,9 +28,14 @@ extern struct blazebot_host host_table;
 
 /* I/O thread: the bot id plugins see from now on (plugins_set_bot_id). */
 void host_set_bot_id(struct plugin_host *h, const char *id);
+/* Before in's init: makes its private folder <state_dir>/<name> (mode
+ * 0700) when the daemon has a state_dir. A folder that cannot be made or is
+ * not private is logged, and state_dir() then returns NULL to the plugin. */
+void host_prepare(struct instance *in);
 /* I/O thread: posts every due timer to its instance's strand. */
 void host_fire_timers(struct plugin_host *h, int64_t now);
-/* Any thread: cancels every timer of in and refuses new ones. */
+/* Any thread: cancels every timer of in and refuses new ones; releases
+ * every hold of in still taken as RETRY (the message comes again). */
 void host_cancel_timers(struct plugin_host *h, struct instance *in);
 /* The number of timers of in still in the list. */
 int host_has_timers(struct plugin_host *h, struct instance *in);

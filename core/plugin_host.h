@@ -88,8 +88,11 @@ struct instance {
   struct job *current_job;
   const struct blazebot_message *current_view;
   pthread_t current_thread;
-  uint32_t sent_in_call;       /* messages sent during this on_message call */
+  struct hold *holds;          /* holds taken and not released (host mutex) */
   atomic_int work_outstanding; /* blocking work + timer items in flight */
+  /* <state_dir>/<name>, made 0700 before init (host_prepare); "" when the
+   * daemon has no state_dir or it could not be made (logged). */
+  char state_path[1100];
 };
 
 /* Per-job routing state: the view handed to plugins and the subscriber list
@@ -98,15 +101,30 @@ struct job_route {
   struct job_route *next_free;
   struct plugin_host *h;
   struct blazebot_message view;
+  /* The delivery to subs[idx] in progress: holds counts the on_message call
+   * itself plus every hold taken on the message; outcome is the strongest
+   * result so far (exec_outcome). Guarded by the host mutex. sent numbers
+   * the sends tied to the delivery (derived ids). */
+  int holds, outcome;
+  atomic_uint sent;
   int nsubs, idx, attempt, cap;
   struct slot *subs[]; /* cap entries (>= the slots when routed) */
+};
+
+/* A hold on a message (plugin.h: hold). The handle a plugin gets is the
+ * id, never a pointer, so a stale or repeated release is recognised. */
+struct hold {
+  struct hold *next;
+  uint64_t id;
+  struct job *job;
 };
 
 struct timer {
   struct timer *next;
   struct dispatch_item item;
   uint64_t id;
-  int64_t due;
+  int64_t due;      /* now_ms clock */
+  int64_t wall_due; /* timer_at: > 0, wall clock (ms since 1970); due unused */
   uint32_t repeat;
   int posted;
   int cancelled;
@@ -159,9 +177,10 @@ struct plugin_host {
   struct instance *retiring; /* replaced instances not yet unloaded */
   uint64_t kept_mapped;      /* old generations left mapped */
 
-  pthread_mutex_t mu; /* timers, saved states */
+  pthread_mutex_t mu; /* timers, saved states, holds */
   struct timer *timers;
   uint64_t next_timer_id;
+  uint64_t next_hold_id;
   struct saved_state *states;
   /* Every bot id this run has had, never freed before the host: what
    * bot_id() returned stays valid for as long as plugin.h promises. The

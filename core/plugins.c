@@ -47,6 +47,7 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
   }
   sl->order = order;
   in->slot = sl;
+  host_prepare(in);
   in->in_init = 1;
   int rc = in->desc.init(&in->ctx, &host_table, &in->state);
   in->in_init = 0;

@@ -119,6 +119,7 @@ static void task_run(struct dispatch_item *it) {
     int found;
     t->handed_len = host_state_len(h, neu->name, &found);
     t->handed = found;
+    host_prepare(neu);
     neu->in_init = 1;
     int rc = neu->desc.init(&neu->ctx, &host_table, &neu->state);
     neu->in_init = 0;

@@ -15,6 +15,8 @@
 /* Monotonic milliseconds, for deadlines and intervals. */
 int64_t now_ms(void);
 /* Wall-clock Unix seconds, for JWT claims. */
+/* The wall clock in milliseconds since 1970-01-01 UTC. */
+int64_t wall_ms(void);
 int64_t wall_s(void);
 
 /* Fills out with a random (version 4) UUID from OpenSSL's CSPRNG. Returns 0

@@ -22,11 +22,11 @@
  * the call returns (the host never frees plugin memory).
  *
  * Threading: the host never runs two callbacks of one plugin instance at the
- * same time (on_message, timers, blocking-work completions, reconfigure and
- * save_state are serialised), so a plugin needs no locks for its own state.
- * Different plugins run in parallel on a small pool. Plugin code never runs
- * on the daemon's network thread. Host services may be called from any
- * thread unless a call says otherwise.
+ * same time (on_message, timers, blocking-work completions, API and send
+ * results, reconfigure and save_state are serialised), so a plugin needs no locks for its
+ * own state. Different plugins run in parallel on a small pool. Plugin code never runs on
+ * the daemon's network thread. Host services may be called from any thread unless a call
+ * says otherwise.
  *
  * C99, C++-safe, standard headers only.
  */
@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define BLAZEBOT_ABI_MAJOR 1
-#define BLAZEBOT_ABI_MINOR 0
+#define BLAZEBOT_ABI_MINOR 1
 
 /* ---- return codes of on_message ------------------------------------------- */
 
@@ -123,6 +123,11 @@ struct blazebot_outgoing {
   const char *message_id;        /* optional: NULL = chosen by the host (see send) */
   const char *quote_message_id;  /* optional */
   const char *representative_id; /* optional */
+  /* Minor 1. Optional: a hold taken on an incoming message (see hold). The
+   * send is tied to that message like a reply inside on_message: its id is
+   * derived (unless message_id is set) and the message is acknowledged only
+   * after the server accepted this send. */
+  struct blazebot_hold *hold;
 };
 
 #define BLAZEBOT_SEND_SILENT 0x1u
@@ -134,6 +139,46 @@ struct blazebot_outgoing {
 typedef void (*blazebot_timer_fn)(void *state, void *arg);
 typedef void (*blazebot_work_fn)(void *arg);
 typedef void (*blazebot_done_fn)(void *state, void *arg);
+
+/* ---- minor 1: results of asynchronous services --------------------------------- */
+
+/* A hold on an incoming message (see hold): opaque. */
+typedef struct blazebot_hold blazebot_hold;
+
+/* What became of a message sent with send_result. */
+#define BLAZEBOT_SEND_ACCEPTED 0 /* the server stored it (or already had it) */
+#define BLAZEBOT_SEND_REFUSED 1  /* the server refused it for good: see code */
+#define BLAZEBOT_SEND_GAVE_UP 2  /* never settled: the daemon is stopping */
+
+struct blazebot_send_result {
+  uint32_t size;          /* sizeof(struct blazebot_send_result) of the host */
+  uint32_t status;        /* BLAZEBOT_SEND_* */
+  int32_t code;           /* REFUSED: the Mixin error code (or HTTP status); else 0 */
+  uint32_t reserved;      /* 0 */
+  const char *message_id; /* the message's id */
+};
+/* Runs on the plugin's queue; r is borrowed for the call. */
+typedef void (*blazebot_send_fn)(void *state, void *arg,
+                                 const struct blazebot_send_result *r);
+
+/* The answer to api_request. */
+struct blazebot_api_response {
+  uint32_t size;       /* sizeof(struct blazebot_api_response) of the host */
+  int32_t http_status; /* 0: no answer (deadline passed, link failed, stopping) */
+  int32_t error_code;  /* Mixin's {"error":{"code"}}, else 0 */
+  uint32_t reserved;   /* 0 */
+  /* The response body, NUL-terminated, "" when none; borrowed for the call.
+   * A success is {"data":...}; an error {"error":{...}}. */
+  const char *body;
+  size_t body_len;
+};
+/* Runs on the plugin's queue; r is borrowed for the call. */
+typedef void (*blazebot_api_fn)(void *state, void *arg,
+                                const struct blazebot_api_response *r);
+
+/* Clocks of now_ms. */
+#define BLAZEBOT_CLOCK_MONOTONIC 0 /* milliseconds since an arbitrary start */
+#define BLAZEBOT_CLOCK_WALL 1      /* milliseconds since 1970-01-01 UTC */
 
 /* ---- host services ---------------------------------------------------------- */
 
@@ -162,12 +207,13 @@ struct blazebot_host {
   int (*config_bool)(blazebot_ctx *ctx, const char *key, int def, int *out);
 
   /* Replies to msg, the message being handled, in its conversation (to its
-   * sender). Only valid inside on_message for that msg: the message is
+   * sender). Only valid inside on_message for that msg, or (minor 1) while
+   * the plugin holds msg (see hold): the message is
    * acknowledged only after the server accepted this reply. Copies data,
    * queues, returns at once; the new message id goes to id_out (may be
    * NULL). Returns 0, or -1 (invalid arguments or the outbox is full).
    * The id is derived from the incoming message id, the plugin's name and
-   * the send's ordinal within this on_message call (a version 5 UUID), so a
+   * the send's ordinal within this delivery (a version 5 UUID), so a
    * RETRY attempt, or the same message processed again after a crash, sends
    * under the same ids and the server drops the copies: make the same sends
    * in the same order. */
@@ -219,6 +265,61 @@ struct blazebot_host {
   /* Inside init only: the blob the previous generation saved (borrowed for
    * the init call), or -1 when there is none. */
   int (*state_get)(blazebot_ctx *ctx, const void **blob, size_t *len);
+
+  /* ---- minor 1 (check with BLAZEBOT_HOST_HAS) ---- */
+
+  /* An authenticated call to the Mixin REST API with the bot's own session:
+   * method "GET" or "POST", path the request-target ("/users/<id>", with
+   * any query), body the JSON to POST (copied; NULL/0 for none). The host
+   * signs a token for exactly this request, runs it off the plugin's queue
+   * and calls done(state, arg, response) on the plugin's queue exactly once
+   * (unless this returns -1). timeout_ms: the deadline for the whole call,
+   * retries included (0 = the daemon's request_timeout_ms). Only GET is
+   * retried (on no answer, 429 and 5xx, with backoff). Returns 0/-1. The
+   * host waits for outstanding calls before the instance's shutdown. */
+  int (*api_request)(blazebot_ctx *ctx, const char *method, const char *path,
+                     const void *body, size_t body_len, uint32_t timeout_ms,
+                     blazebot_api_fn done, void *arg);
+  /* send, plus done(state, arg, result) on the plugin's queue once the
+   * server accepted or refused the message, or the host gave up on it.
+   * Anywhere send is valid (tied to the message inside on_message or under
+   * m->hold). done may be NULL. Returns 0, or -1 (then done never runs). */
+  int (*send_result)(blazebot_ctx *ctx, const struct blazebot_outgoing *m,
+                     blazebot_send_fn done, void *arg, char id_out[BLAZEBOT_ID_LEN]);
+  /* Inside on_message only: takes a hold on msg, so the plugin may finish
+   * with it later (after an api_request, say) without blocking its queue.
+   * on_message then returns as usual; the message stays with this plugin
+   * and unacknowledged until every hold on it is released. Meanwhile msg
+   * and its strings stay valid (until the last release), other messages
+   * keep flowing to this plugin, and reply(msg) and sends with m->hold
+   * are tied to it. Returns NULL on failure. Held messages count towards
+   * the daemon's back pressure. */
+  blazebot_hold *(*hold)(blazebot_ctx *ctx, const struct blazebot_message *msg);
+  /* Any thread, once per hold: result is what on_message would have
+   * returned (PASS, HANDLED, RETRY or an error). When the last hold on a
+   * message is released, the delivery ends with the strongest result of
+   * on_message's return value and every release, in this order: RETRY,
+   * an error, HANDLED, PASS. Returns 0, or -1 for an unknown hold. Holds
+   * still taken when the instance is retired (a reload) or shut down are
+   * released as RETRY by the host: the message comes again, to the
+   * plugin's next generation. */
+  int (*release)(blazebot_ctx *ctx, blazebot_hold *hold, int result);
+  /* The current time in milliseconds on clock (BLAZEBOT_CLOCK_*). */
+  int64_t (*now_ms)(blazebot_ctx *ctx, int clock);
+  /* Like timer_add, but runs fn(state, arg) once when the wall clock reaches
+   * wall_ms (BLAZEBOT_CLOCK_WALL; a time in the past fires at once). The
+   * wall clock is read on every check, so setting the system clock moves the
+   * timer with it. Cancelled with timer_cancel. Returns 0/-1. */
+  int (*timer_at)(blazebot_ctx *ctx, int64_t wall_ms, blazebot_timer_fn fn, void *arg,
+                  uint64_t *id_out);
+  /* This instance's private folder (mode 0700, created by the host), for
+   * state that must survive a restart: <state_dir>/<instance name>. NULL
+   * when the daemon has no state_dir. Borrowed until shutdown. */
+  const char *(*state_dir)(blazebot_ctx *ctx);
+  /* The instance's name: its [plugin.NAME] section. Several instances of
+   * one plugin (one .so under several sections) differ by this name; the
+   * descriptor's name is the plugin's kind. Borrowed until shutdown. */
+  const char *(*instance_name)(blazebot_ctx *ctx);
 };
 
 /* True when the host table h has member m (for members added after minor 0). */

@@ -14,6 +14,14 @@
  * was sent. Each line is one write() on an O_APPEND descriptor. Calls of one
  * instance are serialised by the host; if two ever overlap the probe writes
  * an "OVERLAP" line, which the tests look for.
+ *
+ * Plugin API 1.1 keys: `hold_ms` = N takes a hold on every message and
+ * returns PASS at once; a timer N ms later replies under the hold and
+ * releases it with `result` (log lines "HOLD ID" and "RELEASE ID REPLY_ID").
+ * With `report_state_dir = true` the probe writes "STATE_DIR PATH|none" at
+ * init and, with state_dir, a file `instance` holding instance_name() in it;
+ * `timer_at_ms` = N schedules a timer_at N ms ahead on the wall clock that logs "TIMER_AT
+ * LATE_MS".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -38,6 +46,9 @@ struct probe {
   int result; /* enum probe_result */
   const char *reply;
   int64_t sleep_ms;
+  int64_t hold_ms;
+  int64_t timer_at_target;
+  struct held *held; /* holds whose timer has not fired */
   int fd;
   int busy; /* in on_message: overlap detector (GNU atomics) */
 };
@@ -60,6 +71,44 @@ static void probe_free(struct probe *p) {
       close(p->fd);
     free(p);
   }
+}
+
+static void log_line(struct probe *p, const char *line, size_t n) {
+  if (p->fd >= 0 && write(p->fd, line, n) != (ssize_t)n)
+    p->host->log(p->ctx, BLAZEBOT_LOG_ERROR, "probe log write failed");
+}
+
+/* "STATE_DIR PATH|none"; with a folder, writes instance_name() to
+ * PATH/instance. */
+static void probe_state_dir(struct probe *p) {
+  int report = 0;
+  if (!BLAZEBOT_HOST_HAS(p->host, state_dir) ||
+      p->host->config_bool(p->ctx, "report_state_dir", 0, &report) != 0 || !report)
+    return;
+  const char *dir = p->host->state_dir(p->ctx);
+  char line[1200];
+  int n = snprintf(line, sizeof line, "STATE_DIR %s\n", dir ? dir : "none");
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+  if (!dir)
+    return;
+  snprintf(line, sizeof line, "%s/instance", dir);
+  FILE *f = fopen(line, "w");
+  if (f) {
+    fputs(p->host->instance_name(p->ctx), f);
+    fclose(f);
+  }
+}
+
+static void probe_timer_at(void *state, void *arg) {
+  struct probe *p = state;
+  char line[64];
+  (void)arg;
+  int n = snprintf(
+      line, sizeof line, "TIMER_AT %lld\n",
+      (long long)(p->host->now_ms(p->ctx, BLAZEBOT_CLOCK_WALL) - p->timer_at_target));
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
 }
 
 static int probe_init(blazebot_ctx *ctx, const struct blazebot_host *host, void **state) {
@@ -96,13 +145,88 @@ static int probe_init(blazebot_ctx *ctx, const struct blazebot_host *host, void 
       return -1;
     }
   }
+  if (host->config_int(ctx, "hold_ms", 0, &p->hold_ms) != 0 || p->hold_ms < 0 ||
+      p->hold_ms > 600000) {
+    host->set_error(ctx, "hold_ms must be 0..600000");
+    probe_free(p);
+    return -1;
+  }
+  int64_t at_ms = 0;
+  if (host->config_int(ctx, "timer_at_ms", 0, &at_ms) != 0 || at_ms < 0) {
+    host->set_error(ctx, "timer_at_ms must be >= 0");
+    probe_free(p);
+    return -1;
+  }
+  if ((p->hold_ms || at_ms) && !BLAZEBOT_HOST_HAS(host, timer_at)) {
+    host->set_error(ctx, "hold_ms and timer_at_ms need a host with plugin API 1.1");
+    probe_free(p);
+    return -1;
+  }
   *state = p;
+  probe_state_dir(p);
+  if (at_ms) {
+    p->timer_at_target = host->now_ms(ctx, BLAZEBOT_CLOCK_WALL) + at_ms;
+    if (host->timer_at(ctx, p->timer_at_target, probe_timer_at, NULL, NULL) != 0) {
+      host->set_error(ctx, "timer_at failed");
+      probe_free(p);
+      return -1;
+    }
+  }
   return 0;
 }
 
-static void log_line(struct probe *p, const char *line, size_t n) {
-  if (p->fd >= 0 && write(p->fd, line, n) != (ssize_t)n)
-    p->host->log(p->ctx, BLAZEBOT_LOG_ERROR, "probe log write failed");
+/* A message held until a timer fires (hold_ms). */
+struct held {
+  struct held *next, *prev; /* the probe's list: freed at shutdown if pending */
+  struct probe *p;
+  const struct blazebot_message *msg; /* valid while held */
+  blazebot_hold *hold;
+};
+
+static int result_code(struct probe *p, const struct blazebot_message *msg) {
+  switch (p->result) {
+  case R_HANDLED:
+    return BLAZEBOT_HANDLED;
+  case R_RETRY:
+    return BLAZEBOT_RETRY;
+  case R_ERROR:
+    return BLAZEBOT_ERROR;
+  case R_RETRY_THEN_PASS:
+    return msg->attempt == 1 ? BLAZEBOT_RETRY : BLAZEBOT_PASS;
+  default:
+    return BLAZEBOT_PASS;
+  }
+}
+
+static void held_unlink(struct probe *p, struct held *hd) {
+  if (hd->prev)
+    hd->prev->next = hd->next;
+  else
+    p->held = hd->next;
+  if (hd->next)
+    hd->next->prev = hd->prev;
+}
+
+static void probe_release(void *state, void *arg) {
+  struct probe *p = state;
+  struct held *hd = arg;
+  char reply_id[BLAZEBOT_ID_LEN] = "-", line[256];
+  int rc = result_code(p, hd->msg);
+  if (p->reply && p->host->reply(p->ctx, hd->msg, "PLAIN_TEXT", p->reply,
+                                 strlen(p->reply), reply_id) != 0) {
+    snprintf(reply_id, sizeof reply_id, "FAILED");
+    rc = BLAZEBOT_ERROR;
+  }
+  int n = snprintf(line, sizeof line, "RELEASE %s %s\n", hd->msg->message_id, reply_id);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+  if (p->host->release(p->ctx, hd->hold, rc) != 0)
+    log_line(p, "RELEASE_FAILED\n", 15);
+  /* A second release of the same hold must be refused. */
+  if (p->host->release(p->ctx, hd->hold, rc) == 0)
+    log_line(p, "DOUBLE_RELEASE_ACCEPTED\n", 24);
+  held_unlink(p, hd);
+  free(hd);
 }
 
 /* Set by shutdown. A call after it is a host bug: it is reported on stderr
@@ -130,24 +254,36 @@ static int probe_on_message(void *state, const struct blazebot_message *msg) {
     while (nanosleep(&d, &d) != 0 && errno == EINTR) {
     }
   }
-  int rc;
-  switch (p->result) {
-  case R_HANDLED:
-    rc = BLAZEBOT_HANDLED;
-    break;
-  case R_RETRY:
-    rc = BLAZEBOT_RETRY;
-    break;
-  case R_ERROR:
-    rc = BLAZEBOT_ERROR;
-    break;
-  case R_RETRY_THEN_PASS:
-    rc = msg->attempt == 1 ? BLAZEBOT_RETRY : BLAZEBOT_PASS;
-    break;
-  default:
-    rc = BLAZEBOT_PASS;
-    break;
+  if (p->hold_ms) {
+    struct held *hd = calloc(1, sizeof *hd);
+    int ok = hd != NULL;
+    if (ok) {
+      hd->p = p;
+      hd->msg = msg;
+      hd->hold = p->host->hold(p->ctx, msg);
+      ok = hd->hold && p->host->timer_add(p->ctx, (uint32_t)p->hold_ms, 0, probe_release,
+                                          hd, NULL) == 0;
+    }
+    int n = snprintf(line, sizeof line, "%s %s\n", ok ? "HOLD" : "HOLD_FAILED",
+                     msg->message_id);
+    if (n > 0 && (size_t)n < sizeof line)
+      log_line(p, line, (size_t)n);
+#if defined(__GNUC__)
+    __atomic_fetch_sub(&p->busy, 1, __ATOMIC_SEQ_CST);
+#endif
+    if (!ok) {
+      if (hd && hd->hold)
+        p->host->release(p->ctx, hd->hold, BLAZEBOT_ERROR);
+      free(hd);
+      return BLAZEBOT_ERROR;
+    }
+    hd->next = p->held;
+    if (p->held)
+      p->held->prev = hd;
+    p->held = hd;
+    return BLAZEBOT_PASS;
   }
+  int rc = result_code(p, msg);
   if (p->reply && p->host->reply(p->ctx, msg, "PLAIN_TEXT", p->reply, strlen(p->reply),
                                  reply_id) != 0) {
     snprintf(reply_id, sizeof reply_id, "FAILED");
@@ -173,6 +309,12 @@ static void probe_shutdown(void *state) {
   __atomic_store_n(&probe_shut, 1, __ATOMIC_SEQ_CST);
 #endif
   log_line(p, "SHUTDOWN\n", 9);
+  /* Holds whose timer never fired: the host released them as RETRY. */
+  while (p->held) {
+    struct held *hd = p->held;
+    p->held = hd->next;
+    free(hd);
+  }
   probe_free(p);
 }
 

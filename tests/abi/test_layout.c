@@ -24,7 +24,7 @@
 _Static_assert(BLAZEBOT_ABI_MAJOR == 1, "the ABI major is part of the entry symbol");
 /* Bumping the minor means new fields were appended: pin them below, then
  * update this line. */
-_Static_assert(BLAZEBOT_ABI_MINOR == 0, "new minor: add pins for the new fields");
+_Static_assert(BLAZEBOT_ABI_MINOR == 1, "new minor: add pins for the new fields");
 
 _Static_assert(BLAZEBOT_PASS == 0, "return code");
 _Static_assert(BLAZEBOT_HANDLED == 1, "return code");
@@ -39,6 +39,13 @@ _Static_assert(BLAZEBOT_LOG_DEBUG == 3, "log level");
 _Static_assert(BLAZEBOT_FLAG_UNLOAD_SAFE == 0x1u, "descriptor flag");
 _Static_assert(BLAZEBOT_SEND_SILENT == 0x1u, "send flag");
 _Static_assert(BLAZEBOT_ID_LEN == 37, "36 characters and a NUL");
+/* Minor 1. */
+_Static_assert(BLAZEBOT_FLAG_RETRY_FOREVER == 0x2u, "descriptor flag");
+_Static_assert(BLAZEBOT_SEND_ACCEPTED == 0, "send result");
+_Static_assert(BLAZEBOT_SEND_REFUSED == 1, "send result");
+_Static_assert(BLAZEBOT_SEND_GAVE_UP == 2, "send result");
+_Static_assert(BLAZEBOT_CLOCK_MONOTONIC == 0, "clock");
+_Static_assert(BLAZEBOT_CLOCK_WALL == 1, "clock");
 _Static_assert(sizeof BLAZEBOT_ENTRY_SYMBOL == sizeof "blazebot_plugin_v1",
                "entry symbol name");
 
@@ -122,6 +129,46 @@ PIN_TYPE(blazebot_host, run_blocking, run_blocking_fn);
 PIN_TYPE(blazebot_host, set_error, set_error_fn);
 PIN_TYPE(blazebot_host, state_put, state_put_fn);
 PIN_TYPE(blazebot_host, state_get, state_get_fn);
+/* Minor 1. */
+typedef int (*api_request_fn)(blazebot_ctx *, const char *, const char *, const void *,
+                              size_t, uint32_t, blazebot_api_fn, void *);
+typedef int (*send_result_fn)(blazebot_ctx *, const struct blazebot_outgoing *,
+                              blazebot_send_fn, void *, char *);
+typedef blazebot_hold *(*hold_fn)(blazebot_ctx *, const struct blazebot_message *);
+typedef int (*release_fn)(blazebot_ctx *, blazebot_hold *, int);
+typedef int64_t (*now_ms_fn)(blazebot_ctx *, int);
+typedef int (*timer_at_fn)(blazebot_ctx *, int64_t, blazebot_timer_fn, void *,
+                           uint64_t *);
+typedef const char *(*name_fn)(blazebot_ctx *);
+PIN_TYPE(blazebot_host, api_request, api_request_fn);
+PIN_TYPE(blazebot_host, send_result, send_result_fn);
+PIN_TYPE(blazebot_host, hold, hold_fn);
+PIN_TYPE(blazebot_host, release, release_fn);
+PIN_TYPE(blazebot_host, now_ms, now_ms_fn);
+PIN_TYPE(blazebot_host, timer_at, timer_at_fn);
+PIN_TYPE(blazebot_host, state_dir, name_fn);
+PIN_TYPE(blazebot_host, instance_name, name_fn);
+PIN_TYPE(blazebot_outgoing, hold, blazebot_hold *);
+_Static_assert(_Generic((blazebot_send_fn)0,
+                        void (*)(void *, void *, const struct blazebot_send_result *) : 1,
+                        default : 0),
+               "blazebot_send_fn");
+_Static_assert(_Generic((blazebot_api_fn)0,
+                        void (*)(void *, void *,
+                                 const struct blazebot_api_response *) : 1,
+                        default : 0),
+               "blazebot_api_fn");
+PIN_TYPE(blazebot_send_result, size, uint32_t);
+PIN_TYPE(blazebot_send_result, status, uint32_t);
+PIN_TYPE(blazebot_send_result, code, int32_t);
+PIN_TYPE(blazebot_send_result, reserved, uint32_t);
+PIN_TYPE(blazebot_send_result, message_id, cstr);
+PIN_TYPE(blazebot_api_response, size, uint32_t);
+PIN_TYPE(blazebot_api_response, http_status, int32_t);
+PIN_TYPE(blazebot_api_response, error_code, int32_t);
+PIN_TYPE(blazebot_api_response, reserved, uint32_t);
+PIN_TYPE(blazebot_api_response, body, cstr);
+PIN_TYPE(blazebot_api_response, body_len, size_t);
 
 PIN_TYPE(blazebot_subscription, category, cstr);
 PIN_TYPE(blazebot_subscription, priority, int32_t);
@@ -183,7 +230,9 @@ PIN_AT(blazebot_outgoing, data_len, 40);
 PIN_AT(blazebot_outgoing, message_id, 48);
 PIN_AT(blazebot_outgoing, quote_message_id, 56);
 PIN_AT(blazebot_outgoing, representative_id, 64);
-PIN_SIZE(blazebot_outgoing, 72);
+/* Minor 1. */
+PIN_AT(blazebot_outgoing, hold, 72);
+PIN_SIZE(blazebot_outgoing, 80);
 
 PIN_AT(blazebot_host, size, 0);
 PIN_AT(blazebot_host, abi_minor, 4);
@@ -202,7 +251,31 @@ PIN_AT(blazebot_host, run_blocking, 96);
 PIN_AT(blazebot_host, set_error, 104);
 PIN_AT(blazebot_host, state_put, 112);
 PIN_AT(blazebot_host, state_get, 120);
-PIN_SIZE(blazebot_host, 128);
+/* Minor 1. */
+PIN_AT(blazebot_host, api_request, 128);
+PIN_AT(blazebot_host, send_result, 136);
+PIN_AT(blazebot_host, hold, 144);
+PIN_AT(blazebot_host, release, 152);
+PIN_AT(blazebot_host, now_ms, 160);
+PIN_AT(blazebot_host, timer_at, 168);
+PIN_AT(blazebot_host, state_dir, 176);
+PIN_AT(blazebot_host, instance_name, 184);
+PIN_SIZE(blazebot_host, 192);
+
+PIN_AT(blazebot_send_result, size, 0);
+PIN_AT(blazebot_send_result, status, 4);
+PIN_AT(blazebot_send_result, code, 8);
+PIN_AT(blazebot_send_result, reserved, 12);
+PIN_AT(blazebot_send_result, message_id, 16);
+PIN_SIZE(blazebot_send_result, 24);
+
+PIN_AT(blazebot_api_response, size, 0);
+PIN_AT(blazebot_api_response, http_status, 4);
+PIN_AT(blazebot_api_response, error_code, 8);
+PIN_AT(blazebot_api_response, reserved, 12);
+PIN_AT(blazebot_api_response, body, 16);
+PIN_AT(blazebot_api_response, body_len, 24);
+PIN_SIZE(blazebot_api_response, 32);
 
 /* An array element: frozen for good, it can never grow. */
 PIN_AT(blazebot_subscription, category, 0);

@@ -344,7 +344,7 @@ int main(void) {
   const char *v2[] = {"built for plugin ABI major 2; this daemon speaks major 1", NULL};
   expect_refusal("refusals-v2", "v2", "future", v2);
   expect_refusal("refusals-v2-in-v1", "v2_in_v1", "future", v2);
-  const char *newer[] = {"built for plugin ABI 1.1, newer than this daemon's 1.0",
+  const char *newer[] = {"built for plugin ABI 1.2, newer than this daemon's 1.1",
                          "upgrade blazebot", NULL};
   expect_refusal("refusals-newer", "newer_minor", "newer", newer);
   const char *tiny[] = {"descriptor too small (16 bytes; ABI 1.0 needs at least", NULL};

@@ -35,17 +35,26 @@ add_test(NAME integration.plugins_routing COMMAND itest_plugins_routing)
 set_tests_properties(integration.plugins_routing PROPERTIES TIMEOUT 600
   ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
 
+# The echo plugin compiled against the frozen ABI 1.0 header (tests/abi/v1.0):
+# a plugin built before minor 1, as this host must keep running it.
+blazebot_add_plugin(echo_abi10 NO_INSTALL ${PROJECT_SOURCE_DIR}/plugins/echo/echo.c)
+target_include_directories(echo_abi10 BEFORE PRIVATE ${PROJECT_SOURCE_DIR}/tests/abi/v1.0)
+set_target_properties(echo_abi10 PROPERTIES
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/abi10)
+
 add_executable(itest_plugins_e2e ${BLAZEBOT_PE2E_DIR}/test_plugins_e2e.c)
 target_link_libraries(itest_plugins_e2e PRIVATE blazebot_harness blazebot_core)
 blazebot_warnings(itest_plugins_e2e)
 target_compile_definitions(itest_plugins_e2e PRIVATE
   ECHO_SO="$<TARGET_FILE:echo>"
+  ECHO_ABI10_SO="$<TARGET_FILE:echo_abi10>"
   PROBE_DIR="$<TARGET_FILE_DIR:probe_a>"
   BLAZEBOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   BLAZEBOT_BUILD_DIR="${CMAKE_BINARY_DIR}"
   BLAZEBOT_CMAKE="${CMAKE_COMMAND}")
-add_dependencies(itest_plugins_e2e blazebot blazebot-sim echo ${BLAZEBOT_PROBES})
-foreach(mode echo slow outoftree stats)
+target_link_libraries(itest_plugins_e2e PRIVATE ${CMAKE_DL_LIBS})
+add_dependencies(itest_plugins_e2e blazebot blazebot-sim echo echo_abi10 ${BLAZEBOT_PROBES})
+foreach(mode echo abi10 slow outoftree stats)
   add_test(NAME integration.plugins_e2e.${mode} COMMAND itest_plugins_e2e ${mode})
   set_tests_properties(integration.plugins_e2e.${mode} PROPERTIES TIMEOUT 600
     ENVIRONMENT "${BLAZEBOT_PE2E_ENV}")
@@ -84,3 +93,5 @@ if(BLAZEBOT_SANITIZE)
 endif()
 # Dead letters: give-ups recorded before the ack, max_attempts = 0, --replay.
 blazebot_pe2e_test(deadletter)
+# Plugin API 1.1 through the probe: holds, state_dir, timer_at.
+blazebot_pe2e_test(api11)

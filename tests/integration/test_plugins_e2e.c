@@ -17,6 +17,7 @@
  *   stats      the counters an operator reads after a run (--stats-file)
  *              include each plugin's.
  */
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +25,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <blazebot/plugin.h>
+
 #include "check.h"
 #include "harness.h"
 #include "keystore.h"
 #include "util.h"
 
-#if !defined(ECHO_SO) || !defined(PROBE_DIR) || !defined(BLAZEBOT_SOURCE_DIR) ||         \
-    !defined(BLAZEBOT_BUILD_DIR) || !defined(BLAZEBOT_CMAKE)
+#if !defined(ECHO_SO) || !defined(ECHO_ABI10_SO) || !defined(PROBE_DIR) ||               \
+    !defined(BLAZEBOT_SOURCE_DIR) || !defined(BLAZEBOT_BUILD_DIR) ||                     \
+    !defined(BLAZEBOT_CMAKE)
 #error "plugins_e2e.cmake sets ECHO_SO, PROBE_DIR and the source, build and cmake paths"
 #endif
 
@@ -184,12 +188,14 @@ static long wait_acked_after_replies(struct world *w, int timeout_ms) {
   return acked;
 }
 
-static void mode_echo(void) {
+/* 10,000 messages through the echo plugin built from so: each answered
+ * once, with its own text, and acknowledged only after that. */
+static void echo_run(const char *tag, const char *so) {
   struct world w;
   char dst[700];
-  CHECK(world_prepare(&w, "plugins-e2e-echo") == 0);
+  CHECK(world_prepare(&w, tag) == 0);
   snprintf(dst, sizeof dst, "%s/echo.so", w.plugins);
-  CHECK(h_copy_file(ECHO_SO, dst, 0644) == 0);
+  CHECK(h_copy_file(so, dst, 0644) == 0);
   const char *args[] = {"--preload", "10000", NULL};
   if (world_start(&w, args, "[plugin.echo]\n", "") < 0) {
     CHECK(0);
@@ -538,12 +544,39 @@ static void mode_stats(void) {
   h_sim_stop(&w.sim);
 }
 
+static void mode_echo(void) {
+  echo_run("plugins-e2e-echo", ECHO_SO);
+}
+
+/* A plugin compiled against plugin.h 1.0 (the frozen copy in tests/abi/v1.0)
+ * loads on this host and behaves exactly as before. */
+static void mode_abi10(void) {
+  void *dl = dlopen(ECHO_ABI10_SO, RTLD_NOW | RTLD_LOCAL);
+  CHECK(dl != NULL);
+  if (!dl)
+    return;
+  const struct blazebot_plugin *(*entry)(void) =
+      (const struct blazebot_plugin *(*)(void))dlsym(dl, BLAZEBOT_ENTRY_SYMBOL);
+  CHECK(entry != NULL);
+  if (entry) {
+    const struct blazebot_plugin *d = entry();
+    CHECK_INT(d->abi_major, 1);
+    CHECK_INT(d->abi_minor, 0); /* really built against 1.0 */
+    CHECK(d->size <= sizeof(struct blazebot_plugin));
+  }
+  dlclose(dl);
+  CHECK(BLAZEBOT_ABI_MINOR >= 1);
+  echo_run("plugins-e2e-abi10", ECHO_ABI10_SO);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   char name[64];
   snprintf(name, sizeof name, "integration.plugins_e2e.%s", mode);
   if (!strcmp(mode, "echo"))
     mode_echo();
+  else if (!strcmp(mode, "abi10"))
+    mode_abi10();
   else if (!strcmp(mode, "slow"))
     mode_slow();
   else if (!strcmp(mode, "outoftree"))
@@ -551,7 +584,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(mode, "stats"))
     mode_stats();
   else {
-    fprintf(stderr, "usage: %s echo|slow|outoftree|stats\n", argv[0]);
+    fprintf(stderr, "usage: %s echo|abi10|slow|outoftree|stats\n", argv[0]);
     return 2;
   }
   return check_done(name);

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Plugin API 1.1 under the real daemon, through the probe plugin:
+ *   hold      on_message holds each message and returns; a timer replies
+ *             under the hold and releases it HANDLED. Later messages reach
+ *             the plugin while earlier ones are held, each message is
+ *             answered once and acknowledged, and a second release of a
+ *             hold is refused;
+ *   held      a message held at shutdown is not acknowledged: the hold is
+ *             released as RETRY, the daemon exits cleanly at once, and after
+ *             a restart the message comes again and is answered;
+ *   state_dir each instance gets <state_dir>/<instance> (0700) and its name;
+ *             a folder open to other users is refused (state_dir() NULL);
+ *   timer_at  a wall-clock timer fires, not early.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "harness.h"
+
+#ifndef PROBE_DIR
+#error "plugins_e2e.cmake sets PROBE_DIR"
+#endif
+
+static void push(struct sim *sim, int n, const char *text) {
+  char body[200];
+  snprintf(body, sizeof body, "{\"count\":%d,\"text\":\"%s %%d\"}", n, text);
+  json_decref(h_sim_post(sim, "/_sim/push", body));
+}
+
+/* The number of HOLD lines before the first RELEASE line of log. */
+static int holds_before_first_release(const char *log) {
+  char *s = h_read(log);
+  int n = 0;
+  for (char *line = s; line && *line;) {
+    if (!strncmp(line, "RELEASE ", 8))
+      break;
+    n += !strncmp(line, "HOLD ", 5);
+    char *nl = strchr(line, '\n');
+    line = nl ? nl + 1 : NULL;
+  }
+  free(s);
+  return n;
+}
+
+static long replies_with(struct sim *sim, const char *text) {
+  json_t *sent = h_sim_get(sim, "/_sim/sent");
+  size_t i;
+  json_t *e;
+  long n = 0;
+  json_array_foreach(sent, i, e) {
+    const char *t = json_string_value(json_object_get(e, "text"));
+    n += t && !strcmp(t, text);
+  }
+  json_decref(sent);
+  return n;
+}
+
+int main(void) {
+  char dir[512], ks[600], ini[700], plugins[600], so[700], src[700], extra[2000];
+  char log[700], path[900];
+  snprintf(dir, sizeof dir, "%s", h_dir("api11"));
+  snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+  snprintf(so, sizeof so, "%s/probe_a.so", plugins);
+  snprintf(src, sizeof src, "%s/probe_a.so", PROBE_DIR);
+  snprintf(log, sizeof log, "%s/probe.log", dir);
+  CHECK(mkdir(plugins, 0755) == 0 && chmod(plugins, 0755) == 0);
+  CHECK(h_copy_file(src, so, 0644) == 0);
+  CHECK(h_keygen(dir, "ed25519", ks, sizeof ks) == 0);
+  struct sim sim;
+  if (h_sim_start(&sim, dir, ks, NULL) < 0) {
+    CHECK(!"simulator started");
+    return check_done("integration.api11");
+  }
+  struct proc d;
+
+  /* hold: 20 messages held 300 ms each */
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\nstate_dir = state\n"
+           "[plugin.probe_a]\nhold_ms = 300\nresult = handled\nreply = held reply\n"
+           "timer_at_ms = 500\nreport_state_dir = true\nlog = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "hold", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 1, 30000) == 0);
+  push(&sim, 20, "hold");
+  CHECK(h_sim_wait(&sim, "acked", 20, 60000) == 0);
+  CHECK_INT(h_count(log, "HOLD "), 20);
+  CHECK_INT(h_count(log, "RELEASE "), 20);
+  CHECK(holds_before_first_release(log) >= 2); /* not one at a time */
+  CHECK_INT(h_count(log, "HOLD_FAILED"), 0);
+  CHECK_INT(h_count(log, "RELEASE_FAILED"), 0);
+  CHECK_INT(h_count(log, "DOUBLE_RELEASE_ACCEPTED"), 0);
+  CHECK_INT(h_count(log, "OVERLAP"), 0);
+  CHECK_INT(replies_with(&sim, "held reply"), 20);
+  json_t *s = h_sim_stats(&sim);
+  CHECK_INT(h_stat(s, "created"), 20);
+  json_decref(s);
+
+  /* state_dir and timer_at, from the same run */
+  snprintf(path, sizeof path, "%s/state/probe_a", dir);
+  struct stat st;
+  CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+  CHECK(h_contains(log, path));
+  snprintf(path, sizeof path, "%s/state/probe_a/instance", dir);
+  CHECK(h_contains(path, "probe_a"));
+  snprintf(path, sizeof path, "%s", log);
+  CHECK(h_wait_count(path, "TIMER_AT ", 1, 30000) == 0);
+  CHECK_INT(h_count(log, "TIMER_AT -"), 0); /* never early */
+
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "hold.err"));
+  json_t *ds = h_daemon_stats(dir, "hold");
+  CHECK_INT(h_plugin_stat(ds, "probe_a", "handled"), 20);
+  json_decref(ds);
+  h_reap(&d);
+
+  /* held at shutdown: released as RETRY, not acknowledged */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n"
+           "[plugin.probe_a]\nhold_ms = 600000\nresult = handled\nreply = late reply\n"
+           "log = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "held", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 2, 30000) == 0);
+  push(&sim, 3, "held");
+  CHECK(h_wait_count(log, "HOLD ", 3, 30000) == 0);
+  h_sleep_ms(1000); /* acks would be flushed by now */
+  s = h_sim_stats(&sim);
+  CHECK_INT(h_stat(s, "acked"), 20);
+  json_decref(s);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  snprintf(path, sizeof path, "%s/held.err", dir);
+  CHECK_INT(h_count(path, "still held at shutdown"), 3);
+  CHECK(h_no_sanitizer_report(dir, "held.err"));
+  h_reap(&d);
+  s = h_sim_stats(&sim);
+  CHECK_INT(h_stat(s, "acked"), 20);
+  json_decref(s);
+  CHECK_INT(replies_with(&sim, "late reply"), 0);
+
+  /* ... and answered after the restart (with an open state folder) */
+  snprintf(path, sizeof path, "%s/open", dir);
+  CHECK(mkdir(path, 0700) == 0);
+  snprintf(path, sizeof path, "%s/open/probe_a", dir);
+  CHECK(mkdir(path, 0700) == 0 && chmod(path, 0777) == 0);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\nstate_dir = open\n"
+           "[plugin.probe_a]\nhold_ms = 100\nresult = handled\nreply = late reply\n"
+           "report_state_dir = true\nlog = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "again", ini) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 23, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "late reply"), 3);
+  CHECK(h_contains(log, "STATE_DIR none"));
+  snprintf(path, sizeof path, "%s/again.err", dir);
+  CHECK(h_contains(path, "is open to other users"));
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "again.err"));
+  h_reap(&d);
+
+  h_sim_stop(&sim);
+  return check_done("integration.api11");
+}
