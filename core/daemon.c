@@ -25,6 +25,7 @@
 #include <libwebsockets.h>
 
 #include "acks.h"
+#include "apicall.h"
 #include "buf.h"
 #include "deadletter.h"
 #include "dedupe.h"
@@ -45,6 +46,7 @@ struct daemon {
   lws_sorted_usec_list_t tick;
   struct session *session;
   struct rest *rest;
+  struct apicalls *api; /* plugins' calls to the Mixin API */
   struct acks *acks;
   struct outbox *outbox;
   struct dispatch *dispatch;
@@ -248,6 +250,7 @@ static void reload(struct daemon *d) {
   rest_set_config(d->rest, d->cfg, d->ks);
   acks_set_config(d->acks, d->cfg);
   outbox_set_config(d->outbox, d->cfg);
+  apicalls_set_config(d->api, d->cfg);
   deadletter_set_path(d->dl, d->cfg->dead_letter_file);
   config_free(ocfg);
   if (nks) {
@@ -323,6 +326,7 @@ static void tick(lws_sorted_usec_list_t *sul) {
   maybe_reload(d);
   session_tick(d->session, now);
   outbox_tick(d->outbox, now);
+  apicalls_tick(d->api, now);
   acks_tick(d->acks, now, d->stopping && !ingress_inflight(d->ingress));
   rest_tick(d->rest, now);
   progress_stop(d, now);
@@ -370,6 +374,7 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
       ingress_drain(d->ingress);
       plugins_poll(d->plugins, now);
       outbox_tick(d->outbox, now);
+      apicalls_tick(d->api, now);
       if (atomic_load(&d->stop_requested))
         begin_stop(d, "requested");
     }
@@ -399,6 +404,13 @@ static int host_send(void *ud, struct job *job, const struct outbox_msg *m,
                      char id_out[UUID_STR_LEN]) {
   struct daemon *d = ud;
   return ingress_send(d->ingress, job, m, id_out);
+}
+
+/* The plugin host's api (see plugin_host_services). */
+static int host_api(void *ud, const char *method, const char *path, const void *body,
+                    size_t len, int timeout_ms, apicall_done_fn done, void *arg) {
+  struct daemon *d = ud;
+  return apicalls_submit(d->api, method, path, body, len, timeout_ms, done, arg);
 }
 
 static void on_settled(void *ud, void *owner, int accepted) {
@@ -471,6 +483,9 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   d->dedupe = dedupe_new((size_t)cfg->dedupe_capacity);
   if (!d->session || !d->rest || !d->dedupe)
     goto fail;
+  d->api = apicalls_new(d->rest, cfg, wake, d);
+  if (!d->api)
+    goto fail;
   d->acks = acks_new(cfg, d->session, d->rest);
   d->outbox = outbox_new(cfg, d->session, d->rest, on_settled, d, wake, d);
   if (!d->acks || !d->outbox)
@@ -493,7 +508,8 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     goto fail;
   if (!fn) {
     int refused = 0;
-    const struct plugin_host_services svc = {.send = host_send, .wake = wake, .ud = d};
+    const struct plugin_host_services svc = {
+        .send = host_send, .wake = wake, .api = host_api, .ud = d};
     d->plugins = plugins_new(cfg, &svc, d->dispatch, ks->user_id, &refused);
     if (!d->plugins)
       goto fail;
@@ -542,7 +558,9 @@ void daemon_free(struct daemon *d) {
   if (!d)
     return;
   if (d->outbox)
-    outbox_close(d->outbox);
+    outbox_abandon(d->outbox);
+  if (d->api)
+    apicalls_abort(d->api);
   /* Shut the plugins down, join the workers, then unmap: in that order, so
    * no worker is in a plugin's code when it goes. */
   if (plugins_shutdown_all(d->plugins, now_ms() + 1000, NULL, NULL) < 0)
@@ -553,7 +571,10 @@ void daemon_free(struct daemon *d) {
   if (d->ctx)
     lws_context_destroy(d->ctx); /* closes wsis: session/rest callbacks run */
   session_free(d->session);
+  if (d->api)
+    apicalls_abort(d->api); /* answered before rest_free, which frees orphans */
   rest_free(d->rest);
+  apicalls_free(d->api);
   acks_free(d->acks);
   outbox_free(d->outbox);
   /* Jobs that did not finish are freed unacknowledged: the server will
@@ -603,8 +624,11 @@ int daemon_run(struct daemon *d) {
   /* Plugins finish what they are running and shut down (timers cancelled,
    * blocking work waited for) while the workers still run; then the pool
    * stops. Unfinished jobs are not acknowledged and will be redelivered.
-   * The plugins' counters are kept for daemon_stats_json. */
-  outbox_close(d->outbox);
+   * The plugins' counters are kept for daemon_stats_json. API calls still
+   * pending are answered now (no answer), so plugins get every callback
+   * they were promised before their shutdown. */
+  outbox_abandon(d->outbox);
+  apicalls_abort(d->api);
   /* After a second stop signal nothing more is waited for: plugins that are
    * idle now shut down, busy ones are abandoned. */
   int64_t wait =
@@ -699,6 +723,7 @@ int daemon_replay(struct daemon *d, const char *path) {
     ingress_repost_due(d->ingress, now);
     plugins_tick(d->plugins, now);
     outbox_tick(d->outbox, now);
+    apicalls_tick(d->api, now);
     rest_tick(d->rest, now);
     if (stop_signalled(d))
       break;
@@ -709,7 +734,8 @@ int daemon_replay(struct daemon *d, const char *path) {
   uint64_t failed = c->replay_failed;
   log_info("replay: %llu processed (%llu failed again), %zu unfinished",
            (unsigned long long)c->replayed, (unsigned long long)failed, unfinished);
-  outbox_close(d->outbox);
+  outbox_abandon(d->outbox);
+  apicalls_abort(d->api);
   if (plugins_shutdown_all(d->plugins, now_ms() + 5000, stop_signalled, d) < 0)
     d->abandoned = 1;
   if (!d->abandoned)

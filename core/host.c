@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apicall.h"
 #include "exec.h"
 #include "loader.h"
 #include "log.h"
@@ -178,10 +179,65 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
   return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
 }
 
+/* One send_result: in the instance's ledger (work_outstanding) from the
+ * send until its done callback returned. */
+struct send_ticket {
+  struct dispatch_item item;
+  struct instance *inst;
+  blazebot_send_fn done;
+  void *arg;
+  int status, code;
+  char id[UUID_STR_LEN];
+};
+
+static void ticket_run(struct dispatch_item *it) {
+  struct send_ticket *t =
+      (struct send_ticket *)((char *)it - offsetof(struct send_ticket, item));
+  struct instance *in = t->inst;
+  const struct blazebot_send_result r = {.size = sizeof r,
+                                         .status = (uint32_t)t->status,
+                                         .code = t->code,
+                                         .message_id = t->id};
+  t->done(in->state, t->arg, &r);
+  free(t);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+/* I/O thread (outbox_msg.result): taken to the instance's strand. */
+static void ticket_settled(void *arg, int status, int code, const char *message_id) {
+  struct send_ticket *t = arg;
+  t->status = status == OUTBOX_ACCEPTED  ? BLAZEBOT_SEND_ACCEPTED
+              : status == OUTBOX_REFUSED ? BLAZEBOT_SEND_REFUSED
+                                         : BLAZEBOT_SEND_GAVE_UP;
+  t->code = code;
+  snprintf(t->id, sizeof t->id, "%s", message_id);
+  t->item.run = ticket_run;
+  dispatch_post(t->inst->h->disp, t->inst->slot->strand, &t->item);
+}
+
+static int send_common(struct instance *in, const struct blazebot_outgoing *om,
+                       blazebot_send_fn done, void *arg, char id_out[BLAZEBOT_ID_LEN]);
+
 static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
                     char id_out[BLAZEBOT_ID_LEN]) {
   struct instance *in = inst_of(ctx);
-  if (!in || !om || om->size < offsetof(struct blazebot_outgoing, representative_id))
+  if (!in)
+    return -1;
+  return send_common(in, om, NULL, NULL, id_out);
+}
+
+static int svc_send_result(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
+                           blazebot_send_fn done, void *arg,
+                           char id_out[BLAZEBOT_ID_LEN]) {
+  struct instance *in = inst_of(ctx);
+  if (!in || (done && atomic_load(&in->closing)))
+    return -1;
+  return send_common(in, om, done, arg, id_out);
+}
+
+static int send_common(struct instance *in, const struct blazebot_outgoing *om,
+                       blazebot_send_fn done, void *arg, char id_out[BLAZEBOT_ID_LEN]) {
+  if (!om || om->size < offsetof(struct blazebot_outgoing, representative_id))
     return -1;
   struct blazebot_outgoing o;
   memset(&o, 0, sizeof o);
@@ -207,7 +263,26 @@ static int svc_send(blazebot_ctx *ctx, const struct blazebot_outgoing *om,
   char id[UUID_STR_LEN];
   if (derive_id(in, job, &m, id) < 0)
     return -1;
-  return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
+  struct send_ticket *t = NULL;
+  if (done) {
+    t = calloc(1, sizeof *t);
+    if (!t)
+      return -1;
+    t->inst = in;
+    t->done = done;
+    t->arg = arg;
+    m.result = ticket_settled;
+    m.result_arg = t;
+    atomic_fetch_add(&in->work_outstanding, 1);
+  }
+  if (in->h->svc.send(in->h->svc.ud, job, &m, id_out) != 0) {
+    if (t) {
+      atomic_fetch_sub(&in->work_outstanding, 1);
+      free(t);
+    }
+    return -1;
+  }
+  return 0;
 }
 
 static blazebot_hold *svc_hold(blazebot_ctx *ctx, const struct blazebot_message *msg) {
@@ -282,6 +357,78 @@ static void release_all_holds(struct plugin_host *h, struct instance *in) {
       exec_resume_post(hd->job);
     free(hd);
   }
+}
+
+/* ---- api_request ---------------------------------------------------------------- */
+
+/* One api_request: counted in the instance's ledger (work_outstanding)
+ * from the call until its done callback returned, so the instance is not
+ * shut down before it has its answer. */
+struct api_call {
+  struct dispatch_item item;
+  struct instance *inst;
+  blazebot_api_fn done;
+  void *arg;
+  int http_status, error_code;
+  char *body; /* NULL: out of memory copying it ("" is handed over) */
+  size_t body_len;
+};
+
+static void api_run(struct dispatch_item *it) {
+  struct api_call *c = (struct api_call *)((char *)it - offsetof(struct api_call, item));
+  struct instance *in = c->inst;
+  const struct blazebot_api_response r = {.size = sizeof r,
+                                          .http_status = c->http_status,
+                                          .error_code = c->error_code,
+                                          .body = c->body ? c->body : "",
+                                          .body_len = c->body ? c->body_len : 0};
+  c->done(in->state, c->arg, &r);
+  free(c->body);
+  free(c);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+/* I/O thread: the answer, taken to the instance's strand. */
+static void api_answered(void *arg, const struct apicall_result *r) {
+  struct api_call *c = arg;
+  c->http_status = r->http_status;
+  c->error_code = r->error_code;
+  c->body = malloc(r->body_len + 1);
+  if (c->body) {
+    memcpy(c->body, r->body, r->body_len);
+    c->body[r->body_len] = 0;
+    c->body_len = r->body_len;
+  } else {
+    c->http_status = 0; /* reported as no answer */
+  }
+  c->item.run = api_run;
+  dispatch_post(c->inst->h->disp, c->inst->slot->strand, &c->item);
+}
+
+static int svc_api_request(blazebot_ctx *ctx, const char *method, const char *path,
+                           const void *body, size_t body_len, uint32_t timeout_ms,
+                           blazebot_api_fn done, void *arg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !done || !in->h->svc.api || atomic_load(&in->closing) ||
+      timeout_ms > 3600000)
+    return -1;
+  struct api_call *c = calloc(1, sizeof *c);
+  if (!c)
+    return -1;
+  c->inst = in;
+  c->done = done;
+  c->arg = arg;
+  atomic_fetch_add(&in->work_outstanding, 1);
+  if (in->h->svc.api(in->h->svc.ud, method, path, body, body_len, (int)timeout_ms,
+                     api_answered, c) < 0) {
+    atomic_fetch_sub(&in->work_outstanding, 1);
+    free(c);
+    log_warn("plugin %s: api_request %s %s refused (method GET or POST, a path starting "
+             "with '/', a body up to 1 MiB and none for GET; or the daemon is stopping)",
+             in->name, method ? method : "(null)", path ? path : "(null)");
+    return -1;
+  }
+  return 0;
 }
 
 static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {
@@ -524,7 +671,9 @@ static int svc_state_get(blazebot_ctx *ctx, const void **blob, size_t *len) {
 
 static int64_t svc_now_ms(blazebot_ctx *ctx, int clock) {
   (void)ctx;
-  return clock == BLAZEBOT_CLOCK_WALL ? wall_ms() : now_ms();
+  if (clock == BLAZEBOT_CLOCK_MONOTONIC)
+    return now_ms();
+  return clock == BLAZEBOT_CLOCK_WALL ? wall_ms() : -1;
 }
 
 static const char *svc_state_dir(blazebot_ctx *ctx) {
@@ -608,6 +757,8 @@ struct blazebot_host host_table = {
     .set_error = svc_set_error,
     .state_put = svc_state_put,
     .state_get = svc_state_get,
+    .api_request = svc_api_request,
+    .send_result = svc_send_result,
     .hold = svc_hold,
     .release = svc_release,
     .now_ms = svc_now_ms,

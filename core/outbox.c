@@ -36,6 +36,11 @@ struct item {
   char conv_id[UUID_STR_LEN]; /* lowercase */
   struct conv *conv;          /* I/O thread, once taken off the inbox */
   void *owner;
+  /* outbox_msg.result, or NULL; items with one are also on o->results
+   * (guarded by mu) until settled or abandoned. */
+  outbox_result_fn result;
+  void *result_arg;
+  struct item *rprev, *rnext;
   uint64_t seq; /* order of arrival on the I/O thread */
   size_t wire;  /* upper bound of its JSON size */
   int attempts;
@@ -77,6 +82,7 @@ struct outbox {
 
   pthread_mutex_t mu;
   pthread_cond_t room;
+  struct item *results;   /* guarded by mu: items with a result callback */
   struct list inbox;      /* guarded by mu */
   size_t count;           /* unsettled items, guarded by mu */
   size_t capacity;        /* outbox_capacity, guarded by mu: senders read it */
@@ -342,26 +348,55 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
   }
   o->count++;
   o->st.queued++;
-  list_push(&o->inbox, it);
-  pthread_mutex_unlock(&o->mu);
+  if (m->result) {
+    it->result = m->result;
+    it->result_arg = m->result_arg;
+    it->rnext = o->results;
+    if (o->results)
+      o->results->rprev = it;
+    o->results = it;
+  }
   if (id_out)
     memcpy(id_out, it->message_id, UUID_STR_LEN);
+  list_push(&o->inbox, it);
+  pthread_mutex_unlock(&o->mu);
   if (o->wake)
     o->wake(o->wake_ud);
   return 0;
 }
 
-static void settle(struct outbox *o, struct item *it, int accepted) {
+/* Mutex held: takes it off the results list; returns its callback (now
+ * cleared), or NULL when it had none or it was abandoned. */
+static outbox_result_fn take_result_locked(struct outbox *o, struct item *it) {
+  outbox_result_fn fn = it->result;
+  if (!fn)
+    return NULL;
+  if (it->rprev)
+    it->rprev->rnext = it->rnext;
+  else
+    o->results = it->rnext;
+  if (it->rnext)
+    it->rnext->rprev = it->rprev;
+  it->result = NULL;
+  return fn;
+}
+
+/* code: for a refusal, the Mixin error code (or the HTTP status). */
+static void settle(struct outbox *o, struct item *it, int accepted, int code) {
   void *owner = it->owner;
   struct conv *c = it->conv;
   c->busy--;
-  item_free(it);
-  conv_wake(o, c);
-  conv_maybe_free(o, c);
   pthread_mutex_lock(&o->mu);
+  outbox_result_fn fn = take_result_locked(o, it);
   o->count--;
   pthread_cond_signal(&o->room);
   pthread_mutex_unlock(&o->mu);
+  if (fn)
+    fn(it->result_arg, accepted ? OUTBOX_ACCEPTED : OUTBOX_REFUSED, accepted ? 0 : code,
+       it->message_id);
+  item_free(it);
+  conv_wake(o, c);
+  conv_maybe_free(o, c);
   if (accepted)
     o->st.accepted++;
   else
@@ -425,11 +460,11 @@ static void on_reply_settle(struct outbox *o, struct item *it, const struct enve
     } else {
       log_error("outbox: message %s dropped: server refused it with code %d (%s)",
                 it->message_id, code, env->error_description);
-      settle(o, it, 0);
+      settle(o, it, 0, code);
     }
     return;
   }
-  settle(o, it, 1);
+  settle(o, it, 1, 0);
 }
 
 static void on_rest_settle(struct outbox *o, struct rest_batch *b, int ok,
@@ -450,7 +485,7 @@ static void on_rest_settle(struct outbox *o, struct rest_batch *b, int ok,
   int code = res->error_code ? res->error_code : res->http_status;
   if (ok) {
     for (int i = 0; i < b->n; i++)
-      settle(o, b->items[i], 1);
+      settle(o, b->items[i], 1, 0);
   } else if (!res->http_status || retryable(code)) {
     log_warn(
         "outbox: POST /messages of %d message(s) failed (HTTP %d, code %d); retrying "
@@ -471,7 +506,7 @@ static void on_rest_settle(struct outbox *o, struct rest_batch *b, int ok,
   } else {
     log_error("outbox: message %s dropped: server refused it with code %d",
               b->items[0]->message_id, code);
-    settle(o, b->items[0], 0);
+    settle(o, b->items[0], 0, code);
   }
 }
 
@@ -658,4 +693,25 @@ void outbox_get_stats(struct outbox *o, struct outbox_stats *out) {
   pthread_mutex_lock(&o->mu);
   *out = o->st;
   pthread_mutex_unlock(&o->mu);
+}
+
+void outbox_abandon(struct outbox *o) {
+  pthread_mutex_lock(&o->mu);
+  o->closed = 1;
+  pthread_cond_broadcast(&o->room);
+  struct item *list = o->results;
+  o->results = NULL;
+  for (struct item *it = list; it; it = it->rnext)
+    it->rprev = NULL; /* still linked by rnext, read below */
+  pthread_mutex_unlock(&o->mu);
+  /* Each item stays owned by its queue (freed by outbox_free or settled
+   * without a callback): only the callbacks are taken here, on the I/O
+   * thread, which is the only one that settles or frees items. */
+  for (struct item *it = list, *next; it; it = next) {
+    next = it->rnext;
+    outbox_result_fn fn = it->result;
+    it->result = NULL;
+    it->rnext = NULL;
+    fn(it->result_arg, OUTBOX_GAVE_UP, 0, it->message_id);
+  }
 }

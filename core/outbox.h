@@ -27,6 +27,12 @@
 #include "session.h"
 #include "util.h"
 
+/* What became of a message (outbox_msg.result). */
+enum { OUTBOX_ACCEPTED = 0, OUTBOX_REFUSED = 1, OUTBOX_GAVE_UP = 2 };
+/* I/O thread, once: status OUTBOX_*, code the Mixin error code (or the HTTP
+ * status) of a refusal, else 0. */
+typedef void (*outbox_result_fn)(void *arg, int status, int code, const char *message_id);
+
 struct outbox_msg {
   const char *conversation_id; /* required UUID */
   const char *recipient_id;    /* optional UUID (NULL or "") */
@@ -37,6 +43,8 @@ struct outbox_msg {
   const char *representative_id; /* optional */
   const char *quote_message_id;  /* optional */
   int silent;
+  outbox_result_fn result; /* optional: told how the message settled */
+  void *result_arg;
 };
 
 struct outbox_stats {
@@ -75,6 +83,10 @@ void outbox_tick(struct outbox *o, int64_t now);
 size_t outbox_outstanding(struct outbox *o);
 /* Refuses further sends (they return -2) and wakes waiting senders. */
 void outbox_close(struct outbox *o);
+/* I/O thread, once the loop ended: closes, and every message not yet
+ * settled that has a result callback gets OUTBOX_GAVE_UP now (it is not
+ * sent any more). */
+void outbox_abandon(struct outbox *o);
 void outbox_get_stats(struct outbox *o, struct outbox_stats *out);
 
 #endif

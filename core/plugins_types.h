@@ -11,10 +11,13 @@
 #ifndef BLAZEBOT_PLUGINS_TYPES_H
 #define BLAZEBOT_PLUGINS_TYPES_H
 
+#include <stddef.h>
+
 #include "util.h"
 
 struct job;
 struct outbox_msg;
+struct apicall_result;
 
 /* What the host may ask of the daemon, handed to it at creation (the same
  * idea as the services table plugins get from the host): the host never
@@ -27,6 +30,12 @@ struct plugin_host_services {
               char id_out[UUID_STR_LEN]);
   /* Any thread: makes the I/O thread call plugins_poll soon. */
   void (*wake)(void *ud);
+  /* Any thread: a call to the Mixin REST API (see apicall.h,
+   * apicalls_submit); done(arg, ...) runs on the I/O thread exactly once
+   * unless this returns -1. NULL when the daemon offers none. */
+  int (*api)(void *ud, const char *method, const char *path, const void *body, size_t len,
+             int timeout_ms, void (*done)(void *arg, const struct apicall_result *r),
+             void *arg);
   void *ud;
 };
 

@@ -14,6 +14,21 @@
  * outside on_message, set_error outside init, state_put outside save_state,
  * state_get outside init) fails, is logged, and is counted in `violations`.
  *
+ * The services of ABI minor 1 are faked too. api_request is answered from
+ * answers the test scripts (blazebot_test_api_script) and every call is
+ * recorded; every outgoing message gets a result, scripted or accepted
+ * (blazebot_test_send_script), which send_result's done receives; the
+ * results arrive after a delay on the fake clock. A delivery records its
+ * holds and ends, with the strongest of on_message's value and the
+ * releases, when the last hold is released (blazebot_test_outcome); the
+ * message handed to on_message is the fake host's own copy, kept until
+ * then. now_ms reads the fake clocks (the wall clock starts at
+ * BLAZEBOT_TEST_WALL_START and advances with the monotonic one), timer_at
+ * runs on the fake wall clock, state_dir is a real temporary folder removed
+ * by blazebot_test_unload, and instance_name is the descriptor's name unless
+ * the test sets one. blazebot_test_set_abi_minor(th, 0) makes the fake host
+ * a minor-0 host, to test a plugin's fallbacks.
+ *
  * A test compiles the plugin's source into its own executable (its
  * blazebot_plugin_v1() gives the descriptor) or dlopens the .so:
  *
@@ -27,12 +42,14 @@
  *   blazebot_test_unload(&th);
  *
  * Everything is static (header-only, nothing to link), C99 and C++-safe,
- * standard headers only. One test host serves one thread. The struct is
- * about 60 KiB: a local variable of main() is fine.
+ * standard headers only, plus <sys/stat.h>, <unistd.h> and <dirent.h> on
+ * POSIX systems for state_dir's folder. One test host serves one thread.
+ * The struct is about 90 KiB: a local variable of main() is fine.
  */
 #ifndef BLAZEBOT_TESTING_H
 #define BLAZEBOT_TESTING_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +58,13 @@
 #include <string.h>
 
 #include "plugin.h"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define BLAZEBOT_TEST_POSIX 1
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +89,18 @@ extern "C" {
 #ifndef BLAZEBOT_TEST_MAX_PENDING
 #define BLAZEBOT_TEST_MAX_PENDING 32 /* run_blocking completions not yet run */
 #endif
+#ifndef BLAZEBOT_TEST_MAX_DELIVERIES
+#define BLAZEBOT_TEST_MAX_DELIVERIES 64 /* remembered deliveries, held ones included */
+#endif
+#ifndef BLAZEBOT_TEST_MAX_API
+#define BLAZEBOT_TEST_MAX_API 64 /* recorded api_request calls */
+#endif
+#ifndef BLAZEBOT_TEST_MAX_SCRIPTS
+#define BLAZEBOT_TEST_MAX_SCRIPTS 64 /* waiting API answers; as many send results */
+#endif
+#ifndef BLAZEBOT_TEST_PATH_LEN
+#define BLAZEBOT_TEST_PATH_LEN 1024 /* state_dir's path */
+#endif
 /* fire_timers runs at most this many callbacks per call, so a timer that
  * re-adds itself with delay 0 cannot hang a test. */
 #define BLAZEBOT_TEST_MAX_FIRES 10000
@@ -77,6 +113,12 @@ extern "C" {
 #define BLAZEBOT_TEST_SESSION_ID "44444444-4444-4444-8444-444444444444"
 #define BLAZEBOT_TEST_BOT_ID "55555555-5555-4555-8555-555555555555"
 #define BLAZEBOT_TEST_CREATED_AT "2024-01-02T03:04:05.678901Z"
+/* The wall clock (BLAZEBOT_CLOCK_WALL) at blazebot_test_init, in ms since
+ * 1970: 2024-01-02T03:04:05.678Z, the BLAZEBOT_TEST_CREATED_AT of test messages. */
+#define BLAZEBOT_TEST_WALL_START 1704164645678LL
+/* The deadline of an api_request given timeout_ms 0 (api_timeout_ms), as the
+ * daemon's default request_timeout_ms. */
+#define BLAZEBOT_TEST_API_TIMEOUT_MS 10000
 /* uuid() returns this prefix and a 12-digit hex counter, starting at 1. */
 #define BLAZEBOT_TEST_UUID_PREFIX "00000000-0000-4000-8000-"
 
@@ -92,6 +134,15 @@ struct blazebot_test_sent {
   char representative_id[64];
   char *data; /* a copy of the payload with a NUL after data_len bytes */
   size_t data_len;
+  /* Since ABI minor 1. */
+  uint64_t serial;  /* 1, 2, ... in the order they were made (clear does not reset it) */
+  int with_result;  /* made with send_result */
+  char tied_to[64]; /* the id of the message it is tied to (a reply, a send inside
+                       on_message, or one with m->hold), or "" */
+  uint32_t ordinal; /* its place among the sends tied to that delivery: 1, 2, ... */
+  int settled;      /* its result came (scripted, or ACCEPTED): status and code */
+  uint32_t status;  /* BLAZEBOT_SEND_* */
+  int32_t code;     /* REFUSED: the scripted code */
 };
 
 struct blazebot_test_timer {
@@ -101,12 +152,89 @@ struct blazebot_test_timer {
   unsigned gen; /* the instance that added it */
   blazebot_timer_fn fn;
   void *arg;
+  int at_wall;     /* timer_at: due when the wall clock reaches wall_ms */
+  int64_t wall_ms; /* (then due_ms is unused) */
 };
 
 struct blazebot_test_pending {
   unsigned gen;
   blazebot_done_fn fn;
   void *arg;
+};
+
+/* One api_request the plugin made, and its answer once delivered. */
+struct blazebot_test_api_call {
+  uint64_t serial; /* 1, 2, ... in call order (clear does not reset it) */
+  char method[8];  /* "GET" or "POST" */
+  char *path;      /* a copy */
+  char *body;      /* a copy with a NUL after body_len bytes ("" for none) */
+  size_t body_len;
+  uint32_t timeout_ms; /* as given: 0 = api_timeout_ms */
+  uint64_t called_ms;  /* the fake monotonic time of the call */
+  int answered;        /* the answer was handed to done: */
+  uint64_t answered_ms;
+  int32_t http_status;
+  int32_t error_code;
+};
+
+/* A scripted answer of api_request (internal: see blazebot_test_api_script). */
+struct blazebot_test_api_script {
+  char method[8]; /* "" = any */
+  char *path;     /* NULL = any */
+  int32_t http_status, error_code;
+  char *body; /* NULL = "" */
+  size_t body_len;
+  uint32_t delay_ms;
+};
+
+/* A scripted send result (internal: see blazebot_test_send_script). */
+struct blazebot_test_send_script {
+  char message_id[BLAZEBOT_ID_LEN]; /* "" = any */
+  uint32_t status;
+  int32_t code;
+  uint32_t delay_ms;
+};
+
+/* An API answer or a send result waiting for its time (internal). */
+struct blazebot_test_event {
+  int is_api;
+  unsigned gen;
+  uint64_t due_ms, seq;
+  blazebot_api_fn api_fn;
+  blazebot_send_fn send_fn;
+  void *arg;
+  uint64_t serial; /* of the api call or the sent message */
+  int32_t http_status, error_code;
+  char *body;
+  size_t body_len;
+  uint32_t status;
+  int32_t code;
+  char message_id[BLAZEBOT_ID_LEN];
+};
+
+/* One delivery: an on_message call and the holds it took. */
+struct blazebot_test_delivery {
+  uint64_t serial;     /* 1, 2, ... in delivery order; 0: a free slot */
+  char message_id[64]; /* the message's id (at most 63 bytes kept) */
+  unsigned gen;        /* the instance it went to */
+  int rc;              /* what on_message returned */
+  int result;          /* the strongest of rc and the releases so far (RETRY, an error,
+                          HANDLED, PASS): the outcome once ended */
+  int holds;           /* holds outstanding */
+  int taken;           /* holds taken in all */
+  int ended;           /* on_message returned and no hold is left */
+  int forced;          /* the host released holds as RETRY (reload or unload) */
+  uint32_t sends;      /* replies and sends tied to it */
+  int in_call;         /* on_message is running */
+  struct blazebot_message *view; /* the copy handed to the plugin, freed at the end */
+};
+
+/* A hold (internal): the blazebot_hold handed to the plugin points to one. */
+struct blazebot_test_hold_rec {
+  struct blazebot_test_hold_rec *next;
+  size_t delivery; /* index in deliveries */
+  unsigned gen;
+  int released;
 };
 
 /* The fake host. Fields marked "set" may be changed by the test; the rest
@@ -159,6 +287,36 @@ struct blazebot_test_host {
   /* The message built by blazebot_test_message. */
   struct blazebot_message msg;
   char *msg_buf;
+
+  /* ---- since ABI minor 1 ---- */
+  int fail_api;            /* set: api_request returns -1 */
+  uint32_t api_timeout_ms; /* set: the deadline of an api_request given timeout_ms 0
+                              (BLAZEBOT_TEST_API_TIMEOUT_MS; 0 = none) */
+  int no_state_dir;        /* set: state_dir returns NULL, as without the daemon's
+                              state_dir */
+  int64_t wall_offset;     /* the wall clock minus now_ms */
+  unsigned cb_gen;         /* the instance a result callback runs for */
+  unsigned retiring;       /* the instance being retired (reload) or stopped */
+  int stopping;            /* ... by unload: results settle as no answer, GAVE_UP */
+  char instance_name[128]; /* "" = the descriptor's name */
+  int state_set;           /* state_path was set by the test */
+  char state_path[BLAZEBOT_TEST_PATH_LEN]; /* what state_dir returns; "" = not yet */
+  char state_root[BLAZEBOT_TEST_PATH_LEN]; /* the temporary folder to remove */
+  uint64_t delivery_counter, api_counter, send_counter, event_counter;
+  size_t cur_delivery; /* 1 + the index of the delivery on_message runs for */
+  struct blazebot_test_delivery deliveries[BLAZEBOT_TEST_MAX_DELIVERIES];
+  struct blazebot_test_hold_rec *holds; /* every hold taken, newest first */
+  size_t napi;
+  struct blazebot_test_api_call api[BLAZEBOT_TEST_MAX_API];
+  size_t napi_scripts;
+  struct blazebot_test_api_script api_scripts[BLAZEBOT_TEST_MAX_SCRIPTS];
+  struct blazebot_test_api_script api_default;
+  int api_default_set;
+  size_t nsend_scripts;
+  struct blazebot_test_send_script send_scripts[BLAZEBOT_TEST_MAX_SCRIPTS];
+  struct blazebot_test_send_script send_default;
+  struct blazebot_test_event *events; /* results not yet delivered */
+  size_t nevents, events_cap;
 };
 
 /* ---- internals ------------------------------------------------------------------- */
@@ -256,6 +414,186 @@ static inline int blazebot_test_i_strcaseeq(const char *a, const char *b) {
     b++;
   }
   return *a == '\0' && *b == '\0';
+}
+
+/* The instance a service call comes from. */
+static inline unsigned blazebot_test_i_gen(const struct blazebot_test_host *th) {
+  if (th->in_init)
+    return th->init_gen;
+  return th->cb_gen ? th->cb_gen : th->gen;
+}
+
+/* Whether a call from the current instance must fail because it is being
+ * retired or stopped (as the daemon's services do after the swap). */
+static inline int blazebot_test_i_retired(const struct blazebot_test_host *th) {
+  return th->retiring && blazebot_test_i_gen(th) == th->retiring;
+}
+
+/* How strong a result is when a delivery ends: RETRY, an error, HANDLED, PASS. */
+static inline int blazebot_test_i_strength(int r) {
+  if (r == BLAZEBOT_RETRY)
+    return 4;
+  if (r < 0)
+    return 3;
+  return r == BLAZEBOT_HANDLED ? 2 : 1;
+}
+
+/* Folds r into d's result (an unknown positive value counts as PASS, as in
+ * the daemon; the first error is kept). */
+static inline void blazebot_test_i_combine(struct blazebot_test_delivery *d, int r) {
+  if (r > 0 && r != BLAZEBOT_HANDLED && r != BLAZEBOT_RETRY)
+    r = BLAZEBOT_PASS;
+  if (blazebot_test_i_strength(r) > blazebot_test_i_strength(d->result))
+    d->result = r;
+}
+
+/* Ends d once on_message returned and no hold is left; the view goes. */
+static inline void blazebot_test_i_settle_delivery(struct blazebot_test_delivery *d) {
+  if (d->ended || d->in_call || d->holds > 0)
+    return;
+  d->ended = 1;
+  free(d->view);
+  d->view = NULL;
+}
+
+/* A copy of src in one block, as the host's own view of the message (fields
+ * a smaller struct lacks read as 0, NULL strings as ""). */
+static inline struct blazebot_message *
+blazebot_test_i_copy_message(const struct blazebot_message *src) {
+  struct blazebot_message m, *v;
+  const char **f[11];
+  size_t len, i, n;
+  char *p;
+  memset(&m, 0, sizeof m);
+  memcpy(&m, src, src->size && src->size < sizeof m ? src->size : sizeof m);
+  f[0] = &m.message_id;
+  f[1] = &m.conversation_id;
+  f[2] = &m.user_id;
+  f[3] = &m.representative_id;
+  f[4] = &m.quote_message_id;
+  f[5] = &m.session_id;
+  f[6] = &m.category;
+  f[7] = &m.source;
+  f[8] = &m.status;
+  f[9] = &m.created_at;
+  f[10] = &m.updated_at;
+  if (!m.data)
+    m.data_len = 0;
+  if (!m.raw_json)
+    m.raw_json_len = 0;
+  len = sizeof m + m.data_len + 1 + m.raw_json_len + 1;
+  for (i = 0; i < 11; i++)
+    len += (*f[i] ? strlen(*f[i]) : 0) + 1;
+  v = (struct blazebot_message *)malloc(len);
+  if (!v)
+    return NULL;
+  p = (char *)(v + 1);
+  for (i = 0; i < 11; i++) {
+    const char *s = *f[i] ? *f[i] : "";
+    n = strlen(s) + 1;
+    memcpy(p, s, n);
+    *f[i] = p;
+    p += n;
+  }
+  if (m.data_len)
+    memcpy(p, m.data, m.data_len);
+  p[m.data_len] = '\0';
+  m.data = (const uint8_t *)p;
+  p += m.data_len + 1;
+  if (m.raw_json_len)
+    memcpy(p, m.raw_json, m.raw_json_len);
+  p[m.raw_json_len] = '\0';
+  m.raw_json = p;
+  m.size = sizeof m;
+  *v = m;
+  return v;
+}
+
+/* A zeroed slot at the end of the pending results, or NULL (out of memory);
+ * the caller fills it and then counts it (nevents++). */
+static inline struct blazebot_test_event *
+blazebot_test_i_event_slot(struct blazebot_test_host *th) {
+  struct blazebot_test_event *e;
+  if (th->nevents == th->events_cap) {
+    size_t cap = th->events_cap ? 2 * th->events_cap : 16;
+    void *p = realloc(th->events, cap * sizeof *th->events);
+    if (!p)
+      return NULL;
+    th->events = (struct blazebot_test_event *)p;
+    th->events_cap = cap;
+  }
+  e = &th->events[th->nevents];
+  memset(e, 0, sizeof *e);
+  return e;
+}
+
+/* The index of the earliest result of instance gen due by limit (any, when
+ * all), earliest first and then in the order made; nevents when none. */
+static inline size_t blazebot_test_i_next_event(const struct blazebot_test_host *th,
+                                                unsigned gen, uint64_t limit, int all) {
+  size_t i, best = th->nevents;
+  for (i = 0; i < th->nevents; i++) {
+    const struct blazebot_test_event *e = &th->events[i];
+    if (e->gen != gen || (!all && e->due_ms > limit))
+      continue;
+    if (best == th->nevents || e->due_ms < th->events[best].due_ms ||
+        (e->due_ms == th->events[best].due_ms && e->seq < th->events[best].seq))
+      best = i;
+  }
+  return best;
+}
+
+/* The live or released hold h, or NULL when the host never handed it out. */
+static inline struct blazebot_test_hold_rec *
+blazebot_test_i_find_hold(const struct blazebot_test_host *th, const void *h) {
+  struct blazebot_test_hold_rec *r;
+  for (r = th->holds; h && r; r = r->next)
+    if ((const void *)r == h)
+      return r;
+  return NULL;
+}
+
+/* The delivery whose view is msg and that the plugin still holds, or NULL. */
+static inline struct blazebot_test_delivery *
+blazebot_test_i_held_view(struct blazebot_test_host *th,
+                          const struct blazebot_message *msg) {
+  size_t i;
+  for (i = 0; msg && i < BLAZEBOT_TEST_MAX_DELIVERIES; i++) {
+    struct blazebot_test_delivery *d = &th->deliveries[i];
+    if (d->serial && !d->ended && d->holds > 0 && d->view == msg)
+      return d;
+  }
+  return NULL;
+}
+
+/* Removes path and what it holds; symbolic links are removed, not followed. */
+static inline void blazebot_test_i_rmtree(const char *path, int depth) {
+#ifdef BLAZEBOT_TEST_POSIX
+  char child[BLAZEBOT_TEST_PATH_LEN + 256];
+  int pass;
+  if (unlink(path) == 0 || depth > 32)
+    return;
+  for (pass = 0; pass < 3; pass++) {
+    DIR *dir;
+    struct dirent *e;
+    if (rmdir(path) == 0)
+      return;
+    if (!(dir = opendir(path)))
+      return;
+    while ((e = readdir(dir)) != NULL) {
+      int n;
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        continue;
+      n = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+      if (n > 0 && (size_t)n < sizeof child)
+        blazebot_test_i_rmtree(child, depth + 1);
+    }
+    closedir(dir);
+  }
+#else
+  (void)path;
+  (void)depth;
+#endif
 }
 
 /* ---- MD5 (RFC 1321), for unique_conversation_id ---------------------------------- */
@@ -460,15 +798,42 @@ static inline int blazebot_test_i_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_L
   return 0;
 }
 
-/* Records one outgoing message. */
+/* The result of the outgoing message id: the first script naming it, else
+ * the first script for any message (both used up), else the default. */
+static inline struct blazebot_test_send_script
+blazebot_test_i_send_outcome(struct blazebot_test_host *th, const char *id) {
+  struct blazebot_test_send_script out = th->send_default;
+  size_t i, pick = th->nsend_scripts;
+  for (i = 0; i < th->nsend_scripts && pick == th->nsend_scripts; i++)
+    if (th->send_scripts[i].message_id[0] &&
+        strcmp(th->send_scripts[i].message_id, id) == 0)
+      pick = i;
+  for (i = 0; i < th->nsend_scripts && pick == th->nsend_scripts; i++)
+    if (!th->send_scripts[i].message_id[0])
+      pick = i;
+  if (pick < th->nsend_scripts) {
+    out = th->send_scripts[pick];
+    memmove(&th->send_scripts[pick], &th->send_scripts[pick + 1],
+            (th->nsend_scripts - pick - 1) * sizeof th->send_scripts[0]);
+    th->nsend_scripts--;
+  }
+  return out;
+}
+
+/* Records one outgoing message, tied to delivery tie (or NULL), and queues
+ * its result for done (may be NULL). */
 static inline int blazebot_test_i_record(struct blazebot_test_host *th, int is_reply,
                                          const struct blazebot_outgoing *m,
-                                         char id_out[BLAZEBOT_ID_LEN]) {
+                                         struct blazebot_test_delivery *tie,
+                                         blazebot_send_fn done, void *arg,
+                                         int with_result, char id_out[BLAZEBOT_ID_LEN]) {
   struct blazebot_test_sent *s;
+  struct blazebot_test_event *ev;
+  struct blazebot_test_send_script r;
+  const char *what = is_reply ? "reply" : with_result ? "send_result" : "send";
   if (!m->conversation_id || !m->category || !m->category[0] ||
       (!m->data && m->data_len)) {
-    blazebot_test_i_violation(th, "%s: conversation_id, category or data missing",
-                              is_reply ? "reply" : "send");
+    blazebot_test_i_violation(th, "%s: conversation_id, category or data missing", what);
     return -1;
   }
   if (th->fail_sends)
@@ -492,10 +857,11 @@ static inline int blazebot_test_i_record(struct blazebot_test_host *th, int is_r
       blazebot_test_i_copy(s->representative_id, sizeof s->representative_id,
                            m->representative_id) ||
       blazebot_test_i_copy(s->message_id, sizeof s->message_id, m->message_id)) {
-    blazebot_test_i_violation(th, "%s: an id or the category is too long",
-                              is_reply ? "reply" : "send");
+    blazebot_test_i_violation(th, "%s: an id or the category is too long", what);
     return -1;
   }
+  if (!(ev = blazebot_test_i_event_slot(th)))
+    return -1;
   if (!s->message_id[0])
     blazebot_test_i_uuid(blazebot_test_i_ctx(th), s->message_id);
   s->data = (char *)malloc(m->data_len + 1);
@@ -505,7 +871,25 @@ static inline int blazebot_test_i_record(struct blazebot_test_host *th, int is_r
     memcpy(s->data, m->data, m->data_len);
   s->data[m->data_len] = '\0';
   s->data_len = m->data_len;
+  s->serial = ++th->send_counter;
+  s->with_result = with_result;
+  if (tie) {
+    s->ordinal = ++tie->sends;
+    memcpy(s->tied_to, tie->message_id, sizeof s->tied_to);
+  }
   th->nsent++;
+  r = blazebot_test_i_send_outcome(th, s->message_id);
+  ev->is_api = 0;
+  ev->gen = blazebot_test_i_gen(th);
+  ev->due_ms = th->now_ms + r.delay_ms;
+  ev->seq = ++th->event_counter;
+  ev->send_fn = done;
+  ev->arg = arg;
+  ev->serial = s->serial;
+  ev->status = r.status;
+  ev->code = r.code;
+  memcpy(ev->message_id, s->message_id, BLAZEBOT_ID_LEN);
+  th->nevents++;
   if (id_out)
     memcpy(id_out, s->message_id, BLAZEBOT_ID_LEN);
   return 0;
@@ -516,9 +900,15 @@ static inline int blazebot_test_i_reply(blazebot_ctx *ctx,
                                         const char *category, const void *data,
                                         size_t len, char id_out[BLAZEBOT_ID_LEN]) {
   struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  struct blazebot_test_delivery *tie = NULL;
   struct blazebot_outgoing m;
-  if (!msg || msg != th->current) {
-    blazebot_test_i_violation(th, "reply outside on_message for that message");
+  if (msg && msg == th->current && th->cur_delivery)
+    tie = &th->deliveries[th->cur_delivery - 1];
+  else
+    tie = blazebot_test_i_held_view(th, msg);
+  if (!tie) {
+    blazebot_test_i_violation(
+        th, "reply outside on_message for that message and without a hold on it");
     return -1;
   }
   memset(&m, 0, sizeof m);
@@ -528,22 +918,46 @@ static inline int blazebot_test_i_reply(blazebot_ctx *ctx,
   m.category = category;
   m.data = data;
   m.data_len = len;
-  return blazebot_test_i_record(th, 1, &m, id_out);
+  return blazebot_test_i_record(th, 1, &m, tie, NULL, NULL, 0, id_out);
+}
+
+/* send and send_result: tied to m->hold's message, else to the message
+ * on_message handles, if any. */
+static inline int blazebot_test_i_send_common(struct blazebot_test_host *th,
+                                              const struct blazebot_outgoing *m,
+                                              blazebot_send_fn done, void *arg,
+                                              int with_result,
+                                              char id_out[BLAZEBOT_ID_LEN]) {
+  struct blazebot_outgoing copy;
+  struct blazebot_test_delivery *tie = NULL;
+  size_t have =
+      th->host.abi_minor ? sizeof copy : offsetof(struct blazebot_outgoing, hold);
+  const char *what = with_result ? "send_result" : "send";
+  if (!m || m->size < offsetof(struct blazebot_outgoing, data_len) + sizeof m->data_len) {
+    blazebot_test_i_violation(th, "%s: NULL message or size too small", what);
+    return -1;
+  }
+  /* As the host does: min(size, sizeof) into a zeroed struct. */
+  memset(&copy, 0, sizeof copy);
+  memcpy(&copy, m, m->size < have ? m->size : have);
+  if (copy.hold) {
+    struct blazebot_test_hold_rec *h = blazebot_test_i_find_hold(th, copy.hold);
+    if (!h || h->released) {
+      blazebot_test_i_violation(th, "%s: m->hold is %s", what,
+                                h ? "already released" : "not a hold of this host");
+      return -1;
+    }
+    tie = &th->deliveries[h->delivery];
+  } else if (th->current && th->cur_delivery) {
+    tie = &th->deliveries[th->cur_delivery - 1];
+  }
+  return blazebot_test_i_record(th, 0, &copy, tie, done, arg, with_result, id_out);
 }
 
 static inline int blazebot_test_i_send(blazebot_ctx *ctx,
                                        const struct blazebot_outgoing *m,
                                        char id_out[BLAZEBOT_ID_LEN]) {
-  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
-  struct blazebot_outgoing copy;
-  if (!m || m->size < offsetof(struct blazebot_outgoing, data_len) + sizeof m->data_len) {
-    blazebot_test_i_violation(th, "send: NULL message or size too small");
-    return -1;
-  }
-  /* As the host does: min(size, sizeof) into a zeroed struct. */
-  memset(&copy, 0, sizeof copy);
-  memcpy(&copy, m, m->size < sizeof copy ? m->size : sizeof copy);
-  return blazebot_test_i_record(th, 0, &copy, id_out);
+  return blazebot_test_i_send_common(blazebot_test_i_th(ctx), m, NULL, NULL, 0, id_out);
 }
 
 static inline int blazebot_test_i_unique(blazebot_ctx *ctx, const char *a, const char *b,
@@ -556,30 +970,43 @@ static inline const char *blazebot_test_i_bot_id(blazebot_ctx *ctx) {
   return blazebot_test_i_th(ctx)->bot_id;
 }
 
-static inline int blazebot_test_i_timer_add(blazebot_ctx *ctx, uint32_t delay_ms,
-                                            uint32_t repeat_ms, blazebot_timer_fn fn,
-                                            void *arg, uint64_t *id_out) {
-  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+/* A timer of the calling instance: due_ms on the monotonic clock, or (at_wall)
+ * when the wall clock reaches wall_ms. */
+static inline int blazebot_test_i_timer_new(struct blazebot_test_host *th,
+                                            uint64_t due_ms, uint32_t repeat_ms,
+                                            int at_wall, int64_t wall_ms,
+                                            blazebot_timer_fn fn, void *arg,
+                                            uint64_t *id_out) {
   size_t i;
-  if (!fn)
+  if (!fn || blazebot_test_i_retired(th))
     return -1;
   for (i = 0; i < BLAZEBOT_TEST_MAX_TIMERS; i++) {
     struct blazebot_test_timer *t = &th->timers[i];
     if (t->id)
       continue;
     t->id = ++th->timer_counter;
-    t->due_ms = th->now_ms + delay_ms;
+    t->due_ms = due_ms;
     t->repeat_ms = repeat_ms;
-    t->gen = th->in_init ? th->init_gen : th->gen;
+    t->gen = blazebot_test_i_gen(th);
     t->fn = fn;
     t->arg = arg;
+    t->at_wall = at_wall;
+    t->wall_ms = wall_ms;
     if (id_out)
       *id_out = t->id;
     return 0;
   }
-  blazebot_test_i_log(ctx, BLAZEBOT_LOG_WARN, "testing.h: more than %d timers",
-                      BLAZEBOT_TEST_MAX_TIMERS);
+  blazebot_test_i_log(blazebot_test_i_ctx(th), BLAZEBOT_LOG_WARN,
+                      "testing.h: more than %d timers", BLAZEBOT_TEST_MAX_TIMERS);
   return -1;
+}
+
+static inline int blazebot_test_i_timer_add(blazebot_ctx *ctx, uint32_t delay_ms,
+                                            uint32_t repeat_ms, blazebot_timer_fn fn,
+                                            void *arg, uint64_t *id_out) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  return blazebot_test_i_timer_new(th, th->now_ms + delay_ms, repeat_ms, 0, 0, fn, arg,
+                                   id_out);
 }
 
 static inline int blazebot_test_i_timer_cancel(blazebot_ctx *ctx, uint64_t id) {
@@ -598,7 +1025,7 @@ static inline int blazebot_test_i_timer_cancel(blazebot_ctx *ctx, uint64_t id) {
 static inline int blazebot_test_i_run_blocking(blazebot_ctx *ctx, blazebot_work_fn work,
                                                blazebot_done_fn done, void *arg) {
   struct blazebot_test_host *th = blazebot_test_i_th(ctx);
-  if (!work)
+  if (!work || blazebot_test_i_retired(th))
     return -1;
   if (done && th->npending == BLAZEBOT_TEST_MAX_PENDING) {
     blazebot_test_i_log(ctx, BLAZEBOT_LOG_WARN,
@@ -608,12 +1035,235 @@ static inline int blazebot_test_i_run_blocking(blazebot_ctx *ctx, blazebot_work_
   }
   work(arg);
   if (done) {
-    th->pending[th->npending].gen = th->in_init ? th->init_gen : th->gen;
+    th->pending[th->npending].gen = blazebot_test_i_gen(th);
     th->pending[th->npending].fn = done;
     th->pending[th->npending].arg = arg;
     th->npending++;
   }
   return 0;
+}
+
+/* ---- the services of ABI minor 1 ------------------------------------------------- */
+
+/* Whether script s answers method and path: exact (both named), or loosely. */
+static inline int blazebot_test_i_api_match(const struct blazebot_test_api_script *s,
+                                            const char *method, const char *path,
+                                            int exact) {
+  if (exact && (!s->method[0] || !s->path))
+    return 0;
+  return (!s->method[0] || strcmp(s->method, method) == 0) &&
+         (!s->path || strcmp(s->path, path) == 0);
+}
+
+static inline int blazebot_test_i_api_request(blazebot_ctx *ctx, const char *method,
+                                              const char *path, const void *body,
+                                              size_t body_len, uint32_t timeout_ms,
+                                              blazebot_api_fn done, void *arg) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  struct blazebot_test_api_call *c;
+  struct blazebot_test_api_script s;
+  struct blazebot_test_event *ev;
+  uint32_t deadline;
+  size_t i, pick;
+  int exact;
+  if (!method || !path || path[0] != '/' || !done || (!body && body_len) ||
+      (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)) {
+    blazebot_test_i_violation(th, "api_request: method (GET or POST), path (/...), "
+                                  "body or done missing or invalid");
+    return -1;
+  }
+  if (blazebot_test_i_retired(th) || th->fail_api)
+    return -1;
+  if (th->napi == BLAZEBOT_TEST_MAX_API) {
+    blazebot_test_i_log(ctx, BLAZEBOT_LOG_WARN,
+                        "testing.h: more than %d api_request calls recorded",
+                        BLAZEBOT_TEST_MAX_API);
+    return -1;
+  }
+  if (!(ev = blazebot_test_i_event_slot(th)))
+    return -1;
+  c = &th->api[th->napi];
+  memset(c, 0, sizeof *c);
+  c->path = blazebot_test_i_strdup(path);
+  c->body = (char *)malloc(body_len + 1);
+  if (!c->path || !c->body) {
+    free(c->path);
+    free(c->body);
+    return -1;
+  }
+  memcpy(c->method, method, strlen(method) + 1);
+  if (body_len)
+    memcpy(c->body, body, body_len);
+  c->body[body_len] = '\0';
+  c->body_len = body_len;
+  c->timeout_ms = timeout_ms;
+  c->serial = ++th->api_counter;
+  c->called_ms = th->now_ms;
+  th->napi++;
+
+  /* The answer: the first script naming the call, else the first loose one. */
+  pick = th->napi_scripts;
+  for (exact = 1; exact >= 0 && pick == th->napi_scripts; exact--)
+    for (i = 0; i < th->napi_scripts && pick == th->napi_scripts; i++)
+      if (blazebot_test_i_api_match(&th->api_scripts[i], method, path, exact))
+        pick = i;
+  if (pick < th->napi_scripts) {
+    s = th->api_scripts[pick];
+    memmove(&th->api_scripts[pick], &th->api_scripts[pick + 1],
+            (th->napi_scripts - pick - 1) * sizeof th->api_scripts[0]);
+    th->napi_scripts--;
+    free(s.path);
+  } else {
+    s = th->api_default;
+    s.body = NULL;
+    if (th->api_default.body && (s.body = (char *)malloc(s.body_len + 1)) != NULL)
+      memcpy(s.body, th->api_default.body, s.body_len + 1);
+    if (!th->api_default_set)
+      blazebot_test_i_log(ctx, BLAZEBOT_LOG_INFO,
+                          "testing.h: %s %s: no scripted answer (http_status 0)", method,
+                          path);
+  }
+  deadline = timeout_ms ? timeout_ms : th->api_timeout_ms;
+  if (deadline && s.delay_ms > deadline) {
+    /* The answer comes too late: no answer, at the deadline. */
+    free(s.body);
+    s.body = NULL;
+    s.http_status = 0;
+    s.error_code = 0;
+    s.delay_ms = deadline;
+  }
+  ev->is_api = 1;
+  ev->gen = blazebot_test_i_gen(th);
+  ev->due_ms = th->now_ms + s.delay_ms;
+  ev->seq = ++th->event_counter;
+  ev->api_fn = done;
+  ev->arg = arg;
+  ev->serial = c->serial;
+  ev->http_status = s.http_status;
+  ev->error_code = s.error_code;
+  ev->body = s.body;
+  ev->body_len = s.body ? s.body_len : 0;
+  th->nevents++;
+  return 0;
+}
+
+static inline int blazebot_test_i_send_result(blazebot_ctx *ctx,
+                                              const struct blazebot_outgoing *m,
+                                              blazebot_send_fn done, void *arg,
+                                              char id_out[BLAZEBOT_ID_LEN]) {
+  return blazebot_test_i_send_common(blazebot_test_i_th(ctx), m, done, arg, 1, id_out);
+}
+
+static inline blazebot_hold *blazebot_test_i_hold(blazebot_ctx *ctx,
+                                                  const struct blazebot_message *msg) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  struct blazebot_test_delivery *d;
+  struct blazebot_test_hold_rec *h;
+  if (!msg || msg != th->current || !th->cur_delivery) {
+    blazebot_test_i_violation(th, "hold outside on_message for that message");
+    return NULL;
+  }
+  d = &th->deliveries[th->cur_delivery - 1];
+  h = (struct blazebot_test_hold_rec *)calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  h->delivery = th->cur_delivery - 1;
+  h->gen = d->gen;
+  h->next = th->holds;
+  th->holds = h;
+  d->holds++;
+  d->taken++;
+  return (blazebot_hold *)(void *)h;
+}
+
+static inline int blazebot_test_i_release(blazebot_ctx *ctx, blazebot_hold *hold,
+                                          int result) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  struct blazebot_test_hold_rec *h = blazebot_test_i_find_hold(th, hold);
+  struct blazebot_test_delivery *d;
+  if (!h || h->released) {
+    blazebot_test_i_violation(th, "release of %s hold",
+                              h ? "an already released" : "an unknown");
+    return -1;
+  }
+  d = &th->deliveries[h->delivery];
+  h->released = 1;
+  d->holds--;
+  blazebot_test_i_combine(d, result);
+  blazebot_test_i_settle_delivery(d);
+  return 0;
+}
+
+static inline int64_t blazebot_test_i_now_ms(blazebot_ctx *ctx, int clock) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  if (clock == BLAZEBOT_CLOCK_MONOTONIC)
+    return (int64_t)th->now_ms;
+  if (clock == BLAZEBOT_CLOCK_WALL)
+    return (int64_t)th->now_ms + th->wall_offset;
+  blazebot_test_i_violation(th, "now_ms: unknown clock %d", clock);
+  return -1;
+}
+
+static inline int blazebot_test_i_timer_at(blazebot_ctx *ctx, int64_t wall_ms,
+                                           blazebot_timer_fn fn, void *arg,
+                                           uint64_t *id_out) {
+  return blazebot_test_i_timer_new(blazebot_test_i_th(ctx), 0, 0, 1, wall_ms, fn, arg,
+                                   id_out);
+}
+
+/* The instance's folder: the test's, or a new temporary one (mode 0700)
+ * holding a folder named after the instance. NULL when there is none. */
+static inline const char *blazebot_test_i_make_state_dir(struct blazebot_test_host *th) {
+#ifdef BLAZEBOT_TEST_POSIX
+  const char *base = getenv("TMPDIR"), *name;
+  unsigned i;
+  int n;
+  if (th->no_state_dir)
+    return NULL;
+  if (th->state_path[0])
+    return th->state_path;
+  if (!base || !base[0])
+    base = "/tmp";
+  name = th->instance_name[0] ? th->instance_name : th->desc.name;
+  if (!name || !name[0])
+    name = "plugin";
+  for (i = 1; i < 10000; i++) {
+    char root[BLAZEBOT_TEST_PATH_LEN];
+    n = snprintf(root, sizeof root, "%s/blazebot-test-%ld-%u", base, (long)getpid(), i);
+    if (n < 0 || (size_t)n >= sizeof root)
+      break;
+    if (mkdir(root, 0700) != 0) {
+      if (errno == EEXIST)
+        continue;
+      break;
+    }
+    memcpy(th->state_root, root, (size_t)n + 1);
+    n = snprintf(th->state_path, sizeof th->state_path, "%s/%s", root, name);
+    if (n > 0 && (size_t)n < sizeof th->state_path && chmod(root, 0700) == 0 &&
+        mkdir(th->state_path, 0700) == 0 && chmod(th->state_path, 0700) == 0)
+      return th->state_path;
+    blazebot_test_i_rmtree(th->state_root, 0);
+    th->state_root[0] = '\0';
+    break;
+  }
+  th->state_path[0] = '\0';
+  blazebot_test_i_log(blazebot_test_i_ctx(th), BLAZEBOT_LOG_WARN,
+                      "testing.h: cannot make a state_dir in %s", base);
+  return NULL;
+#else
+  if (th->no_state_dir || !th->state_path[0])
+    return NULL;
+  return th->state_path;
+#endif
+}
+
+static inline const char *blazebot_test_i_state_dir(blazebot_ctx *ctx) {
+  return blazebot_test_i_make_state_dir(blazebot_test_i_th(ctx));
+}
+
+static inline const char *blazebot_test_i_instance_name(blazebot_ctx *ctx) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  return th->instance_name[0] ? th->instance_name : th->desc.name;
 }
 
 static inline void blazebot_test_i_set_error(blazebot_ctx *ctx, const char *fmt, ...)
@@ -667,20 +1317,107 @@ static inline int blazebot_test_i_state_get(blazebot_ctx *ctx, const void **blob
   return 0;
 }
 
-/* Runs the completions that callbacks of instance gen queued, in order;
- * those of other generations are dropped. */
-static inline void blazebot_test_i_drain(struct blazebot_test_host *th) {
-  while (th->npending) {
-    struct blazebot_test_pending p = th->pending[0];
-    memmove(&th->pending[0], &th->pending[1], (th->npending - 1) * sizeof th->pending[0]);
-    th->npending--;
-    if (th->loaded && p.gen == th->gen) {
-      p.fn(th->state, p.arg);
+/* Hands the earliest result of instance gen to its callback, with state,
+ * and records it. A result of an instance being stopped settles as no answer
+ * (http_status 0) or GAVE_UP. Returns 1 when a plugin callback ran. */
+static inline int blazebot_test_i_run_event(struct blazebot_test_host *th, size_t idx,
+                                            void *state) {
+  struct blazebot_test_event e = th->events[idx];
+  unsigned saved = th->cb_gen;
+  int ran = 0;
+  size_t i;
+  memmove(&th->events[idx], &th->events[idx + 1],
+          (th->nevents - idx - 1) * sizeof th->events[0]);
+  th->nevents--;
+  if (th->stopping && e.gen == th->retiring) {
+    free(e.body);
+    e.body = NULL;
+    e.http_status = 0;
+    e.error_code = 0;
+    e.status = BLAZEBOT_SEND_GAVE_UP;
+    e.code = 0;
+  }
+  th->cb_gen = e.gen;
+  if (e.is_api) {
+    struct blazebot_api_response r;
+    for (i = 0; i < th->napi; i++) {
+      if (th->api[i].serial == e.serial) {
+        th->api[i].answered = 1;
+        th->api[i].answered_ms = th->now_ms;
+        th->api[i].http_status = e.http_status;
+        th->api[i].error_code = e.error_code;
+      }
+    }
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    r.http_status = e.http_status;
+    r.error_code = e.error_code;
+    r.body = e.body ? e.body : "";
+    r.body_len = e.body ? e.body_len : 0;
+    e.api_fn(state, e.arg, &r);
+    free(e.body);
+    ran = 1;
+  } else {
+    for (i = 0; i < th->nsent; i++) {
+      if (th->sent[i].serial == e.serial) {
+        th->sent[i].settled = 1;
+        th->sent[i].status = e.status;
+        th->sent[i].code = e.code;
+      }
+    }
+    if (e.send_fn) {
+      struct blazebot_send_result r;
+      memset(&r, 0, sizeof r);
+      r.size = sizeof r;
+      r.status = e.status;
+      r.code = e.code;
+      r.message_id = e.message_id;
+      e.send_fn(state, e.arg, &r);
+      ran = 1;
     }
   }
+  th->cb_gen = saved;
+  return ran;
 }
 
-/* Forgets the timers and completions of instance gen. */
+/* Runs the completions that callbacks of the loaded instance queued, in
+ * order (those of other instances are dropped), and the results due by now.
+ * Returns how many result callbacks ran. */
+static inline int blazebot_test_i_drain_n(struct blazebot_test_host *th) {
+  int ran = 0, n = 0;
+  while (n < BLAZEBOT_TEST_MAX_FIRES) {
+    size_t e;
+    if (th->npending) {
+      struct blazebot_test_pending p = th->pending[0];
+      memmove(&th->pending[0], &th->pending[1],
+              (th->npending - 1) * sizeof th->pending[0]);
+      th->npending--;
+      if (th->loaded && p.gen == th->gen) {
+        p.fn(th->state, p.arg);
+        n++;
+      }
+      continue;
+    }
+    if (!th->loaded)
+      break;
+    e = blazebot_test_i_next_event(th, th->gen, th->now_ms, 0);
+    if (e == th->nevents)
+      break;
+    ran += blazebot_test_i_run_event(th, e, th->state);
+    n++;
+  }
+  if (n == BLAZEBOT_TEST_MAX_FIRES)
+    blazebot_test_i_log(blazebot_test_i_ctx(th), BLAZEBOT_LOG_WARN,
+                        "testing.h: %d callbacks in a row: the rest waits",
+                        BLAZEBOT_TEST_MAX_FIRES);
+  return ran;
+}
+
+static inline void blazebot_test_i_drain(struct blazebot_test_host *th) {
+  blazebot_test_i_drain_n(th);
+}
+
+/* Forgets the timers, completions and pending results of instance gen. */
 static inline void blazebot_test_i_forget(struct blazebot_test_host *th, unsigned gen) {
   size_t i, o = 0;
   for (i = 0; i < BLAZEBOT_TEST_MAX_TIMERS; i++)
@@ -690,6 +1427,119 @@ static inline void blazebot_test_i_forget(struct blazebot_test_host *th, unsigne
     if (th->pending[i].gen != gen)
       th->pending[o++] = th->pending[i];
   th->npending = o;
+  for (i = 0, o = 0; i < th->nevents; i++) {
+    if (th->events[i].gen != gen)
+      th->events[o++] = th->events[i];
+    else
+      free(th->events[i].body);
+  }
+  th->nevents = o;
+}
+
+/* Retires instance gen (state) as the daemon does before its shutdown: its
+ * completions run and its pending results are handed over at once (as
+ * scripted on a reload; as no answer and GAVE_UP when stopping), while its
+ * timer_add, timer_at, run_blocking and api_request fail; then the holds it
+ * still has are released as RETRY and its timers go. */
+static inline void blazebot_test_i_retire(struct blazebot_test_host *th, unsigned gen,
+                                          void *state, int stopping) {
+  struct blazebot_test_hold_rec *h;
+  int n = 0;
+  th->retiring = gen;
+  th->stopping = stopping;
+  while (n < BLAZEBOT_TEST_MAX_FIRES) {
+    size_t i, e;
+    for (i = 0; i < th->npending && th->pending[i].gen != gen; i++)
+      ;
+    if (i < th->npending) {
+      struct blazebot_test_pending p = th->pending[i];
+      unsigned saved = th->cb_gen;
+      memmove(&th->pending[i], &th->pending[i + 1],
+              (th->npending - i - 1) * sizeof th->pending[0]);
+      th->npending--;
+      th->cb_gen = gen;
+      p.fn(state, p.arg);
+      th->cb_gen = saved;
+      n++;
+      continue;
+    }
+    e = blazebot_test_i_next_event(th, gen, 0, 1);
+    if (e == th->nevents)
+      break;
+    blazebot_test_i_run_event(th, e, state);
+    n++;
+  }
+  for (h = th->holds; h; h = h->next) {
+    struct blazebot_test_delivery *d = &th->deliveries[h->delivery];
+    if (h->released || h->gen != gen)
+      continue;
+    h->released = 1;
+    d->holds--;
+    d->forced = 1;
+    blazebot_test_i_combine(d, BLAZEBOT_RETRY);
+    blazebot_test_i_settle_delivery(d);
+  }
+  blazebot_test_i_forget(th, gen);
+  th->retiring = 0;
+  th->stopping = 0;
+}
+
+/* The time timer t is due on the monotonic clock (at once if past). */
+static inline uint64_t blazebot_test_i_timer_due(const struct blazebot_test_host *th,
+                                                 const struct blazebot_test_timer *t) {
+  int64_t d;
+  if (!t->at_wall)
+    return t->due_ms;
+  d = t->wall_ms - th->wall_offset;
+  return d < (int64_t)th->now_ms ? th->now_ms : (uint64_t)d;
+}
+
+/* Moves the fake clock ms forward in steps: each due timer or result runs at
+ * its own time, earliest first (at equal times timers first, in the order
+ * added, then results, in the order made). Returns how many timer and
+ * result callbacks ran. */
+static inline int blazebot_test_i_advance(struct blazebot_test_host *th, uint64_t ms) {
+  uint64_t target = th->now_ms + ms;
+  int fired = blazebot_test_i_drain_n(th);
+  while (th->loaded && fired < BLAZEBOT_TEST_MAX_FIRES) {
+    struct blazebot_test_timer *t = NULL;
+    uint64_t tdue = 0;
+    size_t i, e;
+    for (i = 0; i < BLAZEBOT_TEST_MAX_TIMERS; i++) {
+      struct blazebot_test_timer *c = &th->timers[i];
+      uint64_t due;
+      if (!c->id || c->gen != th->gen)
+        continue;
+      due = blazebot_test_i_timer_due(th, c);
+      if (due <= target && (!t || due < tdue || (due == tdue && c->id < t->id))) {
+        t = c;
+        tdue = due;
+      }
+    }
+    e = blazebot_test_i_next_event(th, th->gen, target, 0);
+    if (!t && e == th->nevents)
+      break;
+    if (t && (e == th->nevents || tdue <= th->events[e].due_ms)) {
+      blazebot_timer_fn fn = t->fn;
+      void *arg = t->arg;
+      if (tdue > th->now_ms)
+        th->now_ms = tdue;
+      if (t->repeat_ms && !t->at_wall)
+        t->due_ms += t->repeat_ms;
+      else
+        memset(t, 0, sizeof *t);
+      fn(th->state, arg);
+      fired++;
+    } else {
+      if (th->events[e].due_ms > th->now_ms)
+        th->now_ms = th->events[e].due_ms;
+      fired += blazebot_test_i_run_event(th, e, th->state);
+    }
+    fired += blazebot_test_i_drain_n(th);
+  }
+  if (th->now_ms < target)
+    th->now_ms = target;
+  return fired;
 }
 
 /* Checks a descriptor as the daemon's loader does and copies it. */
@@ -703,10 +1553,10 @@ static inline int blazebot_test_i_accept(struct blazebot_test_host *th,
     return -1;
   }
   memcpy(out, desc, desc->size < sizeof *out ? desc->size : sizeof *out);
-  if (out->abi_major != BLAZEBOT_ABI_MAJOR || out->abi_minor > BLAZEBOT_ABI_MINOR) {
-    blazebot_test_i_violation(th, "descriptor ABI %u.%u, host %d.%d",
+  if (out->abi_major != BLAZEBOT_ABI_MAJOR || out->abi_minor > th->host.abi_minor) {
+    blazebot_test_i_violation(th, "descriptor ABI %u.%u, host %d.%u",
                               (unsigned)out->abi_major, (unsigned)out->abi_minor,
-                              BLAZEBOT_ABI_MAJOR, BLAZEBOT_ABI_MINOR);
+                              BLAZEBOT_ABI_MAJOR, (unsigned)th->host.abi_minor);
     return -1;
   }
   if (!out->name || !out->name[0] || !out->subscriptions || !out->init ||
@@ -751,11 +1601,12 @@ static inline int blazebot_test_i_init(struct blazebot_test_host *th,
 
 /* ---- the test's API -------------------------------------------------------------- */
 
-/* Prepares th (nothing is allocated yet). */
-static inline void blazebot_test_init(struct blazebot_test_host *th) {
-  memset(th, 0, sizeof *th);
+/* Fills th's host table as a host of ABI minor `minor` (0 or 1). */
+static inline void blazebot_test_i_fill_host(struct blazebot_test_host *th,
+                                             uint32_t minor) {
+  memset(&th->host, 0, sizeof th->host);
   th->host.size = sizeof th->host;
-  th->host.abi_minor = BLAZEBOT_ABI_MINOR;
+  th->host.abi_minor = minor;
   th->host.log = blazebot_test_i_log;
   th->host.config_get = blazebot_test_i_config_get;
   th->host.config_int = blazebot_test_i_config_int;
@@ -771,7 +1622,28 @@ static inline void blazebot_test_init(struct blazebot_test_host *th) {
   th->host.set_error = blazebot_test_i_set_error;
   th->host.state_put = blazebot_test_i_state_put;
   th->host.state_get = blazebot_test_i_state_get;
+  if (minor == 0) {
+    th->host.size = (uint32_t)offsetof(struct blazebot_host, api_request);
+    return;
+  }
+  th->host.api_request = blazebot_test_i_api_request;
+  th->host.send_result = blazebot_test_i_send_result;
+  th->host.hold = blazebot_test_i_hold;
+  th->host.release = blazebot_test_i_release;
+  th->host.now_ms = blazebot_test_i_now_ms;
+  th->host.timer_at = blazebot_test_i_timer_at;
+  th->host.state_dir = blazebot_test_i_state_dir;
+  th->host.instance_name = blazebot_test_i_instance_name;
+}
+
+/* Prepares th (nothing is allocated yet). */
+static inline void blazebot_test_init(struct blazebot_test_host *th) {
+  memset(th, 0, sizeof *th);
+  blazebot_test_i_fill_host(th, BLAZEBOT_ABI_MINOR);
   th->bot_id = BLAZEBOT_TEST_BOT_ID;
+  th->wall_offset = BLAZEBOT_TEST_WALL_START;
+  th->api_timeout_ms = BLAZEBOT_TEST_API_TIMEOUT_MS;
+  th->send_default.status = BLAZEBOT_SEND_ACCEPTED;
 }
 
 /* Sets key of the plugin's ini section to a copy of value; NULL removes it.
@@ -942,21 +1814,60 @@ blazebot_test_message(struct blazebot_test_host *th, const char *category,
   return blazebot_test_message_data(th, category, text, text ? strlen(text) : 0);
 }
 
-/* Calls on_message(msg) as the daemon would (whether or not the plugin
- * subscribes to msg's category: see blazebot_test_subscribes), then runs the
- * completions it queued. Returns what on_message returned, or -1 (logged as
- * a violation) when no plugin is loaded or msg is NULL. */
+/* Calls on_message as the daemon would (whether or not the plugin
+ * subscribes to msg's category: see blazebot_test_subscribes), with the fake
+ * host's own copy of msg, which stays valid while the plugin holds it (so
+ * the test may reuse or free msg at once), then runs the completions it
+ * queued and the results due. Returns what on_message returned, or -1 when
+ * no plugin is loaded or msg is NULL (logged as a violation), or when
+ * BLAZEBOT_TEST_MAX_DELIVERIES deliveries are held or memory runs out. How
+ * the delivery ends: blazebot_test_outcome. */
 static inline int blazebot_test_deliver(struct blazebot_test_host *th,
                                         const struct blazebot_message *msg) {
+  struct blazebot_test_delivery *d = NULL;
+  struct blazebot_message *view;
+  size_t i, idx = 0;
   int rc;
   if (!th->loaded || !msg) {
     blazebot_test_i_violation(th,
                               "blazebot_test_deliver: no plugin loaded or no message");
     return -1;
   }
-  th->current = msg;
-  rc = th->desc.on_message(th->state, msg);
+  /* A free slot, else the one of the oldest delivery that ended. */
+  for (i = 0; i < BLAZEBOT_TEST_MAX_DELIVERIES; i++) {
+    struct blazebot_test_delivery *c = &th->deliveries[i];
+    if (!c->serial || (c->ended && (!d || (d->serial && c->serial < d->serial)))) {
+      d = c;
+      idx = i;
+      if (!c->serial)
+        break;
+    }
+  }
+  if (!d) {
+    blazebot_test_i_log(blazebot_test_i_ctx(th), BLAZEBOT_LOG_WARN,
+                        "testing.h: more than %d deliveries held",
+                        BLAZEBOT_TEST_MAX_DELIVERIES);
+    return -1;
+  }
+  if (!(view = blazebot_test_i_copy_message(msg)))
+    return -1;
+  memset(d, 0, sizeof *d);
+  d->serial = ++th->delivery_counter;
+  for (i = 0; view->message_id[i] && i + 1 < sizeof d->message_id; i++)
+    d->message_id[i] = view->message_id[i];
+  d->gen = th->gen;
+  d->result = BLAZEBOT_PASS;
+  d->in_call = 1;
+  d->view = view;
+  th->current = view;
+  th->cur_delivery = idx + 1;
+  rc = th->desc.on_message(th->state, view);
   th->current = NULL;
+  th->cur_delivery = 0;
+  d->in_call = 0;
+  d->rc = rc;
+  blazebot_test_i_combine(d, rc);
+  blazebot_test_i_settle_delivery(d);
   blazebot_test_i_drain(th);
   return rc;
 }
@@ -981,36 +1892,15 @@ static inline int blazebot_test_subscribes(const struct blazebot_test_host *th,
   return 0;
 }
 
-/* Advances the fake clock by ms and runs every timer due by then, earliest
- * first; a repeating timer runs once for each period that elapsed. Returns
- * how many callbacks ran (at most BLAZEBOT_TEST_MAX_FIRES). */
+/* Advances the fake clocks (monotonic and wall) by ms and runs every timer
+ * (timer_add and timer_at) and hands over every API answer and send result
+ * due by then, earliest first, each at its own time (now_ms in the callback
+ * says when it was due; at equal times timers come first); a repeating timer
+ * runs once for each period that elapsed. Returns how many callbacks ran (at
+ * most BLAZEBOT_TEST_MAX_FIRES). fire_timers(th, 0) runs what is due now,
+ * such as a timer_at in the past. */
 static inline int blazebot_test_fire_timers(struct blazebot_test_host *th, uint32_t ms) {
-  int fired = 0;
-  th->now_ms += ms;
-  while (th->loaded && fired < BLAZEBOT_TEST_MAX_FIRES) {
-    struct blazebot_test_timer *t = NULL;
-    blazebot_timer_fn fn;
-    void *arg;
-    size_t i;
-    for (i = 0; i < BLAZEBOT_TEST_MAX_TIMERS; i++) {
-      struct blazebot_test_timer *c = &th->timers[i];
-      if (c->id && c->gen == th->gen && c->due_ms <= th->now_ms &&
-          (!t || c->due_ms < t->due_ms || (c->due_ms == t->due_ms && c->id < t->id)))
-        t = c;
-    }
-    if (!t)
-      break;
-    fn = t->fn;
-    arg = t->arg;
-    if (t->repeat_ms)
-      t->due_ms += t->repeat_ms;
-    else
-      memset(t, 0, sizeof *t);
-    fn(th->state, arg);
-    fired++;
-    blazebot_test_i_drain(th);
-  }
-  return fired;
+  return blazebot_test_i_advance(th, ms);
 }
 
 /* How many timers of the loaded instance are live. */
@@ -1038,7 +1928,9 @@ static inline int blazebot_test_reconfigure(struct blazebot_test_host *th) {
 /* A reload as the daemon does it: the loaded instance's save_state (if
  * any) stores a blob, desc's init gets it through state_get; if that init
  * fails the old instance keeps running and its result is returned, else the
- * old instance's timers are cancelled, it is shut down and the new one takes
+ * old instance is retired: its pending API answers and send results are
+ * handed to it at once (as scripted), the holds it still has are released
+ * as RETRY, its timers are cancelled, it is shut down and the new one takes
  * its place (0). desc may be the same descriptor. */
 static inline int blazebot_test_reload(struct blazebot_test_host *th,
                                        const struct blazebot_plugin *desc) {
@@ -1070,7 +1962,7 @@ static inline int blazebot_test_reload(struct blazebot_test_host *th,
     th->desc = old;
     return rc;
   }
-  blazebot_test_i_forget(th, old_gen);
+  blazebot_test_i_retire(th, old_gen, old_state, 0);
   old.shutdown(old_state);
   th->state = state;
   th->gen = gen;
@@ -1095,12 +1987,18 @@ static inline const char *blazebot_test_reply_text(const struct blazebot_test_ho
   return i < th->nsent ? th->sent[i].data : NULL;
 }
 
-/* Forgets the recorded outgoing messages and log lines. */
+/* Forgets the recorded outgoing messages, API calls and log lines (results
+ * still pending are delivered all the same). */
 static inline void blazebot_test_clear(struct blazebot_test_host *th) {
   size_t i;
   for (i = 0; i < th->nsent; i++)
     free(th->sent[i].data);
   th->nsent = 0;
+  for (i = 0; i < th->napi; i++) {
+    free(th->api[i].path);
+    free(th->api[i].body);
+  }
+  th->napi = 0;
   th->nlog = 0;
   th->log_dropped = 0;
 }
@@ -1115,16 +2013,21 @@ static inline int blazebot_test_log_contains(const struct blazebot_test_host *th
   return 0;
 }
 
-/* Shuts the plugin down as the daemon does (completions run, timers
- * cancelled, then shutdown) and frees everything th allocated: the config,
- * the recorded messages (the count drops to 0), the test message and any
- * saved state. Log lines, error and violations stay readable. Safe to call
- * when nothing is loaded, and twice. */
+/* Shuts the plugin down as the daemon does (completions run; API answers
+ * and send results still pending are handed over at once as no answer,
+ * http_status 0, and GAVE_UP; holds still taken are released as RETRY;
+ * timers cancelled; then shutdown) and frees everything th allocated: the
+ * config, the recorded messages (the count drops to 0) and API calls, the
+ * scripts and the API default, the test message, any saved state, and the
+ * temporary state_dir with what it holds. Log lines, error, violations and
+ * the deliveries' outcomes stay readable. Safe to call when nothing is
+ * loaded, and twice. */
 static inline void blazebot_test_unload(struct blazebot_test_host *th) {
+  struct blazebot_test_hold_rec *h;
   size_t i;
   if (th->loaded) {
     blazebot_test_i_drain(th);
-    blazebot_test_i_forget(th, th->gen);
+    blazebot_test_i_retire(th, th->gen, th->state, 1);
     th->desc.shutdown(th->state);
     th->loaded = 0;
     th->state = NULL;
@@ -1146,6 +2049,302 @@ static inline void blazebot_test_unload(struct blazebot_test_host *th) {
   th->saved_blob = NULL;
   th->saved_len = 0;
   th->has_saved = 0;
+  /* Minor 1. */
+  for (i = 0; i < th->nevents; i++)
+    free(th->events[i].body);
+  free(th->events);
+  th->events = NULL;
+  th->nevents = th->events_cap = 0;
+  for (i = 0; i < th->napi; i++) {
+    free(th->api[i].path);
+    free(th->api[i].body);
+  }
+  th->napi = 0;
+  for (i = 0; i < th->napi_scripts; i++) {
+    free(th->api_scripts[i].path);
+    free(th->api_scripts[i].body);
+  }
+  th->napi_scripts = 0;
+  free(th->api_default.body);
+  memset(&th->api_default, 0, sizeof th->api_default);
+  th->api_default_set = 0;
+  th->nsend_scripts = 0;
+  while ((h = th->holds) != NULL) {
+    th->holds = h->next;
+    free(h);
+  }
+  for (i = 0; i < BLAZEBOT_TEST_MAX_DELIVERIES; i++) {
+    struct blazebot_test_delivery *d = &th->deliveries[i];
+    free(d->view);
+    d->view = NULL;
+    if (d->serial && !d->ended) {
+      d->holds = 0;
+      d->ended = 1;
+    }
+  }
+  if (th->state_root[0]) {
+    blazebot_test_i_rmtree(th->state_root, 0);
+    th->state_root[0] = '\0';
+    th->state_path[0] = '\0';
+  }
+}
+
+/* ---- ABI minor 1: API answers ------------------------------------------------------ */
+
+/* Scripts one answer of api_request: http_status, the Mixin error_code, a
+ * copy of body (NULL = ""), handed to done delay_ms after the call on the
+ * fake clock (0: as soon as the calling callback returns). method and path
+ * (exactly as the plugin gives them, query included) choose the call; NULL
+ * matches any. Each script answers one call: a call takes the oldest script
+ * naming both its method and path, else the oldest matching one. A delay
+ * beyond the call's deadline (timeout_ms, or api_timeout_ms when 0) makes
+ * the answer http_status 0 at the deadline. Returns 0, or -1 when
+ * BLAZEBOT_TEST_MAX_SCRIPTS answers wait, method is longer than 7 bytes or
+ * memory runs out. */
+static inline int blazebot_test_api_script(struct blazebot_test_host *th,
+                                           const char *method, const char *path,
+                                           int32_t http_status, int32_t error_code,
+                                           const char *body, uint32_t delay_ms) {
+  struct blazebot_test_api_script *s;
+  if (th->napi_scripts == BLAZEBOT_TEST_MAX_SCRIPTS)
+    return -1;
+  s = &th->api_scripts[th->napi_scripts];
+  memset(s, 0, sizeof *s);
+  if (blazebot_test_i_copy(s->method, sizeof s->method, method))
+    return -1;
+  if ((path && !(s->path = blazebot_test_i_strdup(path))) ||
+      (body && !(s->body = blazebot_test_i_strdup(body)))) {
+    free(s->path);
+    return -1;
+  }
+  s->body_len = body ? strlen(body) : 0;
+  s->http_status = http_status;
+  s->error_code = error_code;
+  s->delay_ms = delay_ms;
+  th->napi_scripts++;
+  return 0;
+}
+
+/* The answer of every call no script matches (at first: http_status 0,
+ * error_code 0, body "", at once, with a log line naming the call). Returns
+ * 0, or -1 when out of memory. */
+static inline int blazebot_test_api_default(struct blazebot_test_host *th,
+                                            int32_t http_status, int32_t error_code,
+                                            const char *body, uint32_t delay_ms) {
+  char *copy = NULL;
+  if (body && !(copy = blazebot_test_i_strdup(body)))
+    return -1;
+  free(th->api_default.body);
+  memset(&th->api_default, 0, sizeof th->api_default);
+  th->api_default.http_status = http_status;
+  th->api_default.error_code = error_code;
+  th->api_default.body = copy;
+  th->api_default.body_len = copy ? strlen(copy) : 0;
+  th->api_default.delay_ms = delay_ms;
+  th->api_default_set = 1;
+  return 0;
+}
+
+/* The api_request calls recorded so far, in order. */
+static inline size_t blazebot_test_api_count(const struct blazebot_test_host *th) {
+  return th->napi;
+}
+
+/* The i-th recorded api_request call, or NULL. */
+static inline const struct blazebot_test_api_call *
+blazebot_test_api(const struct blazebot_test_host *th, size_t i) {
+  return i < th->napi ? &th->api[i] : NULL;
+}
+
+/* ---- ABI minor 1: send results ----------------------------------------------------- */
+
+/* Scripts the result of one outgoing message (reply, send or send_result):
+ * status BLAZEBOT_SEND_*, code (kept for REFUSED only), delay_ms after the
+ * send on the fake clock (0: as soon as the calling callback returns). The
+ * message is the one with id message_id (as the plugin gave it, or as
+ * uuid() made it), or with NULL the next one made that no script names.
+ * Each script is used once; other messages get the default. The result
+ * goes to the sent record (settled, status, code) and to send_result's done.
+ * Returns 0, or -1 (full, an unknown status, an id too long). */
+static inline int blazebot_test_send_script(struct blazebot_test_host *th,
+                                            const char *message_id, uint32_t status,
+                                            int32_t code, uint32_t delay_ms) {
+  struct blazebot_test_send_script *s;
+  if (th->nsend_scripts == BLAZEBOT_TEST_MAX_SCRIPTS || status > BLAZEBOT_SEND_GAVE_UP)
+    return -1;
+  s = &th->send_scripts[th->nsend_scripts];
+  memset(s, 0, sizeof *s);
+  if (blazebot_test_i_copy(s->message_id, sizeof s->message_id, message_id))
+    return -1;
+  s->status = status;
+  s->code = status == BLAZEBOT_SEND_REFUSED ? code : 0;
+  s->delay_ms = delay_ms;
+  th->nsend_scripts++;
+  return 0;
+}
+
+/* The result of every message no script matches (at first: ACCEPTED, at
+ * once). Returns 0, or -1 for an unknown status. */
+static inline int blazebot_test_send_default(struct blazebot_test_host *th,
+                                             uint32_t status, int32_t code,
+                                             uint32_t delay_ms) {
+  if (status > BLAZEBOT_SEND_GAVE_UP)
+    return -1;
+  memset(&th->send_default, 0, sizeof th->send_default);
+  th->send_default.status = status;
+  th->send_default.code = status == BLAZEBOT_SEND_REFUSED ? code : 0;
+  th->send_default.delay_ms = delay_ms;
+  return 0;
+}
+
+/* How many API answers and send scripts were not used yet. */
+static inline size_t blazebot_test_scripts_left(const struct blazebot_test_host *th) {
+  return th->napi_scripts + th->nsend_scripts;
+}
+
+/* How many API answers and send results wait for their time. */
+static inline size_t blazebot_test_results_pending(const struct blazebot_test_host *th) {
+  return th->nevents;
+}
+
+/* ---- ABI minor 1: holds ------------------------------------------------------------ */
+
+/* The latest delivery of the message with id message_id (NULL: the latest
+ * delivery of all), or NULL. The last BLAZEBOT_TEST_MAX_DELIVERIES are kept. */
+static inline const struct blazebot_test_delivery *
+blazebot_test_find_delivery(const struct blazebot_test_host *th, const char *message_id) {
+  const struct blazebot_test_delivery *best = NULL;
+  size_t i;
+  for (i = 0; i < BLAZEBOT_TEST_MAX_DELIVERIES; i++) {
+    const struct blazebot_test_delivery *d = &th->deliveries[i];
+    if (d->serial && (!message_id || strcmp(d->message_id, message_id) == 0) &&
+        (!best || d->serial > best->serial))
+      best = d;
+  }
+  return best;
+}
+
+/* The holds outstanding on that delivery (see find_delivery), or -1 when
+ * there is none. */
+static inline int blazebot_test_holds(const struct blazebot_test_host *th,
+                                      const char *message_id) {
+  const struct blazebot_test_delivery *d = blazebot_test_find_delivery(th, message_id);
+  return d ? d->holds : -1;
+}
+
+/* How that delivery ended: 1 when it did (*result, may be NULL, gets the
+ * strongest of on_message's value and the releases: RETRY, an error,
+ * HANDLED, PASS), 0 while on_message runs or a hold is outstanding (*result:
+ * the strongest so far), -1 when there is no such delivery. */
+static inline int blazebot_test_outcome(const struct blazebot_test_host *th,
+                                        const char *message_id, int *result) {
+  const struct blazebot_test_delivery *d = blazebot_test_find_delivery(th, message_id);
+  if (!d)
+    return -1;
+  if (result)
+    *result = d->result;
+  return d->ended ? 1 : 0;
+}
+
+/* The holds outstanding on all deliveries. */
+static inline int blazebot_test_hold_count(const struct blazebot_test_host *th) {
+  int n = 0;
+  size_t i;
+  for (i = 0; i < BLAZEBOT_TEST_MAX_DELIVERIES; i++)
+    if (th->deliveries[i].serial && !th->deliveries[i].ended)
+      n += th->deliveries[i].holds;
+  return n;
+}
+
+/* ---- ABI minor 1: clocks, folders, names, the host's minor ------------------------- */
+
+/* What now_ms(clock) returns now, or -1 for an unknown clock. */
+static inline int64_t blazebot_test_now(const struct blazebot_test_host *th, int clock) {
+  if (clock == BLAZEBOT_CLOCK_MONOTONIC)
+    return (int64_t)th->now_ms;
+  if (clock == BLAZEBOT_CLOCK_WALL)
+    return (int64_t)th->now_ms + th->wall_offset;
+  return -1;
+}
+
+/* Sets a fake clock to ms and runs what is then due (as fire_timers).
+ * BLAZEBOT_CLOCK_WALL may jump either way, like a system clock being set
+ * (timer_at timers move with it; the monotonic clock does not move);
+ * BLAZEBOT_CLOCK_MONOTONIC only forward (the wall clock follows). Returns
+ * how many callbacks ran, or -1 (an unknown clock, or going back). */
+static inline int blazebot_test_set_clock(struct blazebot_test_host *th, int clock,
+                                          int64_t ms) {
+  if (clock == BLAZEBOT_CLOCK_WALL) {
+    th->wall_offset = ms - (int64_t)th->now_ms;
+    return blazebot_test_i_advance(th, 0);
+  }
+  if (clock == BLAZEBOT_CLOCK_MONOTONIC && ms >= (int64_t)th->now_ms)
+    return blazebot_test_i_advance(th, (uint64_t)ms - th->now_ms);
+  return -1;
+}
+
+/* What instance_name returns (default: the descriptor's name); NULL goes
+ * back to the default. Only while nothing is loaded. Returns 0, or -1
+ * (loaded, "", or longer than 127 bytes). */
+static inline int blazebot_test_set_instance_name(struct blazebot_test_host *th,
+                                                  const char *name) {
+  if (th->loaded || (name && !name[0]))
+    return -1;
+  if (!name) {
+    th->instance_name[0] = '\0';
+    return 0;
+  }
+  return blazebot_test_i_copy(th->instance_name, sizeof th->instance_name, name);
+}
+
+/* Makes state_dir return path, a folder the test owns (made with mode 0700
+ * if missing, never removed by the fake host); NULL goes back to the
+ * default, a temporary folder <TMPDIR or /tmp>/blazebot-test-<pid>-<n>/
+ * <instance name> made on first use and removed with its contents by
+ * blazebot_test_unload (set no_state_dir for a daemon without state_dir).
+ * Only while nothing is loaded. Returns 0, or -1. */
+static inline int blazebot_test_set_state_dir(struct blazebot_test_host *th,
+                                              const char *path) {
+  if (th->loaded)
+    return -1;
+  if (th->state_root[0]) {
+    blazebot_test_i_rmtree(th->state_root, 0);
+    th->state_root[0] = '\0';
+  }
+  th->state_path[0] = '\0';
+  th->state_set = 0;
+  if (!path)
+    return 0;
+  if (!path[0] || blazebot_test_i_copy(th->state_path, sizeof th->state_path, path))
+    return -1;
+#ifdef BLAZEBOT_TEST_POSIX
+  if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    th->state_path[0] = '\0';
+    return -1;
+  }
+#endif
+  th->state_set = 1;
+  return 0;
+}
+
+/* The folder state_dir returns (made now if it is the temporary one), so a
+ * test can put files there before loading or look at them afterwards; NULL
+ * with no_state_dir, or when it cannot be made. */
+static inline const char *blazebot_test_state_dir(struct blazebot_test_host *th) {
+  return blazebot_test_i_make_state_dir(th);
+}
+
+/* Makes th a host of ABI minor `minor` (0 or BLAZEBOT_ABI_MINOR), to test how
+ * a plugin copes with an older daemon: with 0 the table ends before
+ * api_request (BLAZEBOT_HOST_HAS is false for the minor-1 members, which are
+ * NULL), send ignores m->hold, and a plugin built for minor 1 is refused.
+ * Only while nothing is loaded. Returns 0, or -1. */
+static inline int blazebot_test_set_abi_minor(struct blazebot_test_host *th,
+                                              uint32_t minor) {
+  if (th->loaded || (minor != 0 && minor != BLAZEBOT_ABI_MINOR))
+    return -1;
+  blazebot_test_i_fill_host(th, minor);
+  return 0;
 }
 
 #ifdef __cplusplus

@@ -20,8 +20,12 @@
  * releases it with `result` (log lines "HOLD ID" and "RELEASE ID REPLY_ID").
  * With `report_state_dir = true` the probe writes "STATE_DIR PATH|none" at
  * init and, with state_dir, a file `instance` holding instance_name() in it;
- * `timer_at_ms` = N schedules a timer_at N ms ahead on the wall clock that logs "TIMER_AT
- * LATE_MS".
+ * `timer_at_ms` = N schedules a timer_at N ms ahead on the wall clock that
+ * logs "TIMER_AT LATE_MS". `api_get` = PATH holds every message, calls
+ * api_request GET PATH, and in the answer's callback replies "api STATUS
+ * CODE" and releases HANDLED (log line "API STATUS CODE BODY").
+ * `send_result = true` sends `reply` with send_result instead of reply and
+ * logs "RESULT STATUS CODE MESSAGE_ID" when the host reports its fate.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -47,6 +51,8 @@ struct probe {
   const char *reply;
   int64_t sleep_ms;
   int64_t hold_ms;
+  const char *api_get;
+  int send_result;
   int64_t timer_at_target;
   struct held *held; /* holds whose timer has not fired */
   int fd;
@@ -151,13 +157,20 @@ static int probe_init(blazebot_ctx *ctx, const struct blazebot_host *host, void 
     probe_free(p);
     return -1;
   }
+  p->api_get = host->config_get(ctx, "api_get");
+  if (host->config_bool(ctx, "send_result", 0, &p->send_result) != 0 ||
+      (p->send_result && !BLAZEBOT_HOST_HAS(host, send_result))) {
+    host->set_error(ctx, "send_result needs a boolean and a host with plugin API 1.1");
+    probe_free(p);
+    return -1;
+  }
   int64_t at_ms = 0;
   if (host->config_int(ctx, "timer_at_ms", 0, &at_ms) != 0 || at_ms < 0) {
     host->set_error(ctx, "timer_at_ms must be >= 0");
     probe_free(p);
     return -1;
   }
-  if ((p->hold_ms || at_ms) && !BLAZEBOT_HOST_HAS(host, timer_at)) {
+  if ((p->hold_ms || at_ms || p->api_get) && !BLAZEBOT_HOST_HAS(host, timer_at)) {
     host->set_error(ctx, "hold_ms and timer_at_ms need a host with plugin API 1.1");
     probe_free(p);
     return -1;
@@ -198,6 +211,26 @@ static int result_code(struct probe *p, const struct blazebot_message *msg) {
   }
 }
 
+static void held_unlink(struct probe *p, struct held *hd);
+
+static void probe_api_done(void *state, void *arg,
+                           const struct blazebot_api_response *r) {
+  struct probe *p = state;
+  struct held *hd = arg;
+  char text[64], line[400];
+  snprintf(text, sizeof text, "api %d %d", (int)r->http_status, (int)r->error_code);
+  if (p->host->reply(p->ctx, hd->msg, "PLAIN_TEXT", text, strlen(text), NULL) != 0)
+    log_line(p, "API_REPLY_FAILED\n", 17);
+  int n = snprintf(line, sizeof line, "API %d %d %.300s\n", (int)r->http_status,
+                   (int)r->error_code, r->body);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+  if (p->host->release(p->ctx, hd->hold, BLAZEBOT_HANDLED) != 0)
+    log_line(p, "RELEASE_FAILED\n", 15);
+  held_unlink(p, hd);
+  free(hd);
+}
+
 static void held_unlink(struct probe *p, struct held *hd) {
   if (hd->prev)
     hd->prev->next = hd->next;
@@ -233,6 +266,30 @@ static void probe_release(void *state, void *arg) {
  * (the state is freed by then, so nothing else is touched). */
 static int probe_shut;
 
+static void probe_sent(void *state, void *arg, const struct blazebot_send_result *r) {
+  struct probe *p = state;
+  char line[160];
+  (void)arg;
+  int n = snprintf(line, sizeof line, "RESULT %u %d %s\n", (unsigned)r->status,
+                   (int)r->code, r->message_id);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+}
+
+/* reply, or send_result tied to msg (send_result = true). */
+static int probe_reply(struct probe *p, const struct blazebot_message *msg,
+                       char id[BLAZEBOT_ID_LEN]) {
+  if (!p->send_result)
+    return p->host->reply(p->ctx, msg, "PLAIN_TEXT", p->reply, strlen(p->reply), id);
+  struct blazebot_outgoing o = {.size = sizeof o,
+                                .conversation_id = msg->conversation_id,
+                                .recipient_id = msg->user_id,
+                                .category = "PLAIN_TEXT",
+                                .data = p->reply,
+                                .data_len = strlen(p->reply)};
+  return p->host->send_result(p->ctx, &o, probe_sent, NULL, id);
+}
+
 static int probe_on_message(void *state, const struct blazebot_message *msg) {
 #if defined(__GNUC__)
   if (__atomic_load_n(&probe_shut, __ATOMIC_SEQ_CST)) {
@@ -254,15 +311,19 @@ static int probe_on_message(void *state, const struct blazebot_message *msg) {
     while (nanosleep(&d, &d) != 0 && errno == EINTR) {
     }
   }
-  if (p->hold_ms) {
+  if (p->hold_ms || p->api_get) {
     struct held *hd = calloc(1, sizeof *hd);
     int ok = hd != NULL;
     if (ok) {
       hd->p = p;
       hd->msg = msg;
       hd->hold = p->host->hold(p->ctx, msg);
-      ok = hd->hold && p->host->timer_add(p->ctx, (uint32_t)p->hold_ms, 0, probe_release,
-                                          hd, NULL) == 0;
+      if (p->api_get)
+        ok = hd->hold && p->host->api_request(p->ctx, "GET", p->api_get, NULL, 0, 5000,
+                                              probe_api_done, hd) == 0;
+      else
+        ok = hd->hold && p->host->timer_add(p->ctx, (uint32_t)p->hold_ms, 0,
+                                            probe_release, hd, NULL) == 0;
     }
     int n = snprintf(line, sizeof line, "%s %s\n", ok ? "HOLD" : "HOLD_FAILED",
                      msg->message_id);
@@ -284,8 +345,7 @@ static int probe_on_message(void *state, const struct blazebot_message *msg) {
     return BLAZEBOT_PASS;
   }
   int rc = result_code(p, msg);
-  if (p->reply && p->host->reply(p->ctx, msg, "PLAIN_TEXT", p->reply, strlen(p->reply),
-                                 reply_id) != 0) {
+  if (p->reply && probe_reply(p, msg, reply_id) != 0) {
     snprintf(reply_id, sizeof reply_id, "FAILED");
     rc = BLAZEBOT_ERROR;
   }

@@ -11,7 +11,13 @@
  *             a restart the message comes again and is answered;
  *   state_dir each instance gets <state_dir>/<instance> (0700) and its name;
  *             a folder open to other users is refused (state_dir() NULL);
- *   timer_at  a wall-clock timer fires, not early.
+ *   timer_at  a wall-clock timer fires, not early;
+ *   api       api_request under a hold: GET /me answers 200 with the data,
+ *             an unknown path the Mixin error 404, each message answered
+ *             from the callback and acknowledged after it;
+ *   result    send_result reports accepted, refused with the Mixin code, and
+ *             given up (a send still retried when the daemon stops), each
+ *             before the plugin's shutdown.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -170,6 +176,73 @@ int main(void) {
   CHECK(h_wait(&d, 30000) == 0);
   CHECK_INT(d.status, 0);
   CHECK(h_no_sanitizer_report(dir, "again.err"));
+  h_reap(&d);
+
+  /* api_request: GET /me under a hold, then an unknown path */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n[plugin.probe_a]\napi_get = /me\nlog = %s\n", log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "api", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 4, 30000) == 0);
+  push(&sim, 5, "who");
+  CHECK(h_sim_wait(&sim, "acked", 28, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "api 200 0"), 5);
+  CHECK_INT(h_count(log, "API 200 0 {\"data\":"), 5);
+  CHECK_INT(h_count(log, "RELEASE_FAILED"), 0);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "api.err"));
+  h_reap(&d);
+
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n[plugin.probe_a]\napi_get = /no/such/endpoint\n"
+           "log = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "api404", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 5, 30000) == 0);
+  push(&sim, 2, "nowhere");
+  CHECK(h_sim_wait(&sim, "acked", 30, 60000) == 0);
+  CHECK_INT(h_count(log, " 404 {\"error\":"), 2); /* the Mixin error code */
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "api404.err"));
+  h_reap(&d);
+
+  /* send_result: accepted, refused (10002), and given up at shutdown */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\nshutdown_timeout_ms = 1000\n"
+           "[plugin.probe_a]\nsend_result = true\nreply = with result\nlog = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"create_error:10002x1\"}"));
+  CHECK(h_daemon_start(&d, dir, "result", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 6, 30000) == 0);
+  push(&sim, 3, "result");
+  CHECK(h_sim_wait(&sim, "acked", 33, 60000) == 0);
+  CHECK(h_wait_count(log, "RESULT ", 3, 30000) == 0);
+  CHECK_INT(h_count(log, "RESULT 0 0 "), 2);
+  CHECK_INT(h_count(log, "RESULT 1 10002 "), 1);
+  CHECK_INT(replies_with(&sim, "with result"), 2);
+  /* Retryable failures from now on: a send still unsettled when the daemon
+   * stops is reported as given up, before the plugin's shutdown. */
+  json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"create_error:7000x1000\"}"));
+  push(&sim, 1, "stuck");
+  CHECK(h_wait_count(log, "probe_a ", 4, 30000) == 0);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK_INT(h_count(log, "RESULT 2 0 "), 1);
+  char *text = h_read(log);
+  char *gave = text ? strstr(text, "RESULT 2 0 ") : NULL;
+  CHECK(gave && strstr(gave, "SHUTDOWN")); /* reported before the shutdown */
+  free(text);
+  CHECK(h_no_sanitizer_report(dir, "result.err"));
   h_reap(&d);
 
   h_sim_stop(&sim);

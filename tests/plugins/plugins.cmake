@@ -27,6 +27,7 @@ function(blazebot_plugin_test name)
 endfunction()
 
 blazebot_plugin_test(testing ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_testing.c)
+blazebot_plugin_test(testing_11 ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_testing_11.c)
 blazebot_plugin_test(echo ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_echo.c
   ${PROJECT_SOURCE_DIR}/plugins/echo/echo.c)
 blazebot_plugin_test(commands ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_commands.c
