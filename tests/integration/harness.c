@@ -530,3 +530,81 @@ void h_asan_quarantine_mb(int mb) {
            mb);
   setenv("ASAN_OPTIONS", opts, 1);
 }
+
+int h_http(int port, const char *method, const char *target, const char *headers,
+           const void *body, size_t len, struct h_response *resp) {
+  memset(resp, 0, sizeof *resp);
+  resp->status = -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  char head[8192];
+  int hn = snprintf(head, sizeof head,
+                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                    "%sContent-Length: %zu\r\n\r\n",
+                    method, target, port, headers ? headers : "", len);
+  if (hn < 0 || (size_t)hn >= sizeof head ||
+      connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    close(fd);
+    return -1;
+  }
+  int ok = send(fd, head, (size_t)hn, MSG_NOSIGNAL) == hn;
+  for (size_t off = 0; ok && off < len;) {
+    ssize_t w = send(fd, (const char *)body + off, len - off, MSG_NOSIGNAL);
+    if (w <= 0)
+      ok = 0;
+    else
+      off += (size_t)w;
+  }
+  /* Read to the end even after a failed write: the server may have
+   * answered early, and that answer is what the test wants to see. */
+  size_t cap = 1 << 16, got = 0;
+  char *b = malloc(cap + 1);
+  for (;;) {
+    if (!b)
+      break;
+    if (got == cap) {
+      char *nb = cap < (64u << 20) ? realloc(b, cap * 2 + 1) : NULL;
+      if (!nb)
+        break;
+      b = nb;
+      cap *= 2;
+    }
+    ssize_t n = read(fd, b + got, cap - got);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (!b)
+    return -1;
+  b[got] = 0;
+  char *end = strstr(b, "\r\n\r\n");
+  if (!end || (strncmp(b, "HTTP/1.1 ", 9) != 0 && strncmp(b, "HTTP/1.0 ", 9) != 0)) {
+    free(b);
+    return -1;
+  }
+  resp->status = atoi(b + 9);
+  resp->head = strndup(b, (size_t)(end - b) + 2);
+  resp->len = got - (size_t)(end + 4 - b);
+  resp->body = malloc(resp->len + 1);
+  if (resp->body) {
+    memcpy(resp->body, end + 4, resp->len);
+    resp->body[resp->len] = 0;
+  }
+  free(b);
+  return resp->head && resp->body ? 0 : -1;
+}
+
+void h_response_free(struct h_response *resp) {
+  free(resp->head);
+  free(resp->body);
+  memset(resp, 0, sizeof *resp);
+}

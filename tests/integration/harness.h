@@ -145,4 +145,21 @@ static inline int h_started_(int rc, const char *what, const char *file, int lin
   return rc == 0 ? 0 : -1;
 }
 
+/* One HTTP/1.1 request to 127.0.0.1:port, for tests that need the status,
+ * the headers or a raw body: method and target as given, Host with the
+ * port, "Connection: close", the extra header lines in headers (each ending
+ * in CRLF; may be NULL), Content-Length and len bytes of body. The answer is
+ * read until the server closes (10 s at most per read). Returns 0 with resp
+ * filled (free it with h_response_free), or -1 (resp->status -1) when no
+ * HTTP answer came. */
+struct h_response {
+  int status;
+  char *head; /* status line and headers, NUL-terminated */
+  char *body; /* NUL-terminated past len */
+  size_t len;
+};
+int h_http(int port, const char *method, const char *target, const char *headers,
+           const void *body, size_t len, struct h_response *resp);
+void h_response_free(struct h_response *resp);
+
 #endif

@@ -29,6 +29,7 @@ blazebot_integration_test(outbox)
 blazebot_integration_test(hup)
 blazebot_integration_test(handshake)
 blazebot_integration_test(sim_strict)
+blazebot_integration_test(sim_api)
 blazebot_integration_test(edges)
 # The example ini with only the URLs moved to the simulator: first-try connect.
 blazebot_integration_test(quickstart)

@@ -8,7 +8,10 @@
  * "as NAME:") and their ids are version 5 UUIDs of the names, so a user keeps
  * its id, and its 1:1 conversation with the bot, from run to run. The
  * transcript (user lines, and bot messages to a chat user's conversation)
- * goes to stdout, one flushed line per event; logs stay on stderr.
+ * goes to stdout, one flushed line per event; logs stay on stderr. Media the
+ * bot sends show as one bracketed line, such as "[image 640x480 image/png
+ * 12 KB]" or "[file a.pdf application/pdf 3 KB]", with a remark when the
+ * attachment was never made or uploaded, or holds another size.
  */
 #include "sim.h"
 
@@ -80,6 +83,7 @@ static size_t chat_user(struct sim *sim, const char *name) {
   snprintf(u->name, sizeof u->name, "%s", name);
   if (name_uuid(name, id) < 0 || (u->user = store_user(sim, id)) == SIZE_MAX)
     goto oom;
+  store_user_name(sim, u->user, name); /* what GET /users/:id calls them */
   int w = (int)strlen(name);
   if (w > ch->width)
     ch->width = w > NAME_WIDTH_MAX ? NAME_WIDTH_MAX : w;
@@ -190,6 +194,70 @@ static void note(struct sim_chat *ch, const char *fmt, ...) {
   fflush(stdout);
 }
 
+/* "12 KB" and the like. */
+static void human_size(long long n, char *out, size_t cap) {
+  if (n < 1024)
+    snprintf(out, cap, "%lld B", n);
+  else if (n < 1024 * 1024)
+    snprintf(out, cap, "%lld KB", (n + 512) / 1024);
+  else
+    snprintf(out, cap, "%.1f MB", (double)n / (1024.0 * 1024.0));
+}
+
+/* The one-line view of a PLAIN_IMAGE, _VIDEO, _AUDIO or _DATA payload (a JSON
+ * object: attachment_id, mime_type, size, and width and height, duration or
+ * name), into out. Returns 0, or -1 for another category. */
+static int media_line(const struct sim *sim, const struct sim_sent *s, char *out,
+                      size_t cap) {
+  static const struct {
+    const char *category, *label;
+  } kinds[] = {{"PLAIN_IMAGE", "image"},
+               {"PLAIN_VIDEO", "video"},
+               {"PLAIN_AUDIO", "audio"},
+               {"PLAIN_DATA", "file"}};
+  const char *label = NULL;
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    if (!strcmp(s->category, kinds[i].category))
+      label = kinds[i].label;
+  }
+  if (!label)
+    return -1;
+  json_error_t je;
+  json_t *o = json_loadb((const char *)s->data, s->data_len, 0, &je);
+  if (!json_is_object(o)) {
+    json_decref(o);
+    snprintf(out, cap, "[%s, %zu bytes that are not a JSON object]", label, s->data_len);
+    return 0;
+  }
+  const char *mime = json_string_value(json_object_get(o, "mime_type"));
+  const char *name = json_string_value(json_object_get(o, "name"));
+  const char *att = json_string_value(json_object_get(o, "attachment_id"));
+  json_t *size = json_object_get(o, "size");
+  char dims[48] = "", sz[32] = "?", note[96] = "";
+  json_t *w = json_object_get(o, "width"), *h = json_object_get(o, "height");
+  if (strcmp(label, "file") && strcmp(label, "audio"))
+    snprintf(dims, sizeof dims, " %lldx%lld",
+             json_is_integer(w) ? (long long)json_integer_value(w) : -1,
+             json_is_integer(h) ? (long long)json_integer_value(h) : -1);
+  if (json_is_integer(size))
+    human_size((long long)json_integer_value(size), sz, sizeof sz);
+  const struct sim_attachment *a = att ? files_find(sim, att) : NULL;
+  if (!a)
+    snprintf(note, sizeof note, "; no such attachment");
+  else if (!a->uploaded)
+    snprintf(note, sizeof note, "; attachment not uploaded");
+  else if (!json_is_integer(size) ||
+           (long long)json_integer_value(size) != (long long)a->size)
+    snprintf(note, sizeof note, "; %zu bytes uploaded", a->size);
+  if (!strcmp(label, "file"))
+    snprintf(out, cap, "[file %.80s %.64s %s%s]", name ? name : "?", mime ? mime : "?",
+             sz, note);
+  else
+    snprintf(out, cap, "[%s%s %.64s %s%s]", label, dims, mime ? mime : "?", sz, note);
+  json_decref(o);
+  return 0;
+}
+
 void chat_on_sent(struct sim *sim, const struct sim_sent *s) {
   struct sim_chat *ch = &sim->chat;
   size_t who = SIZE_MAX;
@@ -211,8 +279,11 @@ void chat_on_sent(struct sim *sim, const struct sim_sent *s) {
   char tag[SIM_CHAT_NAME_MAX + 8] = "";
   if (who != ch->speaker)
     snprintf(tag, sizeof tag, "(to %s) ", ch->users[who].name);
+  char media[320];
   if (!strcmp(s->category, "PLAIN_TEXT") || !strcmp(s->category, "PLAIN_POST")) {
     say(ch, "bot", 1, tag, (const char *)s->data, s->data_len);
+  } else if (media_line(sim, s, media, sizeof media) == 0) {
+    say(ch, "bot", 1, tag, media, strlen(media));
   } else {
     char what[SIM_CATEGORY_MAX + 32];
     int n = snprintf(what, sizeof what, "[%s %zu bytes]", s->category, s->data_len);

@@ -7,7 +7,12 @@
  * pushes of stored messages, counted across connections, and then fire once
  * on whichever live connection writes next. The others change how requests
  * are answered: reject401[:K] refuses handshakes, create_error:CODE[xCOUNT]
- * fails sends, ack_batch_error (persistent) fails batched WebSocket acks.
+ * fails sends, ack_batch_error (persistent) fails batched WebSocket acks,
+ * api_error:ENDPOINT:CODE[xCOUNT] answers REST calls (or uploads and
+ * downloads) of one endpoint, or of "any", with an error, and
+ * api_slow:ENDPOINT:MS[xCOUNT] answers them MS milliseconds late. Arming
+ * one of these replaces what was left of the same kind for that endpoint;
+ * an endpoint's own fault is used before an "any" one.
  */
 #include "sim.h"
 
@@ -35,7 +40,29 @@ static const struct {
     {"silent", FAULT_SILENT, 1},
     {"create_error", FAULT_CREATE_ERROR, 0},
     {"ack_batch_error", FAULT_ACK_BATCH_ERROR, 0},
+    {"api_error", FAULT_API_ERROR, 0},
+    {"api_slow", FAULT_API_SLOW, 0},
 };
+
+/* Endpoint names, in enum sim_endpoint order, then "any". */
+static const char *const endpoint_names[SIM_EP_COUNT + 1] = {
+    "me",
+    "user",
+    "users_fetch",
+    "conversation_create",
+    "conversation",
+    "attachment_create",
+    "attachment",
+    "messages",
+    "acknowledgements",
+    "upload",
+    "view",
+    "any",
+};
+
+const char *faults_endpoint_name(int endpoint) {
+  return endpoint >= 0 && endpoint <= SIM_EP_COUNT ? endpoint_names[endpoint] : "?";
+}
 
 /* Parses a decimal in [lo, hi] from s[0..n). Returns 0 or -1. */
 static int parse_long(const char *s, size_t n, long lo, long hi, long *out) {
@@ -78,7 +105,7 @@ int faults_parse(const char *spec, struct sim_fault *out, char *err, size_t errl
   if (idx < 0) {
     snprintf(err, errlen,
              "unknown fault \"%.*s\" (drop reject401 error401 garbage text badjson bomb "
-             "badbase64 missing silent create_error ack_batch_error)",
+             "badbase64 missing silent create_error ack_batch_error api_error api_slow)",
              (int)nlen, spec);
     return -1;
   }
@@ -118,6 +145,38 @@ int faults_parse(const char *spec, struct sim_fault *out, char *err, size_t errl
     }
     return 0;
   }
+  case FAULT_API_ERROR:
+  case FAULT_API_SLOW: {
+    int slow = out->kind == FAULT_API_SLOW;
+    const char *form =
+        slow ? "api_slow:ENDPOINT:MS[xCOUNT]" : "api_error:ENDPOINT:CODE[xCOUNT]";
+    size_t el = arg ? strcspn(arg, ":") : 0;
+    out->endpoint = -1;
+    for (int i = 0; arg && i <= SIM_EP_COUNT; i++) {
+      if (strlen(endpoint_names[i]) == el && !strncmp(arg, endpoint_names[i], el))
+        out->endpoint = i;
+    }
+    if (out->endpoint < 0) {
+      snprintf(err, errlen,
+               "fault %s: write %s with ENDPOINT one of me user users_fetch "
+               "conversation_create conversation attachment_create attachment messages "
+               "acknowledgements upload view any",
+               spec, form);
+      return -1;
+    }
+    const char *v = arg[el] == ':' ? arg + el + 1 : "";
+    size_t vl = strcspn(v, "x");
+    out->count = 1;
+    if (parse_long(v, vl, slow ? 1 : 100, slow ? SIM_MAX_SLOW_MS : 99999999L, &out->arg) <
+            0 ||
+        (v[vl] == 'x' &&
+         parse_long(v + vl + 1, strlen(v + vl + 1), 1, 1000000000L, &out->count) < 0)) {
+      snprintf(err, errlen, "fault %s: write %s (%s)", spec, form,
+               slow ? "MS 1..60000" : "CODE 100..99999999");
+      return -1;
+    }
+    return 0;
+  }
   default:
     if (arg) {
       snprintf(err, errlen, "fault %s takes no :ARG", names[idx].name);
@@ -138,6 +197,14 @@ int faults_arm(struct sim *sim, const struct sim_fault *f) {
     break;
   case FAULT_ACK_BATCH_ERROR:
     sim->ack_batch_error = 1;
+    break;
+  case FAULT_API_ERROR:
+    sim->api_faults[f->endpoint].error_code = (int)f->arg;
+    sim->api_faults[f->endpoint].error_count = f->count;
+    break;
+  case FAULT_API_SLOW:
+    sim->api_faults[f->endpoint].slow_ms = f->arg;
+    sim->api_faults[f->endpoint].slow_count = f->count;
     break;
   default:
     if (sim->nfaults >= SIM_MAX_FAULTS) {
@@ -191,6 +258,34 @@ int faults_take_reject(struct sim *sim) {
     sim->reject_remaining--;
   faults_fired(sim, "reject401");
   return 1;
+}
+
+int faults_take_api_error(struct sim *sim, int endpoint) {
+  struct sim_api_fault *f = &sim->api_faults[endpoint];
+  if (f->error_count <= 0)
+    f = &sim->api_faults[SIM_EP_ANY];
+  if (f->error_count <= 0)
+    return 0;
+  f->error_count--;
+  sim->st.faults_fired++;
+  log_info("fault api_error:%s:%d fired on %s",
+           faults_endpoint_name((int)(f - sim->api_faults)), f->error_code,
+           faults_endpoint_name(endpoint));
+  return f->error_code;
+}
+
+long faults_take_api_slow(struct sim *sim, int endpoint) {
+  struct sim_api_fault *f = &sim->api_faults[endpoint];
+  if (f->slow_count <= 0)
+    f = &sim->api_faults[SIM_EP_ANY];
+  if (f->slow_count <= 0)
+    return 0;
+  f->slow_count--;
+  sim->st.faults_fired++;
+  log_info("fault api_slow:%s:%ld fired on %s",
+           faults_endpoint_name((int)(f - sim->api_faults)), f->slow_ms,
+           faults_endpoint_name(endpoint));
+  return f->slow_ms;
 }
 
 void faults_fired(struct sim *sim, const char *what) {

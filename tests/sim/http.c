@@ -2,16 +2,20 @@
 /*
  * http: the HTTP side of the simulator on the same port as Blaze — the
  * WebSocket upgrade check (GET / over HTTP/1.1, Host, RFC 6455 headers, JWT,
- * subprotocol, reject faults), the REST API the daemon uses (POST
- * /acknowledgements, POST /messages, POST /conversations, GET /me; each
- * needs a fresh JWT signed over METHOD + URI + BODY) and the unauthenticated
- * control API under /_sim/ for tests. On plain TCP the method and URI are
- * taken from the request line as sent (reqline.c), not from lws's sanitised
- * parse, and every connection carries one request ("Connection: close"), so
- * nothing a client sends on a later request escapes that reading. Bodies
- * are read up to SIM_MAX_BODY; a response is built whole and written in
- * chunks from HTTP_WRITEABLE. Mixin-style errors are HTTP 202 with
- * {"error":{...}}, as the real API answers; only a bad token is HTTP 401.
+ * subprotocol, reject faults), the reading of every other request, the
+ * response writers, the unauthenticated control API under /_sim/ for tests,
+ * and the dispatch to the Mixin REST API (rest.c, each call with a fresh JWT
+ * signed over METHOD + URI + BODY) and to the upload and view URLs of
+ * attachments (files.c, no token, as on S3). On plain TCP the method and
+ * URI are taken from the request line as sent (reqline.c), not from lws's
+ * sanitised parse, and every connection carries one request ("Connection:
+ * close"), so nothing a client sends on a later request escapes that
+ * reading. Bodies are read up to SIM_MAX_BODY (SIM_MAX_UPLOAD for an
+ * upload); a response is built whole and written in chunks from
+ * HTTP_WRITEABLE. An api_slow fault holds a routed request on the lws timer
+ * of its connection and answers it from LWS_CALLBACK_TIMER. Mixin-style
+ * errors are HTTP 202 with {"error":{...}}, as the real API answers (HTTP
+ * 500 for server failures); a bad token is HTTP 401.
  */
 #include "sim.h"
 
@@ -372,18 +376,20 @@ static int confirm_upgrade(struct sim *sim, struct lws *wsi, const char *upgrade
 
 /* ---- responses ---- */
 
-static int respond(struct lws *wsi, struct http_req *r, unsigned int status,
-                   const char *body, size_t len) {
+int http_respond(struct lws *wsi, struct http_req *r, unsigned int status,
+                 const char *ctype, const char *hname, const char *hval, const void *body,
+                 size_t len) {
   unsigned char hdr[LWS_PRE + 1024];
   unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
   free(r->resp);
-  r->resp = malloc(LWS_PRE + len);
+  r->resp = malloc(LWS_PRE + len + 1);
   if (!r->resp)
     return -1;
-  memcpy(r->resp + LWS_PRE, body, len);
+  if (len)
+    memcpy(r->resp + LWS_PRE, body, len);
   r->resp_len = len;
   r->resp_off = 0;
-  if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end))
+  if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end))
     return -1;
   if (r->close_after &&
       lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
@@ -394,15 +400,23 @@ static int respond(struct lws *wsi, struct http_req *r, unsigned int status,
                                   (const unsigned char *)r->request_id,
                                   (int)strlen(r->request_id), &p, end))
     return -1;
+  if (hname && lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
+                                           (const unsigned char *)hval, (int)strlen(hval),
+                                           &p, end))
+    return -1;
   if (lws_finalize_write_http_header(wsi, start, &p, end))
     return -1;
   lws_callback_on_writable(wsi);
   return 0;
 }
 
-/* Responds with obj (consumed) as compact JSON. */
-static int respond_json(struct lws *wsi, struct http_req *r, unsigned int status,
-                        json_t *obj) {
+static int respond(struct lws *wsi, struct http_req *r, unsigned int status,
+                   const char *body, size_t len) {
+  return http_respond(wsi, r, status, "application/json", NULL, NULL, body, len);
+}
+
+int http_respond_json(struct lws *wsi, struct http_req *r, unsigned int status,
+                      json_t *obj) {
   char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
   json_decref(obj);
   if (!s) {
@@ -415,24 +429,55 @@ static int respond_json(struct lws *wsi, struct http_req *r, unsigned int status
   return rc;
 }
 
-static int respond_data(struct lws *wsi, struct http_req *r, json_t *data) {
-  return respond_json(wsi, r, 200, json_pack("{s:o}", "data", data ? data : json_null()));
+int http_respond_data(struct lws *wsi, struct http_req *r, json_t *data) {
+  return http_respond_json(wsi, r, 200,
+                           json_pack("{s:o}", "data", data ? data : json_null()));
 }
 
-/* A Mixin-style error: HTTP 202 with the error object. */
-static int respond_mixin_error(struct lws *wsi, struct http_req *r, int code,
-                               const char *description, const char *reason) {
-  json_t *e =
-      json_pack("{s:i,s:i,s:s}", "status", 202, "code", code, "description", description);
+int http_respond_mixin_error(struct lws *wsi, struct http_req *r, int code,
+                             const char *reason) {
+  int status = (code >= 500 && code <= 599) || code == 7000 || code == 7001 ? 500 : 202;
+  json_t *e = json_pack("{s:i,s:i,s:s}", "status", status, "code", code, "description",
+                        faults_error_description(code));
   if (e && reason && *reason)
     json_object_set_new(e, "extra", json_pack("{s:s}", "reason", reason));
-  return respond_json(wsi, r, 202, json_pack("{s:o}", "error", e));
+  return http_respond_json(wsi, r, (unsigned)status, json_pack("{s:o}", "error", e));
 }
 
-/* A control API error: a plain HTTP status with {"error":"..."}. */
-static int respond_plain_error(struct lws *wsi, struct http_req *r, unsigned int status,
-                               const char *what) {
-  return respond_json(wsi, r, status, json_pack("{s:s}", "error", what));
+int http_respond_unauthorized(struct lws *wsi, struct http_req *r) {
+  static const char unauth[] =
+      "{\"error\":{\"status\":401,\"code\":401,\"description\":\"Unauthorized\"}}";
+  return respond(wsi, r, 401, unauth, sizeof unauth - 1);
+}
+
+int http_respond_plain_error(struct lws *wsi, struct http_req *r, unsigned int status,
+                             const char *what) {
+  return http_respond_json(wsi, r, status, json_pack("{s:s}", "error", what));
+}
+
+json_t *http_body_json(const struct http_req *r) {
+  json_error_t je;
+  return json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+}
+
+static int endpoint_run(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  return r->endpoint == EP_UPLOAD || r->endpoint == EP_VIEW ? files_run(sim, wsi, r)
+                                                            : rest_run(sim, wsi, r);
+}
+
+int http_endpoint_start(struct sim *sim, struct lws *wsi, struct http_req *r) {
+  sim->st.api_calls[r->endpoint]++;
+  long ms = faults_take_api_slow(sim, r->endpoint);
+  if (ms > 0) {
+    /* The answer waits for LWS_CALLBACK_TIMER; nothing is read meanwhile,
+     * so no lws timeout has to run, and a client that leaves takes the
+     * timer with it. */
+    r->delayed = 1;
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    lws_set_timer_usecs(wsi, (lws_usec_t)ms * LWS_US_PER_MS);
+    return 0;
+  }
+  return endpoint_run(sim, wsi, r);
 }
 
 static int write_body(struct lws *wsi, struct http_req *r) {
@@ -458,208 +503,6 @@ static int write_body(struct lws *wsi, struct http_req *r) {
   return 0;
 }
 
-/* ---- REST ---- */
-
-static json_t *parse_body(struct http_req *r) {
-  json_error_t je;
-  return json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
-}
-
-static int rest_acknowledgements(struct sim *sim, struct lws *wsi, struct http_req *r) {
-  char why[160];
-  json_t *root = parse_body(r);
-  if (!root)
-    return respond_mixin_error(wsi, r, 400, faults_error_description(400),
-                               "body is not JSON");
-  int code = store_check_acks(root, why, sizeof why);
-  if (code) {
-    json_decref(root);
-    log_info("POST /acknowledgements refused: %s", why);
-    return respond_mixin_error(wsi, r, code, "invalid field", why);
-  }
-  sim->st.ack_requests_rest++;
-  size_t i;
-  json_t *e;
-  json_array_foreach(root, i, e) {
-    store_ack(sim, json_string_value(json_object_get(e, "message_id")));
-  }
-  json_decref(root);
-  return respond_data(wsi, r, json_array());
-}
-
-static int rest_messages(struct sim *sim, struct lws *wsi, struct http_req *r) {
-  char why[200];
-  json_t *root = parse_body(r);
-  if (!root)
-    return respond_mixin_error(wsi, r, 400, faults_error_description(400),
-                               "body is not JSON");
-  size_t n = json_array_size(root);
-  if (!json_is_array(root) || n == 0 || n > SIM_MAX_BATCH) {
-    json_decref(root);
-    sim->st.create_errors++;
-    return respond_mixin_error(wsi, r, 10002, "invalid field",
-                               "body must be an array of 1..100 messages");
-  }
-  struct sim_sent *items = calloc(n, sizeof *items);
-  if (!items) {
-    json_decref(root);
-    return respond_mixin_error(wsi, r, 500, faults_error_description(500),
-                               "out of memory");
-  }
-  size_t parsed = 0;
-  int rc;
-  for (; parsed < n; parsed++) {
-    char item_why[160];
-    if (sent_parse(json_array_get(root, parsed), "rest", &items[parsed], item_why,
-                   sizeof item_why) < 0) {
-      snprintf(why, sizeof why, "message %zu: %s", parsed, item_why);
-      break;
-    }
-  }
-  json_decref(root);
-  if (parsed < n) {
-    sim->st.create_errors++;
-    log_info("POST /messages refused: %s", why);
-    rc = respond_mixin_error(wsi, r, 10002, "invalid field", why);
-    goto done;
-  }
-  /* create_error counts items: a batch that meets one fails as a whole. */
-  int code = 0;
-  for (size_t i = 0; i < n; i++) {
-    int c = faults_take_create_error(sim);
-    if (!c)
-      break;
-    code = c;
-    sim->st.create_errors++;
-  }
-  if (code) {
-    rc = respond_mixin_error(wsi, r, code, faults_error_description(code), NULL);
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++) {
-    int dup;
-    size_t idx = sent_add(sim, &items[i], &dup);
-    if (idx != SIM_MSG_INDEX_NONE && !dup)
-      ws_queue_receipt(sim, &sim->sent[idx]);
-  }
-  rc = respond_data(wsi, r, json_array());
-done:
-  for (size_t i = 0; i < n; i++)
-    free(items[i].data);
-  free(items);
-  return rc;
-}
-
-static int rest_conversations(struct sim *sim, struct lws *wsi, struct http_req *r) {
-  json_t *root = parse_body(r);
-  if (!root)
-    return respond_mixin_error(wsi, r, 400, faults_error_description(400),
-                               "body is not JSON");
-  const char *why = NULL;
-  const char *cat = json_string_value(json_object_get(root, "category"));
-  const char *cid = json_string_value(json_object_get(root, "conversation_id"));
-  json_t *parts = json_object_get(root, "participants");
-  json_t *name = json_object_get(root, "name");
-  if (!cat || (strcmp(cat, "CONTACT") != 0 && strcmp(cat, "GROUP") != 0))
-    why = "category must be CONTACT or GROUP";
-  else if (!cid || !uuid_valid(cid))
-    why = "conversation_id is not a UUID";
-  else if (!json_is_array(parts) || json_array_size(parts) == 0 ||
-           json_array_size(parts) > 256)
-    why = "participants must be an array of 1..256 users";
-  else if (name && !json_is_null(name) &&
-           (!json_is_string(name) || json_string_length(name) > 512))
-    why = "name must be a string of at most 512 characters";
-  size_t i;
-  json_t *p;
-  if (!why) {
-    json_array_foreach(parts, i, p) {
-      const char *uid = json_string_value(json_object_get(p, "user_id"));
-      if (!uid || !uuid_valid(uid)) {
-        why = "participant user_id is not a UUID";
-        break;
-      }
-    }
-  }
-  if (!why && !strcmp(cat, "CONTACT")) {
-    char want[UUID_STR_LEN];
-    const char *uid =
-        json_string_value(json_object_get(json_array_get(parts, 0), "user_id"));
-    if (json_array_size(parts) != 1)
-      why = "a CONTACT conversation has exactly one participant";
-    else if (uuid_unique_conversation(sim->bot_id, uid, want) < 0 ||
-             strcasecmp(want, cid))
-      why = "conversation_id is not the 1:1 id of the bot and the participant";
-  }
-  if (why) {
-    json_decref(root);
-    log_info("POST /conversations refused: %s", why);
-    return respond_mixin_error(wsi, r, 10002, "invalid field", why);
-  }
-  /* Creating an existing conversation returns it, as the real API does. */
-  json_array_foreach(sim->conversations, i, p) {
-    if (!strcasecmp(json_string_value(json_object_get(p, "conversation_id")), cid)) {
-      json_decref(root);
-      return respond_data(wsi, r, json_deep_copy(p));
-    }
-  }
-  char now[SIM_TIME_LEN];
-  sim_timestamp(now);
-  json_t *plist = json_array();
-  json_array_foreach(parts, i, p) {
-    json_array_append_new(
-        plist, json_pack("{s:s,s:s}", "user_id",
-                         json_string_value(json_object_get(p, "user_id")), "role", ""));
-  }
-  json_t *conv = json_pack(
-      "{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "type", "conversation", "conversation_id", cid,
-      "category", cat, "name", json_is_string(name) ? json_string_value(name) : "",
-      "creator_id", sim->bot_id, "created_at", now, "participants", plist);
-  json_decref(root);
-  if (!conv || json_array_append(sim->conversations, conv) < 0) {
-    json_decref(conv);
-    return respond_mixin_error(wsi, r, 500, faults_error_description(500),
-                               "out of memory");
-  }
-  log_info("conversation %s (%s) created",
-           json_string_value(json_object_get(conv, "conversation_id")),
-           json_string_value(json_object_get(conv, "category")));
-  return respond_data(wsi, r, conv);
-}
-
-static int rest_me(struct sim *sim, struct lws *wsi, struct http_req *r) {
-  return respond_data(wsi, r,
-                      json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "type", "user", "user_id",
-                                sim->bot_id, "identity_number", "7000000000", "full_name",
-                                "blazebot-sim bot", "app_id", sim->bot_id, "is_bot", 1));
-}
-
-static int rest_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
-  char err[256];
-  const char *m = method_name(r->method);
-  /* On plain TCP both the signed URI and the path routed on are as sent:
-   * "/me?x=1" signs differently from "/me", and "//me" is not "/me". */
-  if (http_auth_check(sim, r->auth, m, r->uri, r->body.data ? r->body.data : "",
-                      r->body.len, err, sizeof err) < 0) {
-    sim->st.auth_failures++;
-    log_info("%s %s refused with 401: %s", m, r->uri, err);
-    static const char unauth[] =
-        "{\"error\":{\"status\":401,\"code\":401,\"description\":\"Unauthorized\"}}";
-    return respond(wsi, r, 401, unauth, sizeof unauth - 1);
-  }
-  log_debug("%s %s (%zu bytes)", m, r->uri, r->body.len);
-  int post = r->method == LWSHUMETH_POST, get = r->method == LWSHUMETH_GET;
-  if (post && !strcmp(r->path, "/acknowledgements"))
-    return rest_acknowledgements(sim, wsi, r);
-  if (post && !strcmp(r->path, "/messages"))
-    return rest_messages(sim, wsi, r);
-  if (post && !strcmp(r->path, "/conversations"))
-    return rest_conversations(sim, wsi, r);
-  if (get && !strcmp(r->path, "/me"))
-    return rest_me(sim, wsi, r);
-  return respond_mixin_error(wsi, r, 404, faults_error_description(404), r->path);
-}
-
 /* ---- control API ---- */
 
 /* text with every "%d" replaced by i, appended to out. */
@@ -677,10 +520,10 @@ static int substitute(struct buf *out, const char *text, long i) {
 }
 
 static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
-  json_t *root = r->body.len ? parse_body(r) : json_object();
+  json_t *root = r->body.len ? http_body_json(r) : json_object();
   if (!json_is_object(root)) {
     json_decref(root);
-    return respond_plain_error(wsi, r, 400, "body must be a JSON object");
+    return http_respond_plain_error(wsi, r, 400, "body must be a JSON object");
   }
   json_t *jc = json_object_get(root, "count");
   json_t *jcat = json_object_get(root, "category");
@@ -702,7 +545,7 @@ static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
     err = "conversation_id must be a UUID";
   if (err) {
     json_decref(root);
-    return respond_plain_error(wsi, r, 400, err);
+    return http_respond_plain_error(wsi, r, 400, err);
   }
   const char *cat = jcat ? json_string_value(jcat) : "PLAIN_TEXT";
   const char *text = jtext ? json_string_value(jtext) : "message %d";
@@ -732,7 +575,7 @@ static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
   buf_fini(&data);
   json_decref(root);
   ws_wake_all(sim);
-  return respond_json(
+  return http_respond_json(
       wsi, r, 200, json_pack("{s:o,s:i}", "message_ids", ids, "count", (json_int_t)made));
 oom:
   buf_fini(&data);
@@ -740,23 +583,23 @@ oom:
   json_decref(ids);
   if (made)
     ws_wake_all(sim);
-  return respond_plain_error(wsi, r, 500, "out of memory");
+  return http_respond_plain_error(wsi, r, 500, "out of memory");
 }
 
 static int control_fault(struct sim *sim, struct lws *wsi, struct http_req *r) {
   char err[200];
-  json_t *root = parse_body(r);
+  json_t *root = http_body_json(r);
   const char *spec = json_string_value(json_object_get(root, "fault"));
   struct sim_fault f;
   int rc;
   if (!spec)
-    rc = respond_plain_error(wsi, r, 400, "body must be {\"fault\":\"SPEC\"}");
+    rc = http_respond_plain_error(wsi, r, 400, "body must be {\"fault\":\"SPEC\"}");
   else if (faults_parse(spec, &f, err, sizeof err) < 0)
-    rc = respond_plain_error(wsi, r, 400, err);
+    rc = http_respond_plain_error(wsi, r, 400, err);
   else if (faults_arm(sim, &f) < 0)
-    rc = respond_plain_error(wsi, r, 409, "too many faults armed");
+    rc = http_respond_plain_error(wsi, r, 409, "too many faults armed");
   else
-    rc = respond_json(wsi, r, 200, json_pack("{s:s}", "armed", spec));
+    rc = http_respond_json(wsi, r, 200, json_pack("{s:s}", "armed", spec));
   json_decref(root);
   return rc;
 }
@@ -765,24 +608,28 @@ static int control_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r
   int post = r->method == LWSHUMETH_POST, get = r->method == LWSHUMETH_GET;
   const char *p = r->path + 6; /* after "/_sim/" */
   if (get && !strcmp(p, "stats"))
-    return respond_json(wsi, r, 200, stats_json(sim));
+    return http_respond_json(wsi, r, 200, stats_json(sim));
   if (post && !strcmp(p, "push"))
     return control_push(sim, wsi, r);
   if (post && !strcmp(p, "fault"))
     return control_fault(sim, wsi, r);
   if (get && !strcmp(p, "sent"))
-    return respond_json(wsi, r, 200, sent_list_json(sim));
+    return http_respond_json(wsi, r, 200, sent_list_json(sim));
   if (get && !strcmp(p, "conversations"))
-    return respond_json(wsi, r, 200, json_incref(sim->conversations));
+    return http_respond_json(wsi, r, 200, json_incref(sim->conversations));
+  if (get && !strcmp(p, "users"))
+    return http_respond_json(wsi, r, 200, store_users_json(sim));
+  if (get && !strcmp(p, "attachments"))
+    return http_respond_json(wsi, r, 200, files_list_json(sim));
   if (get && !strcmp(p, "messages")) {
     struct buf b = {0};
     int rc = store_messages_json(sim, &b) < 0
-                 ? respond_plain_error(wsi, r, 500, "out of memory")
+                 ? http_respond_plain_error(wsi, r, 500, "out of memory")
                  : respond(wsi, r, 200, b.data, b.len);
     buf_fini(&b);
     return rc;
   }
-  return respond_plain_error(wsi, r, 404, "no such control endpoint");
+  return http_respond_plain_error(wsi, r, 404, "no such control endpoint");
 }
 
 static int dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
@@ -790,9 +637,12 @@ static int dispatch(struct sim *sim, struct lws *wsi, struct http_req *r) {
   if (r->refusal) {
     log_info("%s %s refused with %u: %s", method_name(r->method),
              r->uri ? r->uri : "(unread)", r->refusal, r->refusal_why);
-    rc = respond_plain_error(wsi, r, r->refusal, r->refusal_why);
+    rc = http_respond_plain_error(wsi, r, r->refusal, r->refusal_why);
+  } else if (files_is_path(r->path)) {
+    rc = files_dispatch(sim, wsi, r); /* S3's rules, its own size limit too */
   } else if (r->body_too_big) {
-    rc = respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
+    rc = http_respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+                                  "body too large");
   } else if (!strncmp(r->path, "/_sim/", 6)) {
     rc = control_dispatch(sim, wsi, r);
   } else {
@@ -827,7 +677,8 @@ static int on_request(struct sim *sim, struct lws *wsi, struct http_req *r,
   if (!r->refusal && (!path || plen >= sizeof r->path)) {
     free(s.target);
     r->close_after = 1;
-    return respond_plain_error(wsi, r, HTTP_STATUS_REQ_URI_TOO_LONG, "path too long") < 0
+    return http_respond_plain_error(wsi, r, HTTP_STATUS_REQ_URI_TOO_LONG,
+                                    "path too long") < 0
                ? -1
                : 0;
   }
@@ -850,26 +701,36 @@ static int on_request(struct sim *sim, struct lws *wsi, struct http_req *r,
     r->request_id[o] = 0;
   }
 
-  if (r->method == LWSHUMETH_POST) {
+  char ct[sizeof r->content_type];
+  if (lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE) > 0)
+    snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+  lws_hdr_custom_copy(wsi, r->amz_acl, sizeof r->amz_acl, "x-amz-acl:", 10);
+  r->endpoint = -1;
+
+  /* Bodies come with POST, and with PUT to an upload URL (as on S3). */
+  int upload = r->method == LWSHUMETH_PUT && files_is_path(r->path);
+  if (r->method == LWSHUMETH_POST || upload) {
     char cl[32];
+    r->body_limit = upload ? SIM_MAX_UPLOAD : SIM_MAX_BODY;
     if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
       r->close_after = 1;
-      return respond_plain_error(wsi, r, HTTP_STATUS_LENGTH_REQUIRED,
-                                 "Content-Length required") < 0
+      return http_respond_plain_error(wsi, r, HTTP_STATUS_LENGTH_REQUIRED,
+                                      "Content-Length required") < 0
                  ? -1
                  : 0;
     }
     unsigned long long want = strtoull(cl, NULL, 10);
-    if (want > 16ull * SIM_MAX_BODY) {
+    if (want > (upload ? 4ull : 16ull) * r->body_limit) {
       r->close_after = 1;
-      return respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
-                                 "body too large") < 0
+      return http_respond_plain_error(wsi, r, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+                                      upload ? "upload larger than 40 MiB"
+                                             : "body too large") < 0
                  ? -1
                  : 0;
     }
     /* A body over the limit is read and dropped, so that the client gets
-     * to see the 413 instead of a reset while it is still sending. */
-    r->body_too_big = want > SIM_MAX_BODY;
+     * to see the refusal instead of a reset while it is still sending. */
+    r->body_too_big = want > r->body_limit;
     /* curl asks before sending a large body and would otherwise wait a
      * second for the interim response. */
     char expect[32];
@@ -885,8 +746,8 @@ static int on_request(struct sim *sim, struct lws *wsi, struct http_req *r,
   }
   if (r->method != LWSHUMETH_GET) {
     r->close_after = 1;
-    return respond_plain_error(wsi, r, HTTP_STATUS_METHOD_NOT_ALLOWED,
-                               "method not allowed") < 0
+    return http_respond_plain_error(wsi, r, HTTP_STATUS_METHOD_NOT_ALLOWED,
+                                    "method not allowed") < 0
                ? -1
                : 0;
   }
@@ -912,7 +773,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   case LWS_CALLBACK_HTTP_BODY:
     if (!r || r->resp || r->body_too_big || r->refusal)
       return 0; /* answered (411/413) or to be refused: the body is discarded */
-    if (r->body.len + len > SIM_MAX_BODY) {
+    if (r->body.len + len > r->body_limit) {
       r->body_too_big = 1;
       buf_fini(&r->body);
     } else if (len && buf_append(&r->body, in, len) < 0) {
@@ -920,9 +781,15 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     return 0;
   case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-    if (!r || r->resp)
-      return 0;
+    if (!r || r->resp || r->delayed)
+      return 0; /* answered, or held by api_slow: dispatched already */
     return dispatch(sim, wsi, r);
+  case LWS_CALLBACK_TIMER:
+    /* An api_slow delay is over: the held request is answered now. */
+    if (!r || !r->delayed || r->resp)
+      return 0;
+    r->delayed = 0;
+    return endpoint_run(sim, wsi, r) < 0 ? -1 : 0;
   case LWS_CALLBACK_HTTP_WRITEABLE:
     return write_body(wsi, r);
   case LWS_CALLBACK_CLOSED_HTTP:

@@ -55,7 +55,15 @@ static void usage(FILE *f) {
       "  --fault SPEC          arm a fault (repeatable): NAME[@N][:ARG] with NAME one\n"
       "                        of drop reject401[:K] error401 garbage text badjson bomb\n"
       "                        badbase64 missing silent create_error:CODE[xCOUNT]\n"
-      "                        ack_batch_error; @N = after N more message pushes\n"
+      "                        ack_batch_error; @N = after N more message pushes; or\n"
+      "                        api_error:ENDPOINT:CODE[xCOUNT] (answer COUNT calls with\n"
+      "                        that error: 401 as a refused token, 500..599, 7000 and\n"
+      "                        7001 as HTTP 500, others as Mixin errors in HTTP 202;\n"
+      "                        S3-style on upload and view) or\n"
+      "                        api_slow:ENDPOINT:MS[xCOUNT] (answer COUNT calls MS ms\n"
+      "                        late, MS 1..60000); ENDPOINT is me user users_fetch\n"
+      "                        conversation_create conversation attachment_create\n"
+      "                        attachment messages acknowledgements upload view or any\n"
       "  --stats-file FILE     also write the final stats JSON to FILE\n"
       "  --exit-when-acked     exit 0 once every stored message is acknowledged\n"
       "  --timeout SECONDS     exit 3 after SECONDS (a safety net for tests)\n"
@@ -75,9 +83,17 @@ static void usage(FILE *f) {
       "  -v, --verbose         debug logging (lws notices too)\n"
       "  -h, --help            this text\n"
       "\n"
+      "REST (each call with a fresh token): GET /me, GET /users/:id, POST /users/fetch,\n"
+      "POST /conversations, GET /conversations/:id, POST /attachments, GET\n"
+      "/attachments/:id, POST /messages, POST /acknowledgements. An attachment's\n"
+      "upload_url takes one PUT of at most 10 MiB with Content-Type:\n"
+      "application/octet-stream and x-amz-acl: public-read and no token; its view_url\n"
+      "serves the bytes.\n"
+      "\n"
       "Control API (no auth): GET /_sim/stats, POST /_sim/push {\"count\",\"category\",\n"
-      "\"text\",\"user_id\"}, POST /_sim/fault {\"fault\":SPEC}, GET /_sim/sent,\n"
-      "GET /_sim/messages, GET /_sim/conversations.\n"
+      "\"text\",\"user_id\",\"conversation_id\"}, POST /_sim/fault {\"fault\":SPEC},\n"
+      "GET /_sim/sent, GET /_sim/messages, GET /_sim/conversations, GET /_sim/users,\n"
+      "GET /_sim/attachments.\n"
       "\n"
       "Strictness: on ws:// and http:// the method and request-target are read off\n"
       "the request line as sent, before libwebsockets parses (and normalises) it, and\n"
@@ -102,11 +118,18 @@ static void usage(FILE *f) {
       "    uid and sid compare without regard to case\n"
       "  - REST bodies up to 1 MiB (the real POST /messages takes 128 KB); any\n"
       "    acknowledgement status string (real: READ or DELIVERED); any message\n"
-      "    category; messages to conversations never created or never written to\n"
+      "    category; messages to conversations never created or never written to,\n"
+      "    or naming attachments never made or uploaded\n"
+      "  - GET /attachments/:id adds size and mime_type once uploaded (the real\n"
+      "    answer is not documented to carry them)\n"
       "  - the control API under /_sim/ needs no token\n"
       "Stricter than the real server: one request per plain-TCP connection; POST\n"
       "needs Content-Length (411); paths are compared as sent (\"/m%%65\" is not\n"
-      "\"/me\"); Sec-WebSocket-Protocol must offer Mixin-Blaze-1.\n");
+      "\"/me\"); Sec-WebSocket-Protocol must offer Mixin-Blaze-1. Perhaps stricter\n"
+      "(undocumented): POST /users/fetch takes at most 100 ids; GET /users/:id takes\n"
+      "a user id, not an identity number; an upload_url needs exactly Content-Type:\n"
+      "application/octet-stream and x-amz-acl: public-read (what the SDKs send) and\n"
+      "expires after an hour.\n");
 }
 
 /* Parses a whole decimal in [lo, hi]. Returns 0 or -1. */
@@ -431,7 +454,7 @@ static int setup(struct sim *sim, const struct sim_fault *faults, size_t nfaults
   memcpy(sim->bot_id, sim->ks->user_id, sizeof sim->bot_id);
   memcpy(sim->session_id, sim->ks->session_id, sizeof sim->session_id);
   sim->codec = codec_new(SIM_MAX_INFLATED, 3);
-  if (!sim->codec || store_init(sim) < 0 || preload(sim) < 0) {
+  if (!sim->codec || store_init(sim) < 0 || files_init(sim) < 0 || preload(sim) < 0) {
     log_error("out of memory");
     return -1;
   }
@@ -460,6 +483,7 @@ static void teardown(struct sim *sim) {
   if (chat_enabled(sim))
     chat_fini(sim);
   store_fini(sim);
+  files_fini(sim);
   reqline_fini(sim);
   codec_free(sim->codec);
   buf_fini(&sim->scratch);

@@ -7,9 +7,11 @@
  * faults, counters, live connections) and is reachable from every lws
  * callback through the context user pointer. Module prefixes: store_ and
  * sent_ (store.c), faults_ (faults.c), ws_ (ws.c, the Blaze WebSocket side),
- * http_ (http.c, REST, control API and the upgrade check), reqline_
- * (reqline.c, request lines as sent on plain TCP), chat_ (chat.c, the --chat
- * and --interactive conversations and their transcript).
+ * http_ (http.c, HTTP transport, control API and the upgrade check), rest_
+ * (rest.c, the Mixin REST endpoints), files_ (files.c, attachments and the
+ * S3-like upload and view URLs), reqline_ (reqline.c, request lines as sent
+ * on plain TCP), chat_ (chat.c, the --chat and --interactive conversations
+ * and their transcript).
  */
 #ifndef BLAZEBOT_SIM_H
 #define BLAZEBOT_SIM_H
@@ -41,6 +43,14 @@
 #define SIM_MSG_INDEX_NONE ((size_t)-1)
 #define SIM_CHAT_QUIET_MS 300 /* no bot message for this long: a line is answered */
 #define SIM_CHAT_NAME_MAX 32  /* bytes of a chat user's name */
+#define SIM_FULL_NAME_MAX 64  /* bytes of a user's full_name */
+#define SIM_MAX_FETCH 100     /* user ids per POST /users/fetch */
+#define SIM_PAIR_USERS 64     /* users whose 1:1 conversations with each other exist */
+#define SIM_MAX_UPLOAD (10 * 1024 * 1024)           /* bytes per attachment upload */
+#define SIM_MAX_UPLOAD_TOTAL (256ull * 1024 * 1024) /* bytes of all attachments kept */
+#define SIM_UPLOAD_TTL_S 3600                       /* lifetime of an upload_url */
+#define SIM_MAX_SLOW_MS 60000                       /* longest api_slow delay */
+#define SIM_MIME_MAX 128
 
 /* A plain-TCP request line (reqline.c): its size, CRLF included, and how
  * long after accept it may take to arrive. */
@@ -70,11 +80,63 @@ int strmap_put(struct strmap *m, const char *key, int64_t val);
 /* Drops every entry whose value is below min_val. Returns 0 or -1. */
 int strmap_prune_below(struct strmap *m, int64_t min_val);
 
-/* A simulated Mixin user who writes to the bot. */
+/* A simulated Mixin user who writes to the bot. Its identity_number is
+ * derived from its id, so a user with a stable id (a chat user) keeps it
+ * from run to run. */
 struct sim_user {
   char id[UUID_STR_LEN];
   char session_id[UUID_STR_LEN];
   char conversation_id[UUID_STR_LEN]; /* the 1:1 conversation with the bot */
+  char full_name[SIM_FULL_NAME_MAX];
+  char identity_number[16];
+  char created_at[SIM_TIME_LEN];
+  unsigned wrote : 1; /* has written to the bot: their 1:1 conversation exists */
+};
+
+/* What a conversation id names (store_conv_find). */
+enum conv_kind {
+  CONV_CREATED = 1, /* made by POST /conversations: index into sim.conversations */
+  CONV_CONTACT,     /* a user's 1:1 with the bot after they wrote: user index */
+  CONV_GROUP,       /* seen in a pushed message: index of its first message */
+  CONV_FOREIGN,     /* the 1:1 of two simulated users: the bot is not in it */
+};
+
+/* An attachment made by POST /attachments. The bytes are what was PUT to
+ * its upload_url (the last upload wins). */
+struct sim_attachment {
+  char id[UUID_STR_LEN];
+  char created_at[SIM_TIME_LEN];
+  char mime_type[SIM_MIME_MAX]; /* the upload's Content-Type */
+  int64_t expires;              /* upload_url valid until (Unix seconds) */
+  unsigned char *data;
+  size_t size;
+  uint32_t uploads;
+  unsigned uploaded : 1;
+};
+
+/* The endpoints that count calls and take api_error / api_slow faults. */
+enum sim_endpoint {
+  EP_ME,                  /* GET /me */
+  EP_USER,                /* GET /users/:id */
+  EP_USERS_FETCH,         /* POST /users/fetch */
+  EP_CONVERSATION_CREATE, /* POST /conversations */
+  EP_CONVERSATION,        /* GET /conversations/:id */
+  EP_ATTACHMENT_CREATE,   /* POST /attachments */
+  EP_ATTACHMENT,          /* GET /attachments/:id */
+  EP_MESSAGES,            /* POST /messages */
+  EP_ACKNOWLEDGEMENTS,    /* POST /acknowledgements */
+  EP_UPLOAD,              /* PUT upload_url */
+  EP_VIEW,                /* GET view_url */
+  SIM_EP_COUNT,
+  SIM_EP_ANY = SIM_EP_COUNT, /* a fault slot that any endpoint takes from */
+};
+
+/* The armed api_error and api_slow faults of one endpoint (or of any). */
+struct sim_api_fault {
+  int error_code;
+  long error_count;
+  long slow_ms;
+  long slow_count;
 };
 
 /* One message in the store (what the bot receives). */
@@ -121,13 +183,17 @@ enum fault_kind {
   FAULT_SILENT,
   FAULT_CREATE_ERROR,
   FAULT_ACK_BATCH_ERROR,
+  FAULT_API_ERROR,
+  FAULT_API_SLOW,
 };
 
 struct sim_fault {
   int kind;      /* enum fault_kind */
   long after;    /* stored-message pushes still to go before it fires */
-  long arg;      /* reject401: K (-1 = all); create_error: code */
-  long count;    /* create_error: how many */
+  long arg;      /* reject401: K (-1 = all); create_error, api_error: code;
+                    api_slow: milliseconds */
+  long count;    /* create_error, api_error, api_slow: how many */
+  int endpoint;  /* api_error, api_slow: enum sim_endpoint or SIM_EP_ANY */
   char spec[64]; /* as armed, for the log */
 };
 
@@ -150,7 +216,11 @@ struct sim_stats {
   uint64_t create_errors;      /* sends refused (invalid or create_error) */
   uint64_t bad_frames;         /* client frames that did not decode */
   uint64_t faults_fired;
-  uint64_t receipts_pushed; /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes written */
+  uint64_t receipts_pushed;         /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes written */
+  uint64_t attachments;             /* made by POST /attachments */
+  uint64_t uploads;                 /* PUTs to an upload_url accepted */
+  uint64_t uploaded_bytes;          /* their bytes */
+  uint64_t api_calls[SIM_EP_COUNT]; /* requests each endpoint accepted */
 };
 
 /* One prepared outgoing WebSocket message with LWS_PRE headroom. */
@@ -216,8 +286,13 @@ struct http_req {
   char *uri;      /* path plus query, as signed in the JWT (owned) */
   char *auth;     /* Authorization header value (owned) */
   char request_id[130];
+  char content_type[SIM_MIME_MAX]; /* "" when absent */
+  char amz_acl[32];                /* x-amz-acl, "" when absent */
   struct buf body;
+  size_t body_limit; /* SIM_MAX_BODY, or SIM_MAX_UPLOAD for an upload */
   int body_too_big;
+  int endpoint;     /* enum sim_endpoint once routed, else -1 */
+  int delayed;      /* an api_slow fault holds the answer until LWS_CALLBACK_TIMER */
   int close_after;  /* close the connection once the response is out */
   unsigned refusal; /* an HTTP status to answer with once the body is in */
   char refusal_why[160];
@@ -297,6 +372,9 @@ struct sim {
   struct sim_user *users;
   size_t nusers, users_cap, next_user;
   struct strmap user_index;
+  struct strmap identity_index; /* identity_number -> user index */
+  char bot_identity[16];        /* the bot's identity_number */
+  char bot_created_at[SIM_TIME_LEN];
 
   struct sim_msg *msgs;
   size_t nmsgs, msgs_cap;
@@ -315,7 +393,14 @@ struct sim {
   struct reqline_slot *reqlines;
   size_t nreqlines;
 
-  json_t *conversations;
+  json_t *conversations;    /* made by POST /conversations, as answered */
+  struct strmap conv_index; /* conversation id -> enum conv_kind << 48 | index */
+
+  struct sim_attachment *attachments;
+  size_t nattachments, attachments_cap;
+  struct strmap attachment_index;
+  uint64_t attachment_bytes; /* held by all attachments */
+  unsigned char url_key[32]; /* signs upload URLs */
 
   struct sim_fault faults[SIM_MAX_FAULTS];
   size_t nfaults;
@@ -323,6 +408,7 @@ struct sim {
   int create_error_code; /* create_error: code, while count > 0 */
   long create_error_count;
   int ack_batch_error;
+  struct sim_api_fault api_faults[SIM_EP_COUNT + 1]; /* + SIM_EP_ANY */
 
   struct sim_stats st;
   struct sim_conn *conns;
@@ -346,6 +432,21 @@ void store_fini(struct sim *sim);
 void sim_timestamp(char out[SIM_TIME_LEN]);
 /* The index of a user with this id, adding one if needed; SIZE_MAX on OOM. */
 size_t store_user(struct sim *sim, const char *user_id);
+/* The index of the user with this id (any case), or SIZE_MAX. */
+size_t store_user_find(const struct sim *sim, const char *user_id);
+/* Gives a user its display name (full_name). */
+void store_user_name(struct sim *sim, size_t user, const char *full_name);
+/* The user object of GET /users/:id and POST /users/fetch. */
+json_t *store_user_view(const struct sim *sim, size_t user);
+/* The bot's user object; with me set, GET /me's (adds session_id). */
+json_t *store_bot_view(const struct sim *sim, int me);
+/* GET /_sim/users. */
+json_t *store_users_json(const struct sim *sim);
+/* Records what a conversation id (lowercase) names; an entry already there
+ * is replaced only with overwrite. Returns 0 or -1 (out of memory). */
+int store_conv_note(struct sim *sim, const char *id, int kind, size_t idx, int overwrite);
+/* 1 and what id (any case) names in *kind and *idx, or 0 when unknown. */
+int store_conv_find(const struct sim *sim, const char *id, int *kind, size_t *idx);
 /* Round-robin over the users made at start. */
 size_t store_next_user(struct sim *sim);
 /* Appends a message (the bytes are copied). conversation_id NULL = the
@@ -399,6 +500,12 @@ int faults_take_reject(struct sim *sim);
 void faults_fired(struct sim *sim, const char *what);
 /* The Mixin-style description of an error code. */
 const char *faults_error_description(int code);
+/* The name of an endpoint in api_error / api_slow specs and in the stats. */
+const char *faults_endpoint_name(int endpoint);
+/* Consume one api_error / api_slow unit of the endpoint (or of "any"):
+ * the error code or the delay in ms, 0 when none is armed. */
+int faults_take_api_error(struct sim *sim, int endpoint);
+long faults_take_api_slow(struct sim *sim, int endpoint);
 
 /* ws.c */
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -419,11 +526,69 @@ int ws_gzip_json(struct sim *sim, json_t *obj, struct buf *out);
 /* http.c */
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
+/* The responses. Each builds the whole answer for r and asks for a writeable
+ * callback; each returns 0 or -1 (out of memory, or lws refused the
+ * headers). http_respond sends body as is with the content type ctype and,
+ * when hname is set, one more header "hname: hval". */
+int http_respond(struct lws *wsi, struct http_req *r, unsigned int status,
+                 const char *ctype, const char *hname, const char *hval, const void *body,
+                 size_t len);
+/* obj (consumed) as compact JSON. */
+int http_respond_json(struct lws *wsi, struct http_req *r, unsigned int status,
+                      json_t *obj);
+/* {"data": data} (consumed), HTTP 200. */
+int http_respond_data(struct lws *wsi, struct http_req *r, json_t *data);
+/* A Mixin error: {"error":{status,code,description[,extra.reason]}}. Codes
+ * of server failures (500..599, 7000, 7001) go out as HTTP 500, the rest as
+ * HTTP 202 the way the real API answers (protocol.md §4.3). */
+int http_respond_mixin_error(struct lws *wsi, struct http_req *r, int code,
+                             const char *reason);
+/* The answer to a refused token: HTTP 401 with the code 401 error. */
+int http_respond_unauthorized(struct lws *wsi, struct http_req *r);
+/* A control API error: a plain HTTP status with {"error":"what"}. */
+int http_respond_plain_error(struct lws *wsi, struct http_req *r, unsigned int status,
+                             const char *what);
+/* The request body as JSON, or NULL when it does not parse. */
+json_t *http_body_json(const struct http_req *r);
+/* Counts a call of r->endpoint, then answers it now (rest_run or
+ * files_run) or, under an api_slow fault, once the delay has passed. */
+int http_endpoint_start(struct sim *sim, struct lws *wsi, struct http_req *r);
 /* Checks an "Authorization: Bearer <jwt>" value against the bot's key for
  * this request. Returns 0, or -1 with the reason in err. */
 int http_auth_check(struct sim *sim, const char *authorization, const char *method,
                     const char *uri, const void *body, size_t body_len, char *err,
                     size_t errlen);
+
+/* rest.c */
+/* The endpoint of a Mixin API request (method and path), or -1. */
+int rest_route(const struct http_req *r);
+/* Checks the token of a Mixin API request, routes it and starts it. */
+int rest_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r);
+/* Answers a routed request: an armed api_error first, else the endpoint. */
+int rest_run(struct sim *sim, struct lws *wsi, struct http_req *r);
+
+/* files.c */
+/* Prepares the URL signing key. Returns 0 or -1. */
+int files_init(struct sim *sim);
+void files_fini(struct sim *sim);
+/* A new attachment (POST /attachments). Returns it, or NULL on OOM. */
+struct sim_attachment *files_create(struct sim *sim);
+/* The attachment with this id (any case), or NULL. */
+struct sim_attachment *files_find(const struct sim *sim, const char *id);
+/* The attachment object of the Mixin API: type, attachment_id, view_url,
+ * created_at, with upload_url when with_upload, and size and mime_type once
+ * uploaded. NULL on OOM. */
+json_t *files_view(const struct sim *sim, const struct sim_attachment *a,
+                   int with_upload);
+/* GET /_sim/attachments. */
+json_t *files_list_json(const struct sim *sim);
+/* 1 when path is an upload or view URL's (served without a Mixin token). */
+int files_is_path(const char *path);
+/* Checks a request to an upload or view URL and starts it. */
+int files_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r);
+/* Answers a started one: an armed api_error first (S3-style), else the
+ * upload or the download. */
+int files_run(struct sim *sim, struct lws *wsi, struct http_req *r);
 
 /* reqline.c */
 /* Called at accept, before lws reads from fd: waits up to

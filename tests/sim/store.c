@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store: the simulator's data — the users, the message store (what the bot
- * receives), the sent log (what the bot sends), and the counters. Messages
+ * store: the simulator's data — the users (and the user objects of the REST
+ * API), the message store (what the bot receives), the sent log (what the
+ * bot sends), what each conversation id names, and the counters. Messages
  * live in one array in arrival order, which is the order pushes follow;
  * lookups by message id go through a hash map, so acknowledging 20,000
  * messages costs 20,000 hash probes, never a scan. Ids are kept lowercase;
- * ids from the bot are lowercased before lookup.
+ * ids from the bot are lowercased before lookup. A user's identity_number is
+ * derived from its id (8 digits; the bot's is 7000 and 6 more), so it does
+ * not change from run to run for a user whose id does not.
  */
 #include "sim.h"
 
@@ -158,15 +161,22 @@ static void copy_lower(char *dst, size_t cap, const char *src) {
 
 /* ---- users and messages ---- */
 
+#define ZERO_TIME "0001-01-01T00:00:00Z" /* Mixin's "never" (mute_until) */
+#define BOT_NAME "blazebot-sim bot"
+
 int store_init(struct sim *sim) {
   if (strmap_init(&sim->msg_index,
                   (size_t)(sim->cfg.preload > 0 ? sim->cfg.preload : 64)) < 0 ||
       strmap_init(&sim->sent_index, 64) < 0 || strmap_init(&sim->jti, 64) < 0 ||
-      strmap_init(&sim->user_index, 16) < 0)
+      strmap_init(&sim->user_index, 16) < 0 ||
+      strmap_init(&sim->identity_index, 16) < 0 || strmap_init(&sim->conv_index, 16) < 0)
     return -1;
   sim->conversations = json_array();
   if (!sim->conversations)
     return -1;
+  snprintf(sim->bot_identity, sizeof sim->bot_identity, "7000%06llu",
+           (unsigned long long)(hash_str(sim->bot_id) % 1000000u));
+  sim_timestamp(sim->bot_created_at);
   for (long i = 0; i < sim->cfg.users; i++) {
     char id[UUID_STR_LEN];
     if (uuid_v4(id) < 0 || store_user(sim, id) == SIZE_MAX)
@@ -193,6 +203,8 @@ void store_fini(struct sim *sim) {
   strmap_fini(&sim->sent_index);
   strmap_fini(&sim->jti);
   strmap_fini(&sim->user_index);
+  strmap_fini(&sim->identity_index);
+  strmap_fini(&sim->conv_index);
   json_decref(sim->conversations);
   sim->conversations = NULL;
 }
@@ -212,6 +224,20 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem) {
   return 0;
 }
 
+/* Gives user idx an identity_number of 8 digits derived from its id, the
+ * next free one when another user has it. Returns 0 or -1 (out of memory). */
+static int assign_identity(struct sim *sim, size_t idx) {
+  struct sim_user *u = &sim->users[idx];
+  uint64_t n = hash_str(u->id) % 90000000u;
+  for (;;) {
+    snprintf(u->identity_number, sizeof u->identity_number, "%llu",
+             (unsigned long long)(10000000u + n));
+    if (!strmap_get(&sim->identity_index, u->identity_number, NULL))
+      return strmap_put(&sim->identity_index, u->identity_number, (int64_t)idx);
+    n = (n + 1) % 90000000u;
+  }
+}
+
 size_t store_user(struct sim *sim, const char *user_id) {
   char id[UUID_STR_LEN];
   int64_t idx;
@@ -221,12 +247,102 @@ size_t store_user(struct sim *sim, const char *user_id) {
   if (grow((void **)&sim->users, &sim->users_cap, sim->nusers, sizeof *sim->users) < 0)
     return SIZE_MAX;
   struct sim_user *u = &sim->users[sim->nusers];
+  memset(u, 0, sizeof *u);
   memcpy(u->id, id, sizeof id);
+  snprintf(u->full_name, sizeof u->full_name, "user %zu", sim->nusers + 1);
+  sim_timestamp(u->created_at);
   if (uuid_v4(u->session_id) < 0 ||
       uuid_unique_conversation(sim->bot_id, u->id, u->conversation_id) < 0 ||
-      strmap_put(&sim->user_index, u->id, (int64_t)sim->nusers) < 0)
+      strmap_put(&sim->user_index, u->id, (int64_t)sim->nusers) < 0 ||
+      assign_identity(sim, sim->nusers) < 0)
     return SIZE_MAX;
+  /* The first users' 1:1 conversations with each other exist, without the
+   * bot: GET /conversations/:id answers 403 for them. */
+  for (size_t j = 0; sim->nusers < SIM_PAIR_USERS && j < sim->nusers; j++) {
+    char cid[UUID_STR_LEN];
+    if (uuid_unique_conversation(sim->users[j].id, u->id, cid) < 0 ||
+        store_conv_note(sim, cid, CONV_FOREIGN, 0, 0) < 0)
+      return SIZE_MAX;
+  }
   return sim->nusers++;
+}
+
+size_t store_user_find(const struct sim *sim, const char *user_id) {
+  char id[64];
+  int64_t idx;
+  if (lower_id(user_id, id) < 0 || !strmap_get(&sim->user_index, id, &idx))
+    return SIZE_MAX;
+  return (size_t)idx;
+}
+
+void store_user_name(struct sim *sim, size_t user, const char *full_name) {
+  snprintf(sim->users[user].full_name, sizeof sim->users[user].full_name, "%s",
+           full_name);
+}
+
+/* The fields every user object has (Mixin docs: _resp.user; Node SDK
+ * UserResponse; Go SDK User). */
+static json_t *user_object(const char *id, const char *identity, const char *name,
+                           const char *relationship, const char *created_at) {
+  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:b}", "type",
+                   "user", "user_id", id, "identity_number", identity, "phone", "",
+                   "full_name", name, "biography", "", "avatar_url", "", "relationship",
+                   relationship, "mute_until", ZERO_TIME, "created_at", created_at,
+                   "is_verified", 0, "is_scam", 0, "is_deactivated", 0);
+}
+
+json_t *store_user_view(const struct sim *sim, size_t user) {
+  const struct sim_user *u = &sim->users[user];
+  return user_object(u->id, u->identity_number, u->full_name, "STRANGER", u->created_at);
+}
+
+json_t *store_bot_view(const struct sim *sim, int me) {
+  json_t *o =
+      user_object(sim->bot_id, sim->bot_identity, BOT_NAME, "ME", sim->bot_created_at);
+  if (o && json_object_set_new(o, "app_id", json_string(sim->bot_id)) < 0) {
+    json_decref(o);
+    return NULL;
+  }
+  if (o && me && json_object_set_new(o, "session_id", json_string(sim->session_id)) < 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *store_users_json(const struct sim *sim) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr && i < sim->nusers; i++) {
+    const struct sim_user *u = &sim->users[i];
+    if (json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "user_id", u->id, "full_name",
+                           u->full_name, "identity_number", u->identity_number,
+                           "session_id", u->session_id, "conversation_id",
+                           u->conversation_id, "wrote", u->wrote)) < 0) {
+      json_decref(arr);
+      return NULL;
+    }
+  }
+  return arr;
+}
+
+#define CONV_SHIFT 48
+
+int store_conv_note(struct sim *sim, const char *id, int kind, size_t idx,
+                    int overwrite) {
+  if (!overwrite && strmap_get(&sim->conv_index, id, NULL))
+    return 0;
+  return strmap_put(&sim->conv_index, id, ((int64_t)kind << CONV_SHIFT) | (int64_t)idx);
+}
+
+int store_conv_find(const struct sim *sim, const char *id, int *kind, size_t *idx) {
+  char lid[64];
+  int64_t v;
+  if (lower_id(id, lid) < 0 || !strmap_get(&sim->conv_index, lid, &v))
+    return 0;
+  *kind = (int)(v >> CONV_SHIFT);
+  *idx = (size_t)(v & (((int64_t)1 << CONV_SHIFT) - 1));
+  return 1;
 }
 
 size_t store_next_user(struct sim *sim) {
@@ -260,6 +376,20 @@ size_t store_add(struct sim *sim, size_t user, const char *category,
            conversation_id ? conversation_id : sim->users[user].conversation_id);
   sim_timestamp(m->created_at);
   if (strmap_put(&sim->msg_index, m->message_id, (int64_t)sim->nmsgs) < 0) {
+    free(m->data);
+    return SIM_MSG_INDEX_NONE;
+  }
+  /* A user who wrote to the bot has a 1:1 conversation with it; a message
+   * to any other conversation makes that a group the bot is in. */
+  struct sim_user *u = &sim->users[user];
+  if (!strcmp(m->conversation_id, u->conversation_id)) {
+    if (!u->wrote &&
+        store_conv_note(sim, u->conversation_id, CONV_CONTACT, user, 0) < 0) {
+      free(m->data);
+      return SIM_MSG_INDEX_NONE;
+    }
+    u->wrote = 1;
+  } else if (store_conv_note(sim, m->conversation_id, CONV_GROUP, sim->nmsgs, 0) < 0) {
     free(m->data);
     return SIM_MSG_INDEX_NONE;
   }
@@ -587,12 +717,28 @@ json_t *stats_json(const struct sim *sim) {
       {"bad_frames", st->bad_frames},
       {"faults_fired", st->faults_fired},
       {"receipts_pushed", st->receipts_pushed},
+      {"attachments", st->attachments},
+      {"uploads", st->uploads},
+      {"uploaded_bytes", st->uploaded_bytes},
   };
   for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
     if (json_object_set_new(o, kv[i].k, json_integer((json_int_t)kv[i].v)) < 0) {
       json_decref(o);
       return NULL;
     }
+  }
+  /* Requests each REST endpoint (and upload or view URL) accepted. */
+  json_t *calls = json_object();
+  for (int i = 0; calls && i < SIM_EP_COUNT; i++) {
+    if (json_object_set_new(calls, faults_endpoint_name(i),
+                            json_integer((json_int_t)st->api_calls[i])) < 0) {
+      json_decref(calls);
+      calls = NULL;
+    }
+  }
+  if (!calls || json_object_set_new(o, "api_calls", calls) < 0) {
+    json_decref(o);
+    return NULL;
   }
   return o;
 }
