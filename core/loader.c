@@ -385,18 +385,6 @@ fail:
   return NULL;
 }
 
-/* The slot whose current instance has descriptor name dname, other than
- * except, or NULL. */
-struct slot *loader_desc_name_used(struct plugin_host *h, const char *dname,
-                                   const struct slot *except) {
-  for (struct slot *sl = h->slots; sl; sl = sl->next) {
-    struct instance *o = atomic_load(&sl->inst);
-    if (sl != except && o && strcmp(o->desc.name, dname) == 0)
-      return sl;
-  }
-  return NULL;
-}
-
 struct slot *loader_slot_find(struct plugin_host *h, const char *name) {
   for (struct slot *sl = h->slots; sl; sl = sl->next)
     if (strcmp(sl->name, name) == 0)

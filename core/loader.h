@@ -55,10 +55,6 @@ int loader_ensure_stage_dir(struct plugin_host *h, char *err, size_t errlen);
 /* Stages, opens and checks the plugin of sec (no init, no slot). */
 struct instance *loader_open(struct plugin_host *h, const struct config *cfg,
                              const struct config_plugin *sec, char *err, size_t errlen);
-/* The slot whose current instance has descriptor name dname, other than
- * except, or NULL. */
-struct slot *loader_desc_name_used(struct plugin_host *h, const char *dname,
-                                   const struct slot *except);
 /* The slot of plugin name, or NULL. */
 struct slot *loader_slot_find(struct plugin_host *h, const char *name);
 /* The slot of plugin name, made (with its strand) when there is none yet. */

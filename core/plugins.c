@@ -31,14 +31,6 @@ static int load_one(struct plugin_host *h, const struct config_plugin *sec, int 
   struct instance *in = loader_open(h, h->cfg, sec, err, errlen);
   if (!in)
     return -1;
-  struct slot *other = loader_desc_name_used(h, in->desc.name, NULL);
-  if (other) {
-    snprintf(err, errlen,
-             "%s: duplicate plugin name '%s' (already loaded as [plugin.%s])", in->src,
-             in->desc.name, other->name);
-    loader_close(in, 1);
-    return -1;
-  }
   struct slot *sl = loader_slot_get(h, sec->name);
   if (!sl) {
     snprintf(err, errlen, "out of memory");

@@ -162,19 +162,6 @@ static struct task *task_new(struct reload *r, struct plugin_host *h, struct slo
   return t;
 }
 
-/* The descriptor name dname is taken by another slot, or by a new instance
- * of this reload for another slot. */
-static const char *name_taken(struct plugin_host *h, struct reload *r, const char *dname,
-                              const struct slot *sl) {
-  struct slot *o = loader_desc_name_used(h, dname, sl);
-  if (o)
-    return o->name;
-  for (struct task *t = r->tasks; t; t = t->next)
-    if (t->neu && t->slot != sl && strcmp(t->neu->desc.name, dname) == 0)
-      return t->slot->name;
-  return NULL;
-}
-
 /* A new instance for sl from sec: opened and checked here, initialised by
  * the task on the slot's strand. */
 static void plan_build(struct plugin_host *h, struct reload *r, struct slot *sl,
@@ -186,15 +173,6 @@ static void plan_build(struct plugin_host *h, struct reload *r, struct slot *sl,
   }
   struct instance *neu = loader_open(h, r->cfg, sec, err, sizeof err);
   if (!neu) {
-    refuse(r, sec->name, cur != NULL, err);
-    return;
-  }
-  const char *other = name_taken(h, r, neu->desc.name, sl);
-  if (other) {
-    snprintf(err, sizeof err,
-             "%s: duplicate plugin name '%s' (already loaded as [plugin.%s])", neu->src,
-             neu->desc.name, other);
-    loader_close(neu, 1);
     refuse(r, sec->name, cur != NULL, err);
     return;
   }

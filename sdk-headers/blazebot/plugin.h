@@ -43,6 +43,15 @@ extern "C" {
 #define BLAZEBOT_ABI_MAJOR 1
 #define BLAZEBOT_ABI_MINOR 1
 
+/* The minor a plugin says it needs (the descriptor's abi_minor, stamped by
+ * BLAZEBOT_PLUGIN): by default this header's. A plugin that checks every
+ * member newer than minor N with BLAZEBOT_HOST_HAS may define
+ * BLAZEBOT_TARGET_MINOR to N before including this header, so hosts of
+ * minor N load it too. */
+#ifndef BLAZEBOT_TARGET_MINOR
+#define BLAZEBOT_TARGET_MINOR BLAZEBOT_ABI_MINOR
+#endif
+
 /* ---- return codes of on_message ------------------------------------------- */
 
 /* Done with the message; lower-priority subscribers still get it. */
@@ -151,10 +160,10 @@ typedef struct blazebot_hold blazebot_hold;
 #define BLAZEBOT_SEND_GAVE_UP 2  /* never settled: the daemon is stopping */
 
 struct blazebot_send_result {
-  uint32_t size;          /* sizeof(struct blazebot_send_result) of the host */
-  uint32_t status;        /* BLAZEBOT_SEND_* */
-  int32_t code;           /* REFUSED: the Mixin error code (or HTTP status); else 0 */
-  uint32_t reserved;      /* 0 */
+  uint32_t size;     /* sizeof(struct blazebot_send_result) of the host */
+  uint32_t status;   /* BLAZEBOT_SEND_* */
+  int32_t code;      /* REFUSED: Mixin's error code, or the HTTP status without one */
+  uint32_t reserved; /* 0 */
   const char *message_id; /* the message's id */
 };
 /* Runs on the plugin's queue; r is borrowed for the call. */
@@ -293,7 +302,12 @@ struct blazebot_host {
    * and its strings stay valid (until the last release), other messages
    * keep flowing to this plugin, and reply(msg) and sends with m->hold
    * are tied to it. Returns NULL on failure. Held messages count towards
-   * the daemon's back pressure. */
+   * the daemon's back pressure. The delivery never ends before on_message
+   * returned, whenever the holds are released. Sends tied to a held message
+   * get derived ids numbered in the order the host receives them: when a
+   * RETRY or a redelivery could make them in another order (answers of
+   * several api_requests, say), set message_id yourself, from the incoming
+   * id and a key of your own (unique_conversation_id-style hashing works). */
   blazebot_hold *(*hold)(blazebot_ctx *ctx, const struct blazebot_message *msg);
   /* Any thread, once per hold: result is what on_message would have
    * returned (PASS, HANDLED, RETRY or an error). When the last hold on a
@@ -304,7 +318,8 @@ struct blazebot_host {
    * released as RETRY by the host: the message comes again, to the
    * plugin's next generation. */
   int (*release)(blazebot_ctx *ctx, blazebot_hold *hold, int result);
-  /* The current time in milliseconds on clock (BLAZEBOT_CLOCK_*). */
+  /* The current time in milliseconds on clock (BLAZEBOT_CLOCK_*); -1 for
+   * an unknown clock. */
   int64_t (*now_ms)(blazebot_ctx *ctx, int clock);
   /* Like timer_add, but runs fn(state, arg) once when the wall clock reaches
    * wall_ms (BLAZEBOT_CLOCK_WALL; a time in the past fires at once). The
@@ -346,8 +361,11 @@ struct blazebot_plugin {
   uint32_t abi_major;      /* BLAZEBOT_ABI_MAJOR */
   uint32_t abi_minor;      /* BLAZEBOT_ABI_MINOR the plugin was built with */
   uint32_t flags;          /* BLAZEBOT_FLAG_* */
-  const char *name;        /* required; unique among loaded plugins (usually the NAME
-                              of its [plugin.NAME] section) */
+  const char *name;        /* required: the plugin's kind, e.g. "echo". Hosts of
+                              minor >= 1 load one plugin under several [plugin.NAME]
+                              sections (path = the same .so), each an instance
+                              named by its section (instance_name); minor-0 hosts
+                              refuse two loaded plugins with one name. */
   const char *version;     /* the plugin's own version, free-form */
   const char *description; /* one line */
   const struct blazebot_subscription *subscriptions; /* required (may be empty) */
@@ -405,7 +423,7 @@ struct blazebot_plugin {
   blazebot_plugin_v1(void) {                                                             \
     static const struct blazebot_plugin desc_ = {.size = sizeof(struct blazebot_plugin), \
                                                  .abi_major = BLAZEBOT_ABI_MAJOR,        \
-                                                 .abi_minor = BLAZEBOT_ABI_MINOR,        \
+                                                 .abi_minor = BLAZEBOT_TARGET_MINOR,     \
                                                  __VA_ARGS__};                           \
     return &desc_;                                                                       \
   }                                                                                      \

@@ -2,8 +2,8 @@
 /*
  * fixture_twin: built twice, into two different files, both of whose
  * descriptors are named "twin" (TWIN_VERSION tells the copies apart in the
- * log). Loading both under two [plugin.*] sections must refuse the second
- * one as a duplicate name: names key the routing table and the stats.
+ * log). Both load under two [plugin.*] sections: the descriptor's name is
+ * the plugin's kind, the section names the instance (plugin API 1.1).
  */
 #include <blazebot/plugin.h>
 

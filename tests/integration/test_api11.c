@@ -15,6 +15,7 @@
  *   api       api_request under a hold: GET /me answers 200 with the data,
  *             an unknown path the Mixin error 404, each message answered
  *             from the callback and acknowledged after it;
+ *   twice     one .so under two sections: two instances, each answering;
  *   result    send_result reports accepted, refused with the Mixin code, and
  *             given up (a send still retried when the daemon stops), each
  *             before the plugin's shutdown.
@@ -213,6 +214,33 @@ int main(void) {
   CHECK(h_no_sanitizer_report(dir, "api404.err"));
   h_reap(&d);
 
+  /* two instances of one plugin: [plugin.second] loads probe_a.so again */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\nstate_dir = state\n"
+           "[plugin.probe_a]\nreply = from one\n"
+           "[plugin.second]\npath = probe_a.so\nreply = from two\n"
+           "report_state_dir = true\nlog = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "twice", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 6, 30000) == 0);
+  push(&sim, 4, "twice");
+  CHECK(h_sim_wait(&sim, "acked", 34, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "from one"), 4);
+  CHECK_INT(replies_with(&sim, "from two"), 4);
+  snprintf(path, sizeof path, "%s/state/second/instance", dir);
+  CHECK(h_contains(path, "second"));
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "twice.err"));
+  json_t *tw = h_daemon_stats(dir, "twice");
+  CHECK_INT(h_plugin_stat(tw, "probe_a", "delivered"), 4);
+  CHECK_INT(h_plugin_stat(tw, "second", "delivered"), 4);
+  json_decref(tw);
+  h_reap(&d);
+
   /* send_result: accepted, refused (10002), and given up at shutdown */
   remove(log);
   snprintf(extra, sizeof extra,
@@ -222,9 +250,9 @@ int main(void) {
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"create_error:10002x1\"}"));
   CHECK(h_daemon_start(&d, dir, "result", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 6, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 7, 30000) == 0);
   push(&sim, 3, "result");
-  CHECK(h_sim_wait(&sim, "acked", 33, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 37, 60000) == 0);
   CHECK(h_wait_count(log, "RESULT ", 3, 30000) == 0);
   CHECK_INT(h_count(log, "RESULT 0 0 "), 2);
   CHECK_INT(h_count(log, "RESULT 1 10002 "), 1);
