@@ -47,6 +47,26 @@ void apicalls_set_config(struct apicalls *a, const struct config *cfg);
 int apicalls_submit(struct apicalls *a, const char *method, const char *path,
                     const void *body, size_t len, int timeout_ms, apicall_done_fn done,
                     void *arg);
+/* What an upload ends with (I/O thread, exactly once per accepted upload). */
+struct apicall_upload_result {
+  int ok;                    /* 1: attachment_id holds the new attachment */
+  const char *attachment_id; /* "" on failure */
+  int http_status;           /* of the failing step; 0 no answer */
+  int error_code;            /* Mixin's code of the failing step, else 0 */
+  const char *error;         /* one line: what failed; "" on success */
+};
+typedef void (*apicall_upload_fn)(void *arg, const struct apicall_upload_result *r);
+
+/* The largest attachment an upload takes. */
+#define APICALL_MAX_UPLOAD (16u << 20)
+
+/* Any thread: an attachment from data (copied): POST /attachments, then a
+ * PUT of the bytes to the upload_url it returned. One deadline for both
+ * steps (timeout_ms, 0: twice request_timeout_ms); POST /attachments is
+ * retried like a GET (an unused attachment costs nothing), the PUT is
+ * retried on no answer and 5xx. Returns 0 or -1 (then done never runs). */
+int apicalls_upload(struct apicalls *a, const void *data, size_t len, int timeout_ms,
+                    apicall_upload_fn done, void *arg);
 /* I/O thread: starts queued calls, retries due GETs, ends overdue calls. */
 void apicalls_tick(struct apicalls *a, int64_t now);
 /* I/O thread: refuses new calls and answers every pending one now

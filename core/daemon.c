@@ -413,6 +413,13 @@ static int host_api(void *ud, const char *method, const char *path, const void *
   return apicalls_submit(d->api, method, path, body, len, timeout_ms, done, arg);
 }
 
+/* The plugin host's upload (see plugin_host_services). */
+static int host_upload(void *ud, const void *data, size_t len, int timeout_ms,
+                       apicall_upload_fn done, void *arg) {
+  struct daemon *d = ud;
+  return apicalls_upload(d->api, data, len, timeout_ms, done, arg);
+}
+
 static void on_settled(void *ud, void *owner, int accepted) {
   struct daemon *d = ud;
   ingress_settled(d->ingress, owner, accepted);
@@ -509,7 +516,7 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   if (!fn) {
     int refused = 0;
     const struct plugin_host_services svc = {
-        .send = host_send, .wake = wake, .api = host_api, .ud = d};
+        .send = host_send, .wake = wake, .api = host_api, .upload = host_upload, .ud = d};
     d->plugins = plugins_new(cfg, &svc, d->dispatch, ks->user_id, &refused);
     if (!d->plugins)
       goto fail;

@@ -431,6 +431,86 @@ static int svc_api_request(blazebot_ctx *ctx, const char *method, const char *pa
   return 0;
 }
 
+/* ---- upload ------------------------------------------------------------------------ */
+
+/* One upload, in the instance's ledger like an api_call. */
+struct upload_call {
+  struct dispatch_item item;
+  struct instance *inst;
+  blazebot_upload_fn done;
+  void *arg;
+  int ok, http_status, error_code;
+  char attachment_id[64];
+  char error[200];
+};
+
+static void upload_run(struct dispatch_item *it) {
+  struct upload_call *c =
+      (struct upload_call *)((char *)it - offsetof(struct upload_call, item));
+  struct instance *in = c->inst;
+  const struct blazebot_upload_result r = {.size = sizeof r,
+                                           .ok = (uint32_t)c->ok,
+                                           .http_status = c->http_status,
+                                           .error_code = c->error_code,
+                                           .attachment_id = c->attachment_id,
+                                           .error = c->error};
+  c->done(in->state, c->arg, &r);
+  free(c);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+static void upload_answered(void *arg, const struct apicall_upload_result *r) {
+  struct upload_call *c = arg;
+  c->ok = r->ok;
+  c->http_status = r->http_status;
+  c->error_code = r->error_code;
+  snprintf(c->attachment_id, sizeof c->attachment_id, "%s", r->attachment_id);
+  snprintf(c->error, sizeof c->error, "%s", r->error);
+  c->item.run = upload_run;
+  dispatch_post(c->inst->h->disp, c->inst->slot->strand, &c->item);
+}
+
+/* "type/subtype", printable, no spaces. */
+static int valid_mime(const char *m) {
+  const char *slash = m ? strchr(m, '/') : NULL;
+  if (!slash || slash == m || !slash[1] || strlen(m) > 127)
+    return 0;
+  for (; *m; m++)
+    if (*m <= ' ' || *m >= 0x7f)
+      return 0;
+  return 1;
+}
+
+static int svc_upload(blazebot_ctx *ctx, const void *data, size_t len, const char *mime,
+                      uint32_t timeout_ms, blazebot_upload_fn done, void *arg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !done || !in->h->svc.upload || atomic_load(&in->closing) ||
+      timeout_ms > 3600000)
+    return -1;
+  if (!valid_mime(mime) || !data || !len) {
+    log_warn("plugin %s: upload needs data and a MIME type like image/png", in->name);
+    return -1;
+  }
+  struct upload_call *c = calloc(1, sizeof *c);
+  if (!c)
+    return -1;
+  c->inst = in;
+  c->done = done;
+  c->arg = arg;
+  atomic_fetch_add(&in->work_outstanding, 1);
+  if (in->h->svc.upload(in->h->svc.ud, data, len, (int)timeout_ms, upload_answered, c) <
+      0) {
+    atomic_fetch_sub(&in->work_outstanding, 1);
+    free(c);
+    log_warn("plugin %s: upload of %zu bytes refused (at most 16 MiB; or the daemon is "
+             "stopping)",
+             in->name, len);
+    return -1;
+  }
+  log_debug("plugin %s: uploading %zu bytes of %s", in->name, len, mime);
+  return 0;
+}
+
 static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {
   (void)ctx;
   return uuid_v4(out);
@@ -765,6 +845,7 @@ struct blazebot_host host_table = {
     .timer_at = svc_timer_at,
     .state_dir = svc_state_dir,
     .instance_name = svc_instance_name,
+    .upload = svc_upload,
 };
 
 void host_fire_timers(struct plugin_host *h, int64_t now) {

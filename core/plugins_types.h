@@ -18,6 +18,7 @@
 struct job;
 struct outbox_msg;
 struct apicall_result;
+struct apicall_upload_result;
 
 /* What the host may ask of the daemon, handed to it at creation (the same
  * idea as the services table plugins get from the host): the host never
@@ -36,6 +37,11 @@ struct plugin_host_services {
   int (*api)(void *ud, const char *method, const char *path, const void *body, size_t len,
              int timeout_ms, void (*done)(void *arg, const struct apicall_result *r),
              void *arg);
+  /* Any thread: an attachment (see apicall.h, apicalls_upload); done runs
+   * on the I/O thread exactly once unless this returns -1. NULL: none. */
+  int (*upload)(void *ud, const void *data, size_t len, int timeout_ms,
+                void (*done)(void *arg, const struct apicall_upload_result *r),
+                void *arg);
   void *ud;
 };
 

@@ -23,7 +23,8 @@ struct rest_req {
   struct rest *r;
   struct lws *wsi;
   char method[8];
-  char path[1024];
+  int upload; /* rest_upload: a presigned PUT, no token, S3 headers */
+  char path[2048];
   struct url dial; /* api_url, parsed; lws points into it */
   char request_id[UUID_STR_LEN];
   struct buf body; /* LWS_PRE headroom + body */
@@ -105,6 +106,25 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       return -1;
     unsigned char **p = in, *end = *p + len;
     char hdr[4096], clen[32];
+    if (q->upload) {
+      size_t ulen = q->body.len - LWS_PRE;
+      int un = snprintf(clen, sizeof clen, "%zu", ulen);
+      static const char octet[] = "application/octet-stream", acl[] = "public-read";
+      if (lws_add_http_header_by_name(
+              wsi, (const unsigned char *)"content-type:", (const unsigned char *)octet,
+              sizeof octet - 1, p, end) ||
+          lws_add_http_header_by_name(
+              wsi, (const unsigned char *)"x-amz-acl:", (const unsigned char *)acl,
+              sizeof acl - 1, p, end) ||
+          lws_add_http_header_by_name(wsi, (const unsigned char *)"content-length:",
+                                      (const unsigned char *)clen, un, p, end))
+        return -1;
+      if (ulen) {
+        lws_client_http_body_pending(wsi, 1);
+        lws_callback_on_writable(wsi);
+      }
+      break;
+    }
     int n = snprintf(hdr, sizeof hdr, "Bearer %s", q->token);
     int rc = lws_add_http_header_by_name(
         wsi, (const unsigned char *)"authorization:", (unsigned char *)hdr, n, p, end);
@@ -248,33 +268,8 @@ void rest_set_config(struct rest *r, const struct config *cfg,
   r->ks = ks;
 }
 
-int rest_request(struct rest *r, const char *method, const char *path, const char *body,
-                 size_t len, rest_done_fn cb, void *ud) {
-  struct url u;
-  if (url_parse(r->cfg->api_url, &u, NULL, 0) < 0)
-    return -1;
-  struct rest_req *q = calloc(1, sizeof *q);
-  if (!q)
-    return -1;
-  q->r = r;
-  q->cb = cb;
-  q->ud = ud;
-  q->dial = u;
-  snprintf(q->method, sizeof q->method, "%s", method);
-  /* api_url may carry a path prefix (a proxy); the signature covers the
-   * request-target exactly as it is sent. */
-  if (url_join(&u, path, q->path, sizeof q->path) < 0) {
-    free(q);
-    return -1;
-  }
-  if (uuid_v4(q->request_id) < 0 || buf_resize(&q->body, LWS_PRE) < 0 ||
-      buf_append(&q->body, body, len) < 0 ||
-      auth_sign(r->ks, method, q->path, body, len, 600, q->request_id, &q->token) < 0) {
-    buf_fini(&q->body);
-    free(q->token);
-    free(q);
-    return -1;
-  }
+/* Links q and starts its connection (finished by the tick if that fails). */
+static void start(struct rest *r, struct rest_req *q) {
   q->deadline = now_ms() + r->cfg->request_timeout_ms;
   q->next = r->head;
   if (r->head)
@@ -308,6 +303,67 @@ int rest_request(struct rest *r, const char *method, const char *path, const cha
     q->deadline = 0;
     q->failed = 1;
   }
+}
+
+int rest_request(struct rest *r, const char *method, const char *path, const char *body,
+                 size_t len, rest_done_fn cb, void *ud) {
+  struct url u;
+  if (url_parse(r->cfg->api_url, &u, NULL, 0) < 0)
+    return -1;
+  struct rest_req *q = calloc(1, sizeof *q);
+  if (!q)
+    return -1;
+  q->r = r;
+  q->cb = cb;
+  q->ud = ud;
+  q->dial = u;
+  snprintf(q->method, sizeof q->method, "%s", method);
+  /* api_url may carry a path prefix (a proxy); the signature covers the
+   * request-target exactly as it is sent. */
+  if (url_join(&u, path, q->path, sizeof q->path) < 0) {
+    free(q);
+    return -1;
+  }
+  if (uuid_v4(q->request_id) < 0 || buf_resize(&q->body, LWS_PRE) < 0 ||
+      buf_append(&q->body, body, len) < 0 ||
+      auth_sign(r->ks, method, q->path, body, len, 600, q->request_id, &q->token) < 0) {
+    buf_fini(&q->body);
+    free(q->token);
+    free(q);
+    return -1;
+  }
+  start(r, q);
+  return 0;
+}
+
+int rest_upload(struct rest *r, const char *url, const void *body, size_t len,
+                rest_done_fn cb, void *ud, char *err, size_t errlen) {
+  struct url u;
+  if (url_parse(url, &u, err, errlen) < 0)
+    return -1;
+  if (u.websocket || (!u.tls && !url_is_loopback(&u))) {
+    snprintf(err, errlen, "the upload URL is not https (nor loopback http)");
+    return -1;
+  }
+  struct rest_req *q = calloc(1, sizeof *q);
+  if (!q) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  q->r = r;
+  q->cb = cb;
+  q->ud = ud;
+  q->dial = u;
+  q->upload = 1;
+  snprintf(q->method, sizeof q->method, "PUT");
+  snprintf(q->path, sizeof q->path, "%s", u.target);
+  if (buf_resize(&q->body, LWS_PRE) < 0 || buf_append(&q->body, body, len) < 0) {
+    buf_fini(&q->body);
+    free(q);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  start(r, q);
   return 0;
 }
 

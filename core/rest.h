@@ -41,6 +41,12 @@ void rest_set_config(struct rest *r, const struct config *cfg, const struct keys
  * could not even be started (then cb is not called). */
 int rest_request(struct rest *r, const char *method, const char *path, const char *body,
                  size_t len, rest_done_fn cb, void *ud);
+/* PUTs body to url, an attachment's presigned upload URL (https; http only
+ * to loopback), without a token and with the headers S3 checks
+ * (Content-Type: application/octet-stream, x-amz-acl: public-read).
+ * Returns 0, or -1 with a reason in err (then cb is not called). */
+int rest_upload(struct rest *r, const char *url, const void *body, size_t len,
+                rest_done_fn cb, void *ud, char *err, size_t errlen);
 /* Enforces per-request deadlines (request_timeout_ms); call from the tick. */
 void rest_tick(struct rest *r, int64_t now);
 

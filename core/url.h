@@ -18,7 +18,7 @@ struct url {
   char host[256];        /* to dial: a name or an IP literal, IPv6 without brackets */
   int port;              /* explicit or the scheme's default */
   char host_header[272]; /* host, or host:port when the port is not the default */
-  char target[1024];     /* path plus query, always starting with '/' */
+  char target[2048];     /* path plus query, always starting with '/' */
 };
 
 /* Parses s (ws, wss, http or https; no user info, no fragment). Returns 0, or

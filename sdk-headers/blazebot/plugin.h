@@ -185,6 +185,19 @@ struct blazebot_api_response {
 typedef void (*blazebot_api_fn)(void *state, void *arg,
                                 const struct blazebot_api_response *r);
 
+/* What upload ends with. */
+struct blazebot_upload_result {
+  uint32_t size;             /* sizeof(struct blazebot_upload_result) of the host */
+  uint32_t ok;               /* 1: uploaded, attachment_id is set */
+  int32_t http_status;       /* failure: of the failing step; 0 no answer */
+  int32_t error_code;        /* failure: Mixin's error code of that step, else 0 */
+  const char *attachment_id; /* the new attachment, "" on failure; borrowed */
+  const char *error;         /* "" on success, else one line: what failed */
+};
+/* Runs on the plugin's queue; r is borrowed for the call. */
+typedef void (*blazebot_upload_fn)(void *state, void *arg,
+                                   const struct blazebot_upload_result *r);
+
 /* Clocks of now_ms. */
 #define BLAZEBOT_CLOCK_MONOTONIC 0 /* milliseconds since an arbitrary start */
 #define BLAZEBOT_CLOCK_WALL 1      /* milliseconds since 1970-01-01 UTC */
@@ -335,6 +348,15 @@ struct blazebot_host {
    * one plugin (one .so under several sections) differ by this name; the
    * descriptor's name is the plugin's kind. Borrowed until shutdown. */
   const char *(*instance_name)(blazebot_ctx *ctx);
+  /* An attachment from len bytes of data (copied; at most 16 MiB) of type
+   * mime_type ("image/png"), made asynchronously: POST /attachments, then
+   * the bytes to the upload URL it returned. done(state, arg, result) runs
+   * on the plugin's queue exactly once unless this returns -1. Send it as a
+   * PLAIN_IMAGE / PLAIN_DATA message whose JSON data names attachment_id,
+   * mime_type, size (and width, height, name...). timeout_ms: for both
+   * steps together (0 = the daemon's default). Returns 0/-1. */
+  int (*upload)(blazebot_ctx *ctx, const void *data, size_t len, const char *mime_type,
+                uint32_t timeout_ms, blazebot_upload_fn done, void *arg);
 };
 
 /* True when the host table h has member m (for members added after minor 0). */

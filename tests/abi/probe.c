@@ -26,6 +26,9 @@
  * CODE" and releases HANDLED (log line "API STATUS CODE BODY").
  * `send_result = true` sends `reply` with send_result instead of reply and
  * logs "RESULT STATUS CODE MESSAGE_ID" when the host reports its fate.
+ * `upload_bytes` = N holds every message, uploads N bytes, and answers with
+ * a PLAIN_DATA message naming the attachment (log "UPLOAD OK ID" or
+ * "UPLOAD FAIL STATUS CODE ERROR"), then releases HANDLED.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -52,6 +55,7 @@ struct probe {
   int64_t sleep_ms;
   int64_t hold_ms;
   const char *api_get;
+  int64_t upload_bytes;
   int send_result;
   int64_t timer_at_target;
   struct held *held; /* holds whose timer has not fired */
@@ -158,6 +162,13 @@ static int probe_init(blazebot_ctx *ctx, const struct blazebot_host *host, void 
     return -1;
   }
   p->api_get = host->config_get(ctx, "api_get");
+  if (host->config_int(ctx, "upload_bytes", 0, &p->upload_bytes) != 0 ||
+      p->upload_bytes < 0 || p->upload_bytes > (32 << 20) ||
+      (p->upload_bytes && !BLAZEBOT_HOST_HAS(host, upload))) {
+    host->set_error(ctx, "upload_bytes must be 0..32 MiB, on a host with upload");
+    probe_free(p);
+    return -1;
+  }
   if (host->config_bool(ctx, "send_result", 0, &p->send_result) != 0 ||
       (p->send_result && !BLAZEBOT_HOST_HAS(host, send_result))) {
     host->set_error(ctx, "send_result needs a boolean and a host with plugin API 1.1");
@@ -223,6 +234,33 @@ static void probe_api_done(void *state, void *arg,
     log_line(p, "API_REPLY_FAILED\n", 17);
   int n = snprintf(line, sizeof line, "API %d %d %.300s\n", (int)r->http_status,
                    (int)r->error_code, r->body);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+  if (p->host->release(p->ctx, hd->hold, BLAZEBOT_HANDLED) != 0)
+    log_line(p, "RELEASE_FAILED\n", 15);
+  held_unlink(p, hd);
+  free(hd);
+}
+
+static void probe_uploaded(void *state, void *arg,
+                           const struct blazebot_upload_result *r) {
+  struct probe *p = state;
+  struct held *hd = arg;
+  char line[400];
+  int n;
+  if (r->ok) {
+    char data[300];
+    int dn = snprintf(data, sizeof data,
+                      "{\"attachment_id\":\"%s\",\"mime_type\":\"application/"
+                      "octet-stream\",\"size\":%lld,\"name\":\"probe.bin\"}",
+                      r->attachment_id, (long long)p->upload_bytes);
+    if (p->host->reply(p->ctx, hd->msg, "PLAIN_DATA", data, (size_t)dn, NULL) != 0)
+      log_line(p, "UPLOAD_REPLY_FAILED\n", 20);
+    n = snprintf(line, sizeof line, "UPLOAD OK %s\n", r->attachment_id);
+  } else {
+    n = snprintf(line, sizeof line, "UPLOAD FAIL %d %d %s\n", (int)r->http_status,
+                 (int)r->error_code, r->error);
+  }
   if (n > 0 && (size_t)n < sizeof line)
     log_line(p, line, (size_t)n);
   if (p->host->release(p->ctx, hd->hold, BLAZEBOT_HANDLED) != 0)
@@ -311,14 +349,25 @@ static int probe_on_message(void *state, const struct blazebot_message *msg) {
     while (nanosleep(&d, &d) != 0 && errno == EINTR) {
     }
   }
-  if (p->hold_ms || p->api_get) {
+  if (p->hold_ms || p->api_get || p->upload_bytes) {
     struct held *hd = calloc(1, sizeof *hd);
     int ok = hd != NULL;
     if (ok) {
       hd->p = p;
       hd->msg = msg;
       hd->hold = p->host->hold(p->ctx, msg);
-      if (p->api_get)
+      if (p->upload_bytes) {
+        unsigned char *bytes = malloc((size_t)p->upload_bytes);
+        ok = hd->hold && bytes;
+        if (ok) {
+          for (int64_t i = 0; i < p->upload_bytes; i++)
+            bytes[i] = (unsigned char)(i * 7 + 3);
+          ok =
+              p->host->upload(p->ctx, bytes, (size_t)p->upload_bytes,
+                              "application/octet-stream", 10000, probe_uploaded, hd) == 0;
+        }
+        free(bytes); /* the host copied it */
+      } else if (p->api_get)
         ok = hd->hold && p->host->api_request(p->ctx, "GET", p->api_get, NULL, 0, 5000,
                                               probe_api_done, hd) == 0;
       else

@@ -140,6 +140,8 @@ typedef int64_t (*now_ms_fn)(blazebot_ctx *, int);
 typedef int (*timer_at_fn)(blazebot_ctx *, int64_t, blazebot_timer_fn, void *,
                            uint64_t *);
 typedef const char *(*name_fn)(blazebot_ctx *);
+typedef int (*upload_fn)(blazebot_ctx *, const void *, size_t, const char *, uint32_t,
+                         blazebot_upload_fn, void *);
 PIN_TYPE(blazebot_host, api_request, api_request_fn);
 PIN_TYPE(blazebot_host, send_result, send_result_fn);
 PIN_TYPE(blazebot_host, hold, hold_fn);
@@ -148,6 +150,13 @@ PIN_TYPE(blazebot_host, now_ms, now_ms_fn);
 PIN_TYPE(blazebot_host, timer_at, timer_at_fn);
 PIN_TYPE(blazebot_host, state_dir, name_fn);
 PIN_TYPE(blazebot_host, instance_name, name_fn);
+PIN_TYPE(blazebot_host, upload, upload_fn);
+PIN_TYPE(blazebot_upload_result, size, uint32_t);
+PIN_TYPE(blazebot_upload_result, ok, uint32_t);
+PIN_TYPE(blazebot_upload_result, http_status, int32_t);
+PIN_TYPE(blazebot_upload_result, error_code, int32_t);
+PIN_TYPE(blazebot_upload_result, attachment_id, cstr);
+PIN_TYPE(blazebot_upload_result, error, cstr);
 PIN_TYPE(blazebot_outgoing, hold, blazebot_hold *);
 _Static_assert(_Generic((blazebot_send_fn)0,
                         void (*)(void *, void *, const struct blazebot_send_result *) : 1,
@@ -260,7 +269,16 @@ PIN_AT(blazebot_host, now_ms, 160);
 PIN_AT(blazebot_host, timer_at, 168);
 PIN_AT(blazebot_host, state_dir, 176);
 PIN_AT(blazebot_host, instance_name, 184);
-PIN_SIZE(blazebot_host, 192);
+PIN_AT(blazebot_host, upload, 192);
+PIN_SIZE(blazebot_host, 200);
+
+PIN_AT(blazebot_upload_result, size, 0);
+PIN_AT(blazebot_upload_result, ok, 4);
+PIN_AT(blazebot_upload_result, http_status, 8);
+PIN_AT(blazebot_upload_result, error_code, 12);
+PIN_AT(blazebot_upload_result, attachment_id, 16);
+PIN_AT(blazebot_upload_result, error, 24);
+PIN_SIZE(blazebot_upload_result, 32);
 
 PIN_AT(blazebot_send_result, size, 0);
 PIN_AT(blazebot_send_result, status, 4);

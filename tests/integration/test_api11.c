@@ -15,6 +15,8 @@
  *   api       api_request under a hold: GET /me answers 200 with the data,
  *             an unknown path the Mixin error 404, each message answered
  *             from the callback and acknowledged after it;
+ *   upload    bytes become an attachment the reply names; a refused POST
+ *             /attachments is reported with its code;
  *   twice     one .so under two sections: two instances, each answering;
  *   result    send_result reports accepted, refused with the Mixin code, and
  *             given up (a send still retried when the daemon stops), each
@@ -241,6 +243,43 @@ int main(void) {
   json_decref(tw);
   h_reap(&d);
 
+  /* upload: 100,000 bytes, then a PLAIN_DATA reply naming the attachment;
+   * then POST /attachments refused (10002): the plugin is told why */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n[plugin.probe_a]\nupload_bytes = 100000\nlog = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "upload", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 7, 30000) == 0);
+  push(&sim, 1, "upload");
+  CHECK(h_sim_wait(&sim, "acked", 35, 60000) == 0);
+  CHECK_INT(h_count(log, "UPLOAD OK "), 1);
+  s = h_sim_stats(&sim);
+  CHECK_INT(h_stat(s, "uploads"), 1);
+  CHECK_INT(h_stat(s, "uploaded_bytes"), 100000);
+  json_decref(s);
+  json_t *sent = h_sim_get(&sim, "/_sim/sent");
+  size_t si;
+  json_t *se;
+  long data_msgs = 0;
+  json_array_foreach(sent, si, se) {
+    const char *cat = json_string_value(json_object_get(se, "category"));
+    data_msgs += cat && !strcmp(cat, "PLAIN_DATA");
+  }
+  json_decref(sent);
+  CHECK_INT(data_msgs, 1);
+  json_decref(h_sim_post(&sim, "/_sim/fault",
+                         "{\"fault\":\"api_error:attachment_create:10002\"}"));
+  push(&sim, 1, "refused");
+  CHECK(h_sim_wait(&sim, "acked", 36, 60000) == 0);
+  CHECK_INT(h_count(log, "UPLOAD FAIL 202 10002 POST /attachments failed"), 1);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "upload.err"));
+  h_reap(&d);
+
   /* send_result: accepted, refused (10002), and given up at shutdown */
   remove(log);
   snprintf(extra, sizeof extra,
@@ -250,9 +289,9 @@ int main(void) {
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"create_error:10002x1\"}"));
   CHECK(h_daemon_start(&d, dir, "result", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 7, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 8, 30000) == 0);
   push(&sim, 3, "result");
-  CHECK(h_sim_wait(&sim, "acked", 37, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 39, 60000) == 0);
   CHECK(h_wait_count(log, "RESULT ", 3, 30000) == 0);
   CHECK_INT(h_count(log, "RESULT 0 0 "), 2);
   CHECK_INT(h_count(log, "RESULT 1 10002 "), 1);
