@@ -20,6 +20,19 @@
  * Markdown) and `bot_name` (when set, "/cmd@other" is left to other bots).
  * In values, \n is a line break, \t a tab and \\ a backslash.
  *
+ * Replies may use the sender's profile: {user_id} (the sender's id, no
+ * lookup), {full_name} and {identity_number}. For the last two the plugin
+ * takes a hold on the message, asks GET /users/{user_id} (ABI minor 1) and
+ * replies when the answer comes, so other messages keep flowing meanwhile;
+ * profiles are cached for `profile_ttl_s` seconds (default 600; 0 = no cache),
+ * at most `profile_cache_max` of them (default 1000, least recently used
+ * out first). When there is no profile (an error, no answer, a body that is
+ * not one, or a daemon without api_request) the reply is
+ * `command.NAME.unavailable`, else `profile_unavailable` (default "Sorry, I
+ * could not look up your profile right now."); these may use {user_id} only.
+ * Substituted values are escaped for Markdown with PLAIN_POST, else sent as
+ * they are. Any other text in braces is literal.
+ *
  * A message is a command when, trimmed, it is the prefix, a name, and then
  * nothing, white space (arguments, ignored) or "@botname". Commands are
  * answered and HANDLED, so lower-priority plugins such as echo skip them;
@@ -31,14 +44,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Loads on minor-0 daemons too: every minor-1 service is checked with
+ * BLAZEBOT_HOST_HAS (profile_host_can_lookup) before it is used. */
+#define BLAZEBOT_TARGET_MINOR 0
 #include <blazebot/plugin.h>
 
+#include "../common/profile.h"
+
 #define NAME_MAX_LEN 64
+#define PROFILE_UNAVAILABLE_DEFAULT "Sorry, I could not look up your profile right now."
 
 struct command {
-  char *name;     /* lowercase */
-  char *reply;    /* NULL for help: generated */
-  char *describe; /* may be NULL */
+  char *name;        /* lowercase */
+  char *reply;       /* NULL for help: generated */
+  char *describe;    /* may be NULL */
+  char *unavailable; /* command.NAME.unavailable, or NULL: the config's */
+  unsigned uses;     /* TPL_USES_* of reply */
 };
 
 struct config {
@@ -50,13 +71,31 @@ struct config {
   char *bot_name; /* lowercase, without '@'; NULL = accept any */
   struct command *cmds;
   size_t ncmds;
-  char *help; /* the generated /help reply */
+  char *help;        /* the generated /help reply */
+  char *unavailable; /* profile_unavailable */
+  int64_t ttl_ms;    /* profile_ttl_s */
+  size_t cache_max;  /* profile_cache_max */
 };
+
+struct lookup;
 
 struct plugin {
   blazebot_ctx *ctx;
   const struct blazebot_host *host;
   struct config *cfg;
+  struct profile_cache cache;
+  struct lookup *lookups; /* waiting for their answer */
+};
+
+/* A reply waiting for the sender's profile. It keeps its own copies of the
+ * templates, so a reconfigure meanwhile does not pull them away. */
+struct lookup {
+  struct lookup *prev, *next;
+  blazebot_hold *hold;
+  const struct blazebot_message *msg; /* valid while held */
+  char *reply, *unavailable;
+  const char *category; /* a string literal */
+  int markdown;
 };
 
 /* ---- a growable string ----------------------------------------------------------- */
@@ -149,24 +188,26 @@ static void config_free(struct config *c) {
     free(c->cmds[i].name);
     free(c->cmds[i].reply);
     free(c->cmds[i].describe);
+    free(c->cmds[i].unavailable);
   }
   free(c->cmds);
   free(c->prefix);
   free(c->unknown_reply);
   free(c->bot_name);
   free(c->help);
+  free(c->unavailable);
   free(c);
 }
 
-/* The value of "stem.name", trying name as the user wrote it first. */
+/* The value of "stem.name" + suffix, trying name as the user wrote it first. */
 static const char *get_keyed(struct plugin *pl, const char *stem, const char *as_written,
-                             size_t n, const char *lowered) {
-  char key[16 + NAME_MAX_LEN];
+                             size_t n, const char *lowered, const char *suffix) {
+  char key[32 + NAME_MAX_LEN];
   const char *v;
-  snprintf(key, sizeof key, "%s.%.*s", stem, (int)n, as_written);
+  snprintf(key, sizeof key, "%s.%.*s%s", stem, (int)n, as_written, suffix);
   v = pl->host->config_get(pl->ctx, key);
   if (!v) {
-    snprintf(key, sizeof key, "%s.%s", stem, lowered);
+    snprintf(key, sizeof key, "%s.%s%s", stem, lowered, suffix);
     v = pl->host->config_get(pl->ctx, key);
   }
   return v;
@@ -176,7 +217,7 @@ static const char *get_keyed(struct plugin *pl, const char *stem, const char *as
 static int add_command(struct plugin *pl, struct config *c, const char *name, size_t n,
                        char *err, size_t errlen) {
   struct command *cmd, *grown;
-  const char *reply, *describe;
+  const char *reply, *describe, *unavailable;
   size_t i;
   char *lname = dup_lower(name, n);
   if (!lname)
@@ -188,8 +229,15 @@ static int add_command(struct plugin *pl, struct config *c, const char *name, si
       return -1;
     }
   }
-  reply = get_keyed(pl, "command", name, n, lname);
-  describe = get_keyed(pl, "describe", name, n, lname);
+  reply = get_keyed(pl, "command", name, n, lname, "");
+  describe = get_keyed(pl, "describe", name, n, lname, "");
+  unavailable = get_keyed(pl, "command", name, n, lname, ".unavailable");
+  if (unavailable && (tpl_scan(unavailable) & TPL_USES_PROFILE)) {
+    snprintf(err, errlen,
+             "command.%s.unavailable cannot use {full_name} or {identity_number}", lname);
+    free(lname);
+    return -1;
+  }
   if (strcmp(lname, "help") == 0) {
     if (!describe)
       describe = "Show this list";
@@ -209,7 +257,10 @@ static int add_command(struct plugin *pl, struct config *c, const char *name, si
   cmd->name = lname;
   cmd->reply = reply ? unescape(reply) : NULL;
   cmd->describe = describe ? unescape(describe) : NULL;
-  if ((reply && !cmd->reply) || (describe && !cmd->describe))
+  cmd->unavailable = unavailable ? unescape(unavailable) : NULL;
+  cmd->uses = cmd->reply ? tpl_scan(cmd->reply) : 0;
+  if ((reply && !cmd->reply) || (describe && !cmd->describe) ||
+      (unavailable && !cmd->unavailable))
     goto oom;
   return 0;
 oom:
@@ -302,6 +353,17 @@ static struct config *config_load(struct plugin *pl, char *err, size_t errlen) {
   if (!c->unknown_reply)
     goto oom;
 
+  v = host->config_get(pl->ctx, "profile_unavailable");
+  if (v && (tpl_scan(v) & TPL_USES_PROFILE)) {
+    snprintf(err, errlen,
+             "profile_unavailable cannot use {full_name} or {identity_number}");
+    goto fail;
+  }
+  if (!(c->unavailable = unescape(v ? v : PROFILE_UNAVAILABLE_DEFAULT)))
+    goto oom;
+  if (profile_config(pl->ctx, host, &c->ttl_ms, &c->cache_max, err, errlen) != 0)
+    goto fail;
+
   list = host->config_get(pl->ctx, "commands");
   for (p = list ? list : ""; *p;) {
     const char *start;
@@ -371,12 +433,143 @@ static char *unknown_text(const struct config *c, const char *name, size_t n) {
   return s.p;
 }
 
+/* ---- replies with the sender's profile ------------------------------------------- */
+
+static void lookup_free(struct plugin *pl, struct lookup *lk) {
+  if (lk->prev)
+    lk->prev->next = lk->next;
+  else if (pl->lookups == lk)
+    pl->lookups = lk->next;
+  if (lk->next)
+    lk->next->prev = lk->prev;
+  free(lk->reply);
+  free(lk->unavailable);
+  free(lk);
+}
+
+static char *dup_str(const char *s) {
+  char *p = malloc(strlen(s) + 1);
+  if (p)
+    strcpy(p, s);
+  return p;
+}
+
+/* The answer of GET /users/{id}: the reply with the profile, or the
+ * unavailable text; then the hold goes (RETRY when the reply could not be
+ * queued: the next attempt finds the profile in the cache). */
+static void on_profile(void *state, void *arg, const struct blazebot_api_response *r) {
+  struct plugin *pl = state;
+  struct lookup *lk = arg;
+  const struct blazebot_message *msg = lk->msg;
+  struct profile p;
+  const char *why;
+  char *text;
+  int result = BLAZEBOT_HANDLED;
+  if (profile_from_response(r, msg->user_id, &p, &why) == 0) {
+    profile_cache_put(&pl->cache, &p,
+                      pl->host->now_ms(pl->ctx, BLAZEBOT_CLOCK_MONOTONIC));
+    text = tpl_expand(lk->reply, msg->user_id, &p, lk->markdown);
+    profile_clear(&p);
+  } else {
+    pl->host->log(pl->ctx, BLAZEBOT_LOG_WARN,
+                  "profile of %s not available: %s (HTTP %d, error %d)", msg->user_id,
+                  why, (int)r->http_status, (int)r->error_code);
+    text = tpl_expand(lk->unavailable, msg->user_id, NULL, lk->markdown);
+  }
+  if (!text) {
+    pl->host->log(pl->ctx, BLAZEBOT_LOG_ERROR, "out of memory");
+    result = BLAZEBOT_RETRY;
+  } else if (pl->host->reply(pl->ctx, msg, lk->category, text, strlen(text), NULL) != 0) {
+    pl->host->log(pl->ctx, BLAZEBOT_LOG_WARN, "reply to %s not queued, will retry",
+                  msg->message_id);
+    result = BLAZEBOT_RETRY;
+  }
+  free(text);
+  pl->host->release(pl->ctx, lk->hold, result);
+  lookup_free(pl, lk);
+}
+
+/* Sends tpl expanded for msg's sender, inside on_message. */
+static int reply_now(struct plugin *pl, const struct blazebot_message *msg,
+                     const char *tpl, const struct profile *p) {
+  const struct config *c = pl->cfg;
+  char *text = tpl_expand(tpl, msg->user_id, p, c->markdown);
+  int rc;
+  if (!text) {
+    pl->host->log(pl->ctx, BLAZEBOT_LOG_ERROR, "out of memory");
+    return BLAZEBOT_RETRY;
+  }
+  rc = pl->host->reply(pl->ctx, msg, c->category, text, strlen(text), NULL);
+  free(text);
+  if (rc != 0) {
+    pl->host->log(pl->ctx, BLAZEBOT_LOG_WARN, "reply to %s not queued, will retry",
+                  msg->message_id);
+    return BLAZEBOT_RETRY;
+  }
+  return BLAZEBOT_HANDLED;
+}
+
+/* Answers cmd, whose reply uses {full_name} or {identity_number}: from the
+ * cache, else under a hold once GET /users/{id} answered. */
+static int answer_with_profile(struct plugin *pl, const struct blazebot_message *msg,
+                               const struct command *cmd) {
+  const struct blazebot_host *host = pl->host;
+  const struct config *c = pl->cfg;
+  const char *unavailable = cmd->unavailable ? cmd->unavailable : c->unavailable;
+  const struct profile *cached;
+  struct lookup *lk;
+
+  if (!profile_host_can_lookup(host) || !profile_valid_id(msg->user_id)) {
+    host->log(pl->ctx, BLAZEBOT_LOG_DEBUG, "no profile lookup for %s on this host",
+              msg->user_id);
+    return reply_now(pl, msg, unavailable, NULL);
+  }
+  cached = profile_cache_get(&pl->cache, msg->user_id,
+                             host->now_ms(pl->ctx, BLAZEBOT_CLOCK_MONOTONIC));
+  if (cached)
+    return reply_now(pl, msg, cmd->reply, cached);
+
+  lk = calloc(1, sizeof *lk);
+  if (!lk || !(lk->reply = dup_str(cmd->reply)) ||
+      !(lk->unavailable = dup_str(unavailable))) {
+    if (lk) {
+      free(lk->reply);
+      free(lk);
+    }
+    host->log(pl->ctx, BLAZEBOT_LOG_ERROR, "out of memory");
+    return BLAZEBOT_RETRY;
+  }
+  lk->category = c->category;
+  lk->markdown = c->markdown;
+  lk->msg = msg;
+  if (!(lk->hold = host->hold(pl->ctx, msg))) {
+    host->log(pl->ctx, BLAZEBOT_LOG_WARN, "no hold on %s, will retry", msg->message_id);
+    lookup_free(pl, lk);
+    return BLAZEBOT_RETRY;
+  }
+  lk->next = pl->lookups;
+  if (pl->lookups)
+    pl->lookups->prev = lk;
+  pl->lookups = lk;
+  if (profile_request(pl->ctx, host, msg->user_id, on_profile, lk) != 0) {
+    int rc;
+    host->log(pl->ctx, BLAZEBOT_LOG_WARN, "profile of %s not available: request refused",
+              msg->user_id);
+    rc = reply_now(pl, msg, unavailable, NULL);
+    host->release(pl->ctx, lk->hold, rc);
+    lookup_free(pl, lk);
+    return rc;
+  }
+  return BLAZEBOT_HANDLED;
+}
+
 static int commands_on_message(void *state, const struct blazebot_message *msg) {
   struct plugin *pl = state;
   const struct config *c = pl->cfg;
   const char *self = pl->host->bot_id(pl->ctx);
   const char *text = (const char *)msg->data, *end = text + msg->data_len, *name;
   const char *reply = NULL;
+  const struct command *cmd = NULL;
   char *owned = NULL;
   size_t n, i;
   int rc;
@@ -421,9 +614,15 @@ static int commands_on_message(void *state, const struct blazebot_message *msg) 
       continue;
     for (k = 0; k < n && lower((unsigned char)name[k]) == cn[k]; k++)
       ;
-    if (k == n)
-      reply = c->cmds[i].reply ? c->cmds[i].reply : c->help;
+    if (k == n) {
+      cmd = &c->cmds[i];
+      reply = cmd->reply ? cmd->reply : c->help;
+    }
   }
+  if (cmd && (cmd->uses & TPL_USES_PROFILE))
+    return answer_with_profile(pl, msg, cmd);
+  if (cmd && (cmd->uses & TPL_USES_USER_ID))
+    return reply_now(pl, msg, cmd->reply, NULL);
   if (!reply) {
     if (!c->unknown_reply[0])
       return BLAZEBOT_PASS;
@@ -460,6 +659,7 @@ static int commands_init(blazebot_ctx *ctx, const struct blazebot_host *host,
     free(pl);
     return -1;
   }
+  profile_cache_limit(&pl->cache, pl->cfg->cache_max, pl->cfg->ttl_ms);
   *state = pl;
   return 0;
 }
@@ -474,11 +674,16 @@ static int commands_reconfigure(void *state) {
   }
   config_free(pl->cfg);
   pl->cfg = c;
+  profile_cache_limit(&pl->cache, c->cache_max, c->ttl_ms);
   return 0;
 }
 
 static void commands_shutdown(void *state) {
   struct plugin *pl = state;
+  /* The host answered every lookup before this: the list is empty. */
+  while (pl->lookups)
+    lookup_free(pl, pl->lookups);
+  profile_cache_free(&pl->cache);
   config_free(pl->cfg);
   free(pl);
 }

@@ -31,20 +31,24 @@ blazebot_plugin_test(testing_11 ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_testing_11.c)
 blazebot_plugin_test(echo ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_echo.c
   ${PROJECT_SOURCE_DIR}/plugins/echo/echo.c)
 blazebot_plugin_test(commands ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_commands.c
-  ${PROJECT_SOURCE_DIR}/plugins/commands/commands.c)
+  ${PROJECT_SOURCE_DIR}/plugins/commands/commands.c
+  ${PROJECT_SOURCE_DIR}/plugins/common/profile.c)
+blazebot_plugin_test(welcome ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_welcome.c
+  ${PROJECT_SOURCE_DIR}/plugins/welcome/welcome.c
+  ${PROJECT_SOURCE_DIR}/plugins/common/profile.c)
 blazebot_plugin_test(archive ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_archive.c
   ${PROJECT_SOURCE_DIR}/plugins/archive/archive.c)
 
 set(BLAZEBOT_PLUGIN_TEST_ARGS $<TARGET_FILE:echo> $<TARGET_FILE:commands>
-  $<TARGET_FILE:archive>)
+  $<TARGET_FILE:archive> $<TARGET_FILE:welcome>)
 blazebot_plugin_test(dlopen ${BLAZEBOT_PLUGIN_TESTS_DIR}/test_dlopen.c)
 target_link_libraries(ptest_dlopen PRIVATE ${CMAKE_DL_LIBS})
-add_dependencies(ptest_dlopen echo commands archive)
+add_dependencies(ptest_dlopen echo commands archive welcome)
 unset(BLAZEBOT_PLUGIN_TEST_ARGS)
 
 # The built plugins: blazebot_plugin_v1 is the only export, libc the only
 # library needed.
-foreach(plugin echo commands archive)
+foreach(plugin echo commands archive welcome)
   add_test(NAME plugins.exports.${plugin}
     COMMAND ${CMAKE_COMMAND} -DPLUGIN=$<TARGET_FILE:${plugin}> -DNM=${CMAKE_NM}
       -DREADELF=${CMAKE_READELF} -DONLY_LIBC=ON -P ${BLAZEBOT_CHECK_PLUGIN_SCRIPT})
