@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The demo: builds blazebot, makes a throw-away bot identity, starts the
 # bundled Blaze simulator on 127.0.0.1 playing users who chat with the bot
-# (examples/demo/conversation.txt), and runs the daemon with the echo and
-# commands plugins against it. The simulator drops the connection once in
+# (examples/demo/conversation.txt), and runs the daemon with the echo,
+# commands and welcome plugins against it. The simulator drops the connection once in
 # the middle; nothing is lost or answered twice. No Mixin account or network
 # needed. Prints the conversation, then the daemon's log.
 set -e
@@ -31,7 +31,8 @@ trap cleanup EXIT INT TERM
 # The bot's plugins live in a folder only its owner can write (the daemon
 # refuses anything else).
 mkdir -m 755 "$work/plugins"
-install -m 644 build/demo/plugins/echo.so build/demo/plugins/commands.so "$work/plugins/"
+install -m 644 build/demo/plugins/echo.so build/demo/plugins/commands.so \
+  build/demo/plugins/welcome.so "$work/plugins/"
 "$SIM" keygen --type ed25519 -o "$work/keystore.json" >/dev/null
 
 "$SIM" --keystore "$work/keystore.json" --listen 127.0.0.1:0 --port-file "$work/port" \
@@ -54,11 +55,16 @@ ack_interval_ms = 100
 reconnect_min_ms = 300
 
 [plugin.commands]
-commands = help, ping, about
+commands = help, ping, about, whoami
 command.ping = pong
 describe.ping = checks that the bot is alive
 command.about = I am a blazebot demo: commands answers /commands, echo repeats the rest.
 describe.about = what this bot is
+command.whoami = You are {full_name} ({identity_number})
+describe.whoami = your Mixin profile, looked up with GET /users/{user_id}
+
+[plugin.welcome]
+text = Welcome to the group, {full_name}!
 
 [plugin.echo]
 prefix = "you said: "

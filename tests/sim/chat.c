@@ -267,6 +267,9 @@ void chat_on_sent(struct sim *sim, const struct sim_sent *s) {
       break;
     }
   }
+  int group = who == SIZE_MAX && !strcasecmp(s->conversation_id, SIM_CHAT_GROUP_ID);
+  if (group)
+    who = ch->speaker;
   if (who == SIZE_MAX) {
     log_debug("bot message %s is for conversation %s, no chat user's: not shown",
               s->message_id, s->conversation_id);
@@ -276,8 +279,10 @@ void chat_on_sent(struct sim *sim, const struct sim_sent *s) {
   ch->line_replies++;
   ch->replies++;
   /* A reply to someone other than the last speaker says whom it is for. */
-  char tag[SIM_CHAT_NAME_MAX + 8] = "";
-  if (who != ch->speaker)
+  char tag[SIM_CHAT_NAME_MAX + 16] = "";
+  if (group)
+    snprintf(tag, sizeof tag, "(in the group) ");
+  else if (who != ch->speaker)
     snprintf(tag, sizeof tag, "(to %s) ", ch->users[who].name);
   char media[320];
   if (!strcmp(s->category, "PLAIN_TEXT") || !strcmp(s->category, "PLAIN_POST")) {
@@ -321,6 +326,41 @@ static int push_text(struct sim *sim, size_t who, const char *text, int echo) {
   if (echo)
     say(ch, ch->users[who].name, 0, "", text, strlen(text));
   log_debug("chat: %s says %s", ch->users[who].name, sim->msgs[idx].message_id);
+  ws_wake_all(sim);
+  return 0;
+oom:
+  log_error("out of memory");
+  return -1;
+}
+
+/* Chat user who joins the chat's group: a SYSTEM_CONVERSATION JOIN from
+ * them in SIM_CHAT_GROUP_ID, the way Mixin announces someone who joined by
+ * a group link. Returns 0 or -1 (out of memory, logged). */
+static int push_join(struct sim *sim, size_t who) {
+  struct sim_chat *ch = &sim->chat;
+  if (ch->npushed == ch->pushed_cap) {
+    size_t nc = ch->pushed_cap ? ch->pushed_cap * 2 : 64;
+    size_t *p = realloc(ch->pushed, nc * sizeof *p);
+    if (!p)
+      goto oom;
+    ch->pushed = p;
+    ch->pushed_cap = nc;
+  }
+  const char *uid = sim->users[ch->users[who].user].id;
+  char data[256];
+  int n = snprintf(data, sizeof data,
+                   "{\"action\":\"JOIN\",\"participant_id\":\"%s\",\"user_id\":\"%s\","
+                   "\"role\":\"\"}",
+                   uid, uid);
+  size_t idx = store_add(sim, ch->users[who].user, "SYSTEM_CONVERSATION",
+                         SIM_CHAT_GROUP_ID, data, (size_t)n, 0);
+  if (idx == SIM_MSG_INDEX_NONE)
+    goto oom;
+  ch->pushed[ch->npushed++] = idx;
+  ch->speaker = who;
+  ch->last_ms = now_ms();
+  static const char joins[] = "(joins the group)";
+  say(ch, ch->users[who].name, 0, "", joins, sizeof joins - 1);
   ws_wake_all(sim);
   return 0;
 oom:
@@ -393,7 +433,7 @@ static int script_tick(struct sim *sim, int64_t now) {
   if (!bot_listening(sim))
     return -1;
   const struct chat_line *l = &ch->lines[ch->next_line++];
-  if (push_text(sim, l->who, l->text, 1) < 0)
+  if ((l->join ? push_join(sim, l->who) : push_text(sim, l->who, l->text, 1)) < 0)
     return 1;
   ch->waiting = 1;
   ch->current = ch->pushed[ch->npushed - 1];
@@ -441,8 +481,30 @@ static int load_script(struct sim *sim) {
       p++;
     if (!*p || *p == '#')
       continue;
-    split_line(p, name, &text);
-    if (!*text) {
+    int join = 0;
+    if (!strncasecmp(p, "join:", 5)) {
+      /* "join: NAME": NAME joins the chat's group. */
+      char *q = p + 5;
+      while (*q == ' ' || *q == '\t')
+        q++;
+      size_t len = 0;
+      while (name_char((unsigned char)q[len]))
+        len++;
+      char *e = q + len;
+      while (isspace((unsigned char)*e))
+        e++;
+      if (len == 0 || len > SIM_CHAT_NAME_MAX || *e) {
+        log_error("%s:%d: write \"join: NAME\" (letters, digits, _ and -)", path, lineno);
+        goto done;
+      }
+      memcpy(name, q, len);
+      name[len] = 0;
+      text = q + len; /* "" */
+      join = 1;
+    } else {
+      split_line(p, name, &text);
+    }
+    if (!*text && !join) {
       log_error("%s:%d: no message after \"as %s:\"", path, lineno, name);
       goto done;
     }
@@ -460,6 +522,7 @@ static int load_script(struct sim *sim) {
     ch->lines[ch->nlines].text = strdup(text);
     if (!ch->lines[ch->nlines].text)
       goto oom;
+    ch->lines[ch->nlines].join = join;
     ch->lines[ch->nlines++].who = who;
   }
   if (ferror(f)) {

@@ -329,7 +329,11 @@ struct chat_user {
 struct chat_line {
   char *text; /* owned */
   size_t who; /* index into chat.users */
+  int join;   /* "join: NAME": who joins the chat's group (SYSTEM_CONVERSATION) */
 };
+
+/* The group conversation of a chat script's "join:" lines. */
+#define SIM_CHAT_GROUP_ID "5b0f2d4e-8c1a-4e6b-9f3d-2a7c6e1b0d94"
 
 /* The state of --chat and --interactive. A script pushes one line at a time
  * and waits for it to be answered; interactive lines are pushed as they are

@@ -1,17 +1,19 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # sim.chat: the README demo, for real. blazebot-sim plays a --chat script to
-# the real daemon running the real echo and commands plugins, and the
-# transcript on stdout must show every user line followed by the bot's
-# answers (commands answers /help and /ping, echo repeats the rest), end with
+# the real daemon running the real echo, commands and welcome plugins, and
+# the transcript on stdout must show every user line followed by the bot's
+# answers (commands answers /help, /ping and /whoami with the user's profile
+# from GET /users/:id, welcome greets carol when she joins the group, echo
+# repeats the rest), end with
 # the summary line and hold nothing else (the stats JSON goes to stderr).
 # Then the same daemon set-up gets lines piped into --interactive.
 #
-# usage: test_chat.sh BLAZEBOT BLAZEBOT_SIM ECHO_SO COMMANDS_SO
+# usage: test_chat.sh BLAZEBOT BLAZEBOT_SIM ECHO_SO COMMANDS_SO WELCOME_SO
 set -u
 
-if [ $# -ne 4 ]; then
-  echo "usage: $0 BLAZEBOT BLAZEBOT_SIM ECHO_SO COMMANDS_SO" >&2
+if [ $# -ne 5 ]; then
+  echo "usage: $0 BLAZEBOT BLAZEBOT_SIM ECHO_SO COMMANDS_SO WELCOME_SO" >&2
   exit 2
 fi
 # Absolute paths: the test runs in its own scratch folder.
@@ -25,6 +27,7 @@ BOT=$(abs "$1")
 SIM=$(abs "$2")
 ECHO_SO=$(abs "$3")
 COMMANDS_SO=$(abs "$4")
+WELCOME_SO=$(abs "$5")
 
 base=${BLAZEBOT_TEST_TMP:-${TMPDIR:-/tmp}}
 mkdir -p "$base" || exit 1
@@ -52,7 +55,8 @@ fail() {
 
 cd "$dir" || exit 1
 "$SIM" keygen -o ks.json >keygen.log 2>&1 || fail "keygen"
-mkdir plugins && cp "$ECHO_SO" plugins/echo.so && cp "$COMMANDS_SO" plugins/commands.so ||
+mkdir plugins && cp "$ECHO_SO" plugins/echo.so && cp "$COMMANDS_SO" plugins/commands.so &&
+  cp "$WELCOME_SO" plugins/welcome.so ||
   fail "copying the plugins"
 chmod 0755 plugins && chmod 0644 plugins/*.so && chmod 0600 ks.json
 
@@ -64,6 +68,8 @@ hello
 /ping
 how are you?
 as bob: hi, I'm bob
+/whoami
+join: carol
 EOF
 
 # Waits for the simulator's port file, then starts the daemon against it.
@@ -83,9 +89,12 @@ api_url = http://127.0.0.1:$port
 plugin_dir = plugins
 [plugin.echo]
 [plugin.commands]
-commands = help, ping
+commands = help, ping, whoami
 command.ping = pong
 describe.ping = checks that the bot is alive
+command.whoami = You are {full_name} ({identity_number})
+[plugin.welcome]
+text = Welcome, {full_name}!
 EOF
   chmod 0600 "bot$1.ini"
   timeout --foreground 60 "$BOT" -c "bot$1.ini" >"bot$1.out" 2>"bot$1.log" &
@@ -121,7 +130,10 @@ alice  > how are you?
   bot  > how are you?
 bob    > hi, I'm bob
   bot  > hi, I'm bob
--- 5 messages sent, 5 replies, all acknowledged
+alice  > /whoami
+carol  > (joins the group)
+  bot  > (in the group) Welcome, carol!
+-- 7 messages sent, 7 replies, all acknowledged
 EOF
 awk 'BEGIN { n = 0; i = 0 }
      NR == FNR { want[n++] = $0; next }
@@ -130,13 +142,15 @@ awk 'BEGIN { n = 0; i = 0 }
   expected1.txt transcript1.txt >&2 || fail "the --chat transcript"
 grep -q '^ *\/ping — checks that the bot is alive$' transcript1.txt ||
   fail "/help does not list /ping"
-[ "$(grep -c '^  bot  > ' transcript1.txt)" -eq 5 ] ||
+grep -qE '^  bot  > You are alice \([0-9]{8}\)$' transcript1.txt ||
+  fail "/whoami is not answered with alice's profile"
+[ "$(grep -c '^  bot  > ' transcript1.txt)" -eq 7 ] ||
   fail "not exactly one answer per line (echo must not repeat commands)"
 grep -q 'no reply\|not acknowledged\|^{' transcript1.txt &&
   fail "unexpected lines in the transcript"
-[ "$(tail -n 1 transcript1.txt)" = "-- 5 messages sent, 5 replies, all acknowledged" ] ||
+[ "$(tail -n 1 transcript1.txt)" = "-- 7 messages sent, 7 replies, all acknowledged" ] ||
   fail "the summary is not the last line"
-grep -q '"acked":5,' stats1.json || fail "--stats-file does not count 5 acked"
+grep -q '"acked":7,' stats1.json || fail "--stats-file does not count 7 acked"
 
 # 2. --interactive, lines from a pipe; it exits once they are answered.
 (
