@@ -349,10 +349,11 @@ void apicalls_abort(struct apicalls *a) {
   a->closed = 1;
   pthread_mutex_unlock(&a->mu);
   apicalls_tick(a, now_ms()); /* takes the inbox */
+  const struct apicall_result none = {.http_status = 0, .body = "", .body_len = 0};
   for (struct call *c = a->calls, *next; c; c = next) {
     next = c->next;
     if (!c->orphan)
-      answer_none(a, c);
+      finish(a, c, &none, 0, "the daemon is stopping");
   }
 }
 

@@ -338,9 +338,7 @@ static int svc_release(blazebot_ctx *ctx, blazebot_hold *handle, int result) {
   return 0;
 }
 
-/* Any thread: every hold of in still taken is released as RETRY (in is
- * being retired or shut down). */
-static void release_all_holds(struct plugin_host *h, struct instance *in) {
+void host_release_holds(struct plugin_host *h, struct instance *in) {
   pthread_mutex_lock(&h->mu);
   struct hold *list = in->holds;
   in->holds = NULL;
@@ -866,7 +864,6 @@ void host_fire_timers(struct plugin_host *h, int64_t now) {
 /* Cancels every timer of in (the ledger) and refuses new ones. Timers
  * already posted run as cancelled no-ops. Any thread. */
 void host_cancel_timers(struct plugin_host *h, struct instance *in) {
-  release_all_holds(h, in);
   pthread_mutex_lock(&h->mu);
   atomic_store(&in->closing, 1);
   for (struct timer **pp = &h->timers; *pp;) {

@@ -34,9 +34,13 @@ void host_set_bot_id(struct plugin_host *h, const char *id);
 void host_prepare(struct instance *in);
 /* I/O thread: posts every due timer to its instance's strand. */
 void host_fire_timers(struct plugin_host *h, int64_t now);
-/* Any thread: cancels every timer of in and refuses new ones; releases
- * every hold of in still taken as RETRY (the message comes again). */
+/* Any thread: cancels every timer of in and refuses new ones. */
 void host_cancel_timers(struct plugin_host *h, struct instance *in);
+/* Any thread, right before in's shutdown: every hold of in still taken is
+ * released as RETRY (the message comes again, to the slot's next instance
+ * or after a restart). Until then a replaced instance's callbacks may still
+ * release its holds themselves. */
+void host_release_holds(struct plugin_host *h, struct instance *in);
 /* The number of timers of in still in the list. */
 int host_has_timers(struct plugin_host *h, struct instance *in);
 /* Drops the saved state of plugin name, if any. */

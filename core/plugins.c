@@ -167,6 +167,7 @@ static int inst_idle(struct instance *in, struct dispatch_strand *strand) {
 }
 
 static void inst_stop(struct instance *in) {
+  host_release_holds(in->h, in);
   in->shut = 1;
   if (in->initialised)
     in->desc.shutdown(in->state);

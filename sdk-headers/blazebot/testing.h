@@ -17,7 +17,10 @@
  * The services of ABI minor 1 are faked too. api_request is answered from
  * answers the test scripts (blazebot_test_api_script) and every call is
  * recorded; every outgoing message gets a result, scripted or accepted
- * (blazebot_test_send_script), which send_result's done receives; the
+ * (blazebot_test_send_script), which send_result's done receives; every
+ * upload is recorded with a copy of its bytes and succeeds with a fresh
+ * attachment id unless the test scripts its result
+ * (blazebot_test_upload_script_ok, blazebot_test_upload_script_fail); the
  * results arrive after a delay on the fake clock. A delivery records its
  * holds and ends, with the strongest of on_message's value and the
  * releases, when the last hold is released (blazebot_test_outcome); the
@@ -44,7 +47,7 @@
  * Everything is static (header-only, nothing to link), C99 and C++-safe,
  * standard headers only, plus <sys/stat.h>, <unistd.h> and <dirent.h> on
  * POSIX systems for state_dir's folder. One test host serves one thread.
- * The struct is about 90 KiB: a local variable of main() is fine.
+ * The struct is about 130 KiB: a local variable of main() is fine.
  */
 #ifndef BLAZEBOT_TESTING_H
 #define BLAZEBOT_TESTING_H
@@ -96,7 +99,12 @@ extern "C" {
 #define BLAZEBOT_TEST_MAX_API 64 /* recorded api_request calls */
 #endif
 #ifndef BLAZEBOT_TEST_MAX_SCRIPTS
-#define BLAZEBOT_TEST_MAX_SCRIPTS 64 /* waiting API answers; as many send results */
+#define BLAZEBOT_TEST_MAX_SCRIPTS                                                        \
+  64 /* waiting API answers; as many send results, and                                   \
+        as many upload results */
+#endif
+#ifndef BLAZEBOT_TEST_MAX_UPLOADS
+#define BLAZEBOT_TEST_MAX_UPLOADS 64 /* recorded upload calls */
 #endif
 #ifndef BLAZEBOT_TEST_PATH_LEN
 #define BLAZEBOT_TEST_PATH_LEN 1024 /* state_dir's path */
@@ -121,6 +129,14 @@ extern "C" {
 #define BLAZEBOT_TEST_API_TIMEOUT_MS 10000
 /* uuid() returns this prefix and a 12-digit hex counter, starting at 1. */
 #define BLAZEBOT_TEST_UUID_PREFIX "00000000-0000-4000-8000-"
+/* A successful upload without a scripted id gets this prefix and a 12-digit
+ * hex counter, starting at 1 (its own counter, not uuid()'s). */
+#define BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX "66666666-6666-4666-8666-"
+/* The deadline of an upload given timeout_ms 0 (upload_timeout_ms), as the
+ * daemon's: twice its default request_timeout_ms. */
+#define BLAZEBOT_TEST_UPLOAD_TIMEOUT_MS 20000
+/* The largest upload, as the daemon's (plugin.h: at most 16 MiB). */
+#define BLAZEBOT_TEST_MAX_UPLOAD_LEN (16u << 20)
 
 /* One message that went through reply or send, in the order they came. */
 struct blazebot_test_sent {
@@ -195,7 +211,34 @@ struct blazebot_test_send_script {
   uint32_t delay_ms;
 };
 
-/* An API answer or a send result waiting for its time (internal). */
+/* One upload the plugin made, and its result once delivered. */
+struct blazebot_test_upload {
+  uint64_t serial; /* 1, 2, ... in call order (clear does not reset it) */
+  char *data;      /* a copy of the bytes, with a NUL after len */
+  size_t len;
+  char mime_type[128];
+  uint32_t timeout_ms; /* as given: 0 = upload_timeout_ms */
+  uint64_t called_ms;  /* the fake monotonic time of the call */
+  int answered;        /* the result was handed to done: */
+  uint64_t answered_ms;
+  int ok;
+  int32_t http_status; /* 200 when ok */
+  int32_t error_code;
+  char attachment_id[64]; /* "" on failure */
+  char error[128];        /* "" on success */
+};
+
+/* A scripted upload result (internal: see blazebot_test_upload_script_ok). */
+struct blazebot_test_upload_script {
+  int ok;
+  int32_t http_status, error_code;
+  char attachment_id[64]; /* ok: "" = a fresh one */
+  char error[128];        /* failure: "" = a default text */
+  uint32_t delay_ms;
+};
+
+/* An API answer, a send result or an upload result waiting for its time
+ * (internal). */
 struct blazebot_test_event {
   int is_api;
   unsigned gen;
@@ -210,6 +253,12 @@ struct blazebot_test_event {
   uint32_t status;
   int32_t code;
   char message_id[BLAZEBOT_ID_LEN];
+  /* An upload's result (http_status and error_code above). */
+  int is_upload;
+  blazebot_upload_fn upload_fn;
+  int ok;
+  char attachment_id[64];
+  char error[128];
 };
 
 /* One delivery: an on_message call and the holds it took. */
@@ -317,6 +366,17 @@ struct blazebot_test_host {
   struct blazebot_test_send_script send_default;
   struct blazebot_test_event *events; /* results not yet delivered */
   size_t nevents, events_cap;
+
+  /* ---- the upload service (ABI minor 1) ---- */
+  int fail_upload;            /* set: upload returns -1 */
+  uint32_t upload_timeout_ms; /* set: the deadline of an upload given timeout_ms 0
+                                 (BLAZEBOT_TEST_UPLOAD_TIMEOUT_MS; 0 = none) */
+  uint64_t upload_counter, attachment_counter;
+  size_t nuploads;
+  struct blazebot_test_upload uploads[BLAZEBOT_TEST_MAX_UPLOADS];
+  size_t nupload_scripts;
+  struct blazebot_test_upload_script upload_scripts[BLAZEBOT_TEST_MAX_SCRIPTS];
+  struct blazebot_test_upload_script upload_default;
 };
 
 /* ---- internals ------------------------------------------------------------------- */
@@ -1317,6 +1377,98 @@ static inline int blazebot_test_i_state_get(blazebot_ctx *ctx, const void **blob
   return 0;
 }
 
+/* "type/subtype", printable, no spaces, at most 127 bytes (as the daemon). */
+static inline int blazebot_test_i_valid_mime(const char *m) {
+  const char *slash = m ? strchr(m, '/') : NULL;
+  if (!slash || slash == m || !slash[1] || strlen(m) > 127)
+    return 0;
+  for (; *m; m++)
+    if ((unsigned char)*m <= ' ' || (unsigned char)*m >= 0x7f)
+      return 0;
+  return 1;
+}
+
+/* The text of a failed upload that names none: what the daemon says. */
+static inline const char *blazebot_test_i_upload_why(int32_t http_status) {
+  return http_status ? "POST /attachments failed" : "no answer before the deadline";
+}
+
+static inline int blazebot_test_i_upload(blazebot_ctx *ctx, const void *data, size_t len,
+                                         const char *mime_type, uint32_t timeout_ms,
+                                         blazebot_upload_fn done, void *arg) {
+  struct blazebot_test_host *th = blazebot_test_i_th(ctx);
+  struct blazebot_test_upload *u;
+  struct blazebot_test_upload_script s;
+  struct blazebot_test_event *ev;
+  uint32_t deadline;
+  if (!data || !len || len > BLAZEBOT_TEST_MAX_UPLOAD_LEN || !done ||
+      !blazebot_test_i_valid_mime(mime_type) || timeout_ms > 3600000) {
+    blazebot_test_i_violation(th, "upload: data (1 byte to 16 MiB), a MIME type like "
+                                  "image/png, done or timeout_ms missing or invalid");
+    return -1;
+  }
+  if (blazebot_test_i_retired(th) || th->fail_upload)
+    return -1;
+  if (th->nuploads == BLAZEBOT_TEST_MAX_UPLOADS) {
+    blazebot_test_i_log(ctx, BLAZEBOT_LOG_WARN,
+                        "testing.h: more than %d upload calls recorded",
+                        BLAZEBOT_TEST_MAX_UPLOADS);
+    return -1;
+  }
+  if (!(ev = blazebot_test_i_event_slot(th)))
+    return -1;
+  u = &th->uploads[th->nuploads];
+  memset(u, 0, sizeof *u);
+  if (!(u->data = (char *)malloc(len + 1)))
+    return -1;
+  memcpy(u->data, data, len);
+  u->data[len] = '\0';
+  u->len = len;
+  memcpy(u->mime_type, mime_type, strlen(mime_type) + 1);
+  u->timeout_ms = timeout_ms;
+  u->serial = ++th->upload_counter;
+  u->called_ms = th->now_ms;
+  th->nuploads++;
+
+  /* The result: the oldest script, else the default. */
+  if (th->nupload_scripts) {
+    s = th->upload_scripts[0];
+    memmove(&th->upload_scripts[0], &th->upload_scripts[1],
+            (th->nupload_scripts - 1) * sizeof th->upload_scripts[0]);
+    th->nupload_scripts--;
+  } else {
+    s = th->upload_default;
+  }
+  deadline = timeout_ms ? timeout_ms : th->upload_timeout_ms;
+  if (deadline && s.delay_ms > deadline) {
+    /* The result comes too late: no answer, at the deadline. */
+    memset(&s, 0, sizeof s);
+    s.delay_ms = deadline;
+  }
+  if (s.ok && !s.attachment_id[0])
+    snprintf(s.attachment_id, sizeof s.attachment_id,
+             BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX "%012llx",
+             (unsigned long long)(++th->attachment_counter & 0xFFFFFFFFFFFFull));
+  if (!s.ok && !s.error[0])
+    snprintf(s.error, sizeof s.error, "%s", blazebot_test_i_upload_why(s.http_status));
+  ev->is_upload = 1;
+  ev->gen = blazebot_test_i_gen(th);
+  ev->due_ms = th->now_ms + s.delay_ms;
+  ev->seq = ++th->event_counter;
+  ev->upload_fn = done;
+  ev->arg = arg;
+  ev->serial = u->serial;
+  ev->ok = s.ok;
+  ev->http_status = s.ok ? 200 : s.http_status;
+  ev->error_code = s.ok ? 0 : s.error_code;
+  if (s.ok)
+    memcpy(ev->attachment_id, s.attachment_id, sizeof ev->attachment_id);
+  else
+    memcpy(ev->error, s.error, sizeof ev->error);
+  th->nevents++;
+  return 0;
+}
+
 /* Hands the earliest result of instance gen to its callback, with state,
  * and records it. A result of an instance being stopped settles as no answer
  * (http_status 0) or GAVE_UP. Returns 1 when a plugin callback ran. */
@@ -1336,9 +1488,35 @@ static inline int blazebot_test_i_run_event(struct blazebot_test_host *th, size_
     e.error_code = 0;
     e.status = BLAZEBOT_SEND_GAVE_UP;
     e.code = 0;
+    e.ok = 0;
+    e.attachment_id[0] = '\0';
+    snprintf(e.error, sizeof e.error, "the daemon is stopping");
   }
   th->cb_gen = e.gen;
-  if (e.is_api) {
+  if (e.is_upload) {
+    struct blazebot_upload_result r;
+    for (i = 0; i < th->nuploads; i++) {
+      struct blazebot_test_upload *u = &th->uploads[i];
+      if (u->serial == e.serial) {
+        u->answered = 1;
+        u->answered_ms = th->now_ms;
+        u->ok = e.ok;
+        u->http_status = e.http_status;
+        u->error_code = e.error_code;
+        memcpy(u->attachment_id, e.attachment_id, sizeof u->attachment_id);
+        memcpy(u->error, e.error, sizeof u->error);
+      }
+    }
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    r.ok = (uint32_t)e.ok;
+    r.http_status = e.http_status;
+    r.error_code = e.error_code;
+    r.attachment_id = e.attachment_id;
+    r.error = e.error;
+    e.upload_fn(state, e.arg, &r);
+    ran = 1;
+  } else if (e.is_api) {
     struct blazebot_api_response r;
     for (i = 0; i < th->napi; i++) {
       if (th->api[i].serial == e.serial) {
@@ -1438,9 +1616,10 @@ static inline void blazebot_test_i_forget(struct blazebot_test_host *th, unsigne
 
 /* Retires instance gen (state) as the daemon does before its shutdown: its
  * completions run and its pending results are handed over at once (as
- * scripted on a reload; as no answer and GAVE_UP when stopping), while its
- * timer_add, timer_at, run_blocking and api_request fail; then the holds it
- * still has are released as RETRY and its timers go. */
+ * scripted on a reload; as no answer, GAVE_UP and a failed upload when
+ * stopping), while its timer_add, timer_at, run_blocking, api_request and
+ * upload fail; then the holds it still has are released as RETRY and its
+ * timers go. */
 static inline void blazebot_test_i_retire(struct blazebot_test_host *th, unsigned gen,
                                           void *state, int stopping) {
   struct blazebot_test_hold_rec *h;
@@ -1634,6 +1813,7 @@ static inline void blazebot_test_i_fill_host(struct blazebot_test_host *th,
   th->host.timer_at = blazebot_test_i_timer_at;
   th->host.state_dir = blazebot_test_i_state_dir;
   th->host.instance_name = blazebot_test_i_instance_name;
+  th->host.upload = blazebot_test_i_upload;
 }
 
 /* Prepares th (nothing is allocated yet). */
@@ -1644,6 +1824,8 @@ static inline void blazebot_test_init(struct blazebot_test_host *th) {
   th->wall_offset = BLAZEBOT_TEST_WALL_START;
   th->api_timeout_ms = BLAZEBOT_TEST_API_TIMEOUT_MS;
   th->send_default.status = BLAZEBOT_SEND_ACCEPTED;
+  th->upload_timeout_ms = BLAZEBOT_TEST_UPLOAD_TIMEOUT_MS;
+  th->upload_default.ok = 1;
 }
 
 /* Sets key of the plugin's ini section to a copy of value; NULL removes it.
@@ -1893,8 +2075,8 @@ static inline int blazebot_test_subscribes(const struct blazebot_test_host *th,
 }
 
 /* Advances the fake clocks (monotonic and wall) by ms and runs every timer
- * (timer_add and timer_at) and hands over every API answer and send result
- * due by then, earliest first, each at its own time (now_ms in the callback
+ * (timer_add and timer_at) and hands over every API answer, send result and
+ * upload result due by then, earliest first, each at its own time (now_ms in the callback
  * says when it was due; at equal times timers come first); a repeating timer
  * runs once for each period that elapsed. Returns how many callbacks ran (at
  * most BLAZEBOT_TEST_MAX_FIRES). fire_timers(th, 0) runs what is due now,
@@ -1928,8 +2110,8 @@ static inline int blazebot_test_reconfigure(struct blazebot_test_host *th) {
 /* A reload as the daemon does it: the loaded instance's save_state (if
  * any) stores a blob, desc's init gets it through state_get; if that init
  * fails the old instance keeps running and its result is returned, else the
- * old instance is retired: its pending API answers and send results are
- * handed to it at once (as scripted), the holds it still has are released
+ * old instance is retired: its pending API answers, send results and upload
+ * results are handed to it at once (as scripted), the holds it still has are released
  * as RETRY, its timers are cancelled, it is shut down and the new one takes
  * its place (0). desc may be the same descriptor. */
 static inline int blazebot_test_reload(struct blazebot_test_host *th,
@@ -1987,8 +2169,8 @@ static inline const char *blazebot_test_reply_text(const struct blazebot_test_ho
   return i < th->nsent ? th->sent[i].data : NULL;
 }
 
-/* Forgets the recorded outgoing messages, API calls and log lines (results
- * still pending are delivered all the same). */
+/* Forgets the recorded outgoing messages, API calls, uploads and log lines
+ * (results still pending are delivered all the same). */
 static inline void blazebot_test_clear(struct blazebot_test_host *th) {
   size_t i;
   for (i = 0; i < th->nsent; i++)
@@ -1999,6 +2181,9 @@ static inline void blazebot_test_clear(struct blazebot_test_host *th) {
     free(th->api[i].body);
   }
   th->napi = 0;
+  for (i = 0; i < th->nuploads; i++)
+    free(th->uploads[i].data);
+  th->nuploads = 0;
   th->nlog = 0;
   th->log_dropped = 0;
 }
@@ -2013,14 +2198,15 @@ static inline int blazebot_test_log_contains(const struct blazebot_test_host *th
   return 0;
 }
 
-/* Shuts the plugin down as the daemon does (completions run; API answers
- * and send results still pending are handed over at once as no answer,
- * http_status 0, and GAVE_UP; holds still taken are released as RETRY;
- * timers cancelled; then shutdown) and frees everything th allocated: the
- * config, the recorded messages (the count drops to 0) and API calls, the
- * scripts and the API default, the test message, any saved state, and the
- * temporary state_dir with what it holds. Log lines, error, violations and
- * the deliveries' outcomes stay readable. Safe to call when nothing is
+/* Shuts the plugin down as the daemon does (completions run; API answers,
+ * send results and upload results still pending are handed over at once as
+ * no answer, http_status 0, GAVE_UP, and a failed upload with http_status 0
+ * and error "the daemon is stopping"; holds still taken are released as
+ * RETRY; timers cancelled; then shutdown) and frees everything th
+ * allocated: the config, the recorded messages (the count drops to 0), API
+ * calls and uploads, the scripts and the API default, the test message, any
+ * saved state, and the temporary state_dir with what it holds. Log lines, error,
+ * violations and the deliveries' outcomes stay readable. Safe to call when nothing is
  * loaded, and twice. */
 static inline void blazebot_test_unload(struct blazebot_test_host *th) {
   struct blazebot_test_hold_rec *h;
@@ -2069,6 +2255,10 @@ static inline void blazebot_test_unload(struct blazebot_test_host *th) {
   memset(&th->api_default, 0, sizeof th->api_default);
   th->api_default_set = 0;
   th->nsend_scripts = 0;
+  for (i = 0; i < th->nuploads; i++)
+    free(th->uploads[i].data);
+  th->nuploads = 0;
+  th->nupload_scripts = 0;
   while ((h = th->holds) != NULL) {
     th->holds = h->next;
     free(h);
@@ -2197,14 +2387,105 @@ static inline int blazebot_test_send_default(struct blazebot_test_host *th,
   return 0;
 }
 
-/* How many API answers and send scripts were not used yet. */
+/* How many API answers, send scripts and upload scripts were not used yet. */
 static inline size_t blazebot_test_scripts_left(const struct blazebot_test_host *th) {
-  return th->napi_scripts + th->nsend_scripts;
+  return th->napi_scripts + th->nsend_scripts + th->nupload_scripts;
 }
 
-/* How many API answers and send results wait for their time. */
+/* How many API answers, send results and upload results wait for their time. */
 static inline size_t blazebot_test_results_pending(const struct blazebot_test_host *th) {
   return th->nevents;
+}
+
+/* ---- ABI minor 1: uploads ---------------------------------------------------------- */
+
+/* Scripts the result of the next upload that no earlier script answers
+ * (scripts are used in the order made): a success with attachment_id (NULL
+ * or "": a fresh BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX id), http_status 200,
+ * handed to done delay_ms after the call on the fake clock (0: as soon as
+ * the calling callback returns). A delay beyond the upload's deadline
+ * (timeout_ms, or upload_timeout_ms when 0) makes it a failure with
+ * http_status 0 at the deadline. Returns 0, or -1 when
+ * BLAZEBOT_TEST_MAX_SCRIPTS results wait or the id is longer than 63 bytes. */
+static inline int blazebot_test_upload_script_ok(struct blazebot_test_host *th,
+                                                 const char *attachment_id,
+                                                 uint32_t delay_ms) {
+  struct blazebot_test_upload_script *s;
+  if (th->nupload_scripts == BLAZEBOT_TEST_MAX_SCRIPTS)
+    return -1;
+  s = &th->upload_scripts[th->nupload_scripts];
+  memset(s, 0, sizeof *s);
+  if (blazebot_test_i_copy(s->attachment_id, sizeof s->attachment_id, attachment_id))
+    return -1;
+  s->ok = 1;
+  s->http_status = 200;
+  s->delay_ms = delay_ms;
+  th->nupload_scripts++;
+  return 0;
+}
+
+/* Scripts the next upload (as blazebot_test_upload_script_ok) to fail with
+ * http_status (of the failing step; 0: no answer), Mixin's error_code and
+ * error, the one-line text (NULL or "": what the daemon says, "POST
+ * /attachments failed", or "no answer before the deadline" for status 0).
+ * Returns 0, or -1 (full, or error longer than 127 bytes). */
+static inline int blazebot_test_upload_script_fail(struct blazebot_test_host *th,
+                                                   int32_t http_status,
+                                                   int32_t error_code, const char *error,
+                                                   uint32_t delay_ms) {
+  struct blazebot_test_upload_script *s;
+  if (th->nupload_scripts == BLAZEBOT_TEST_MAX_SCRIPTS)
+    return -1;
+  s = &th->upload_scripts[th->nupload_scripts];
+  memset(s, 0, sizeof *s);
+  if (blazebot_test_i_copy(s->error, sizeof s->error, error))
+    return -1;
+  s->http_status = http_status;
+  s->error_code = error_code;
+  s->delay_ms = delay_ms;
+  th->nupload_scripts++;
+  return 0;
+}
+
+/* The result of every upload no script answers: a success with a fresh
+ * attachment id each time, delay_ms after the call. This is the default at
+ * first, with delay 0. Returns 0. */
+static inline int blazebot_test_upload_default_ok(struct blazebot_test_host *th,
+                                                  uint32_t delay_ms) {
+  memset(&th->upload_default, 0, sizeof th->upload_default);
+  th->upload_default.ok = 1;
+  th->upload_default.http_status = 200;
+  th->upload_default.delay_ms = delay_ms;
+  return 0;
+}
+
+/* The result of every upload no script answers: a failure, as
+ * blazebot_test_upload_script_fail. Returns 0, or -1 (error too long). */
+static inline int blazebot_test_upload_default_fail(struct blazebot_test_host *th,
+                                                    int32_t http_status,
+                                                    int32_t error_code, const char *error,
+                                                    uint32_t delay_ms) {
+  struct blazebot_test_upload_script d;
+  memset(&d, 0, sizeof d);
+  if (blazebot_test_i_copy(d.error, sizeof d.error, error))
+    return -1;
+  d.http_status = http_status;
+  d.error_code = error_code;
+  d.delay_ms = delay_ms;
+  th->upload_default = d;
+  return 0;
+}
+
+/* The upload calls recorded so far, in order. */
+static inline size_t blazebot_test_upload_count(const struct blazebot_test_host *th) {
+  return th->nuploads;
+}
+
+/* The i-th recorded upload: a copy of its bytes, its length, MIME type and
+ * timeout, and its result once handed over; or NULL. */
+static inline const struct blazebot_test_upload *
+blazebot_test_upload(const struct blazebot_test_host *th, size_t i) {
+  return i < th->nuploads ? &th->uploads[i] : NULL;
 }
 
 /* ---- ABI minor 1: holds ------------------------------------------------------------ */

@@ -6,6 +6,9 @@
  *             the plugin while earlier ones are held, each message is
  *             answered once and acknowledged, and a second release of a
  *             hold is refused;
+ *   reload    holds survive a reload's swap; those the old instance never
+ *             released are released as RETRY before its shutdown, and the
+ *             new instance answers each message once;
  *   held      a message held at shutdown is not acknowledged: the hold is
  *             released as RETRY, the daemon exits cleanly at once, and after
  *             a restart the message comes again and is answered;
@@ -130,6 +133,42 @@ int main(void) {
   json_decref(ds);
   h_reap(&d);
 
+  /* reload with messages held: the old instance's holds survive the swap
+   * (its timers are cancelled, so it never releases them); just before its
+   * shutdown they are released as RETRY and the new instance answers */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n"
+           "[plugin.probe_a]\nhold_ms = 4000\nresult = handled\nreply = old reply\n"
+           "log = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "reload", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 2, 30000) == 0);
+  push(&sim, 3, "reload");
+  CHECK(h_wait_count(log, "HOLD ", 3, 30000) == 0);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n"
+           "[plugin.probe_a]\nhold_ms = 100\nresult = handled\nreply = new reply\n"
+           "log = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  h_kill(&d, SIGHUP);
+  CHECK(h_sim_wait(&sim, "acked", 23, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "new reply"), 3);
+  CHECK_INT(replies_with(&sim, "old reply"), 0);
+  snprintf(path, sizeof path, "%s/reload.err", dir);
+  CHECK_INT(h_count(path, "still held at shutdown"), 3);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "reload.err"));
+  json_t *rs = h_daemon_stats(dir, "reload");
+  CHECK_INT(h_stat(rs, "processed"), 3);
+  CHECK_INT(h_stat(rs, "duplicates"), 0);
+  json_decref(rs);
+  h_reap(&d);
+
   /* held at shutdown: released as RETRY, not acknowledged */
   remove(log);
   snprintf(extra, sizeof extra,
@@ -139,12 +178,12 @@ int main(void) {
            log);
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "held", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 2, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 3, 30000) == 0);
   push(&sim, 3, "held");
   CHECK(h_wait_count(log, "HOLD ", 3, 30000) == 0);
   h_sleep_ms(1000); /* acks would be flushed by now */
   s = h_sim_stats(&sim);
-  CHECK_INT(h_stat(s, "acked"), 20);
+  CHECK_INT(h_stat(s, "acked"), 23);
   json_decref(s);
   h_kill(&d, SIGTERM);
   CHECK(h_wait(&d, 30000) == 0);
@@ -154,7 +193,7 @@ int main(void) {
   CHECK(h_no_sanitizer_report(dir, "held.err"));
   h_reap(&d);
   s = h_sim_stats(&sim);
-  CHECK_INT(h_stat(s, "acked"), 20);
+  CHECK_INT(h_stat(s, "acked"), 23);
   json_decref(s);
   CHECK_INT(replies_with(&sim, "late reply"), 0);
 
@@ -170,7 +209,7 @@ int main(void) {
            log);
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "again", ini) == 0);
-  CHECK(h_sim_wait(&sim, "acked", 23, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 26, 60000) == 0);
   CHECK_INT(replies_with(&sim, "late reply"), 3);
   CHECK(h_contains(log, "STATE_DIR none"));
   snprintf(path, sizeof path, "%s/again.err", dir);
@@ -187,12 +226,35 @@ int main(void) {
            "plugin_dir = plugins\n[plugin.probe_a]\napi_get = /me\nlog = %s\n", log);
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "api", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 4, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 5, 30000) == 0);
   push(&sim, 5, "who");
-  CHECK(h_sim_wait(&sim, "acked", 28, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 31, 60000) == 0);
   CHECK_INT(replies_with(&sim, "api 200 0"), 5);
   CHECK_INT(h_count(log, "API 200 0 {\"data\":"), 5);
   CHECK_INT(h_count(log, "RELEASE_FAILED"), 0);
+  /* faults: two 500s are retried (a GET), a 401 is not, a slow answer past
+   * the call's 5 s deadline is no answer */
+  json_t *st0 = h_sim_stats(&sim);
+  long me0 =
+      (long)json_integer_value(json_object_get(json_object_get(st0, "api_calls"), "me"));
+  json_decref(st0);
+  json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"api_error:me:500x2\"}"));
+  push(&sim, 1, "who");
+  CHECK(h_sim_wait(&sim, "acked", 32, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "api 200 0"), 6);
+  st0 = h_sim_stats(&sim);
+  CHECK_INT(
+      (long)json_integer_value(json_object_get(json_object_get(st0, "api_calls"), "me")),
+      me0 + 3);
+  json_decref(st0);
+  json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"api_error:me:401\"}"));
+  push(&sim, 1, "who");
+  CHECK(h_sim_wait(&sim, "acked", 33, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "api 401 401"), 1);
+  json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"api_slow:me:8000\"}"));
+  push(&sim, 1, "who");
+  CHECK(h_sim_wait(&sim, "acked", 34, 60000) == 0);
+  CHECK_INT(replies_with(&sim, "api 0 0"), 1);
   h_kill(&d, SIGTERM);
   CHECK(h_wait(&d, 30000) == 0);
   CHECK_INT(d.status, 0);
@@ -206,9 +268,9 @@ int main(void) {
            log);
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "api404", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 5, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 6, 30000) == 0);
   push(&sim, 2, "nowhere");
-  CHECK(h_sim_wait(&sim, "acked", 30, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 36, 60000) == 0);
   CHECK_INT(h_count(log, " 404 {\"error\":"), 2); /* the Mixin error code */
   h_kill(&d, SIGTERM);
   CHECK(h_wait(&d, 30000) == 0);
@@ -226,9 +288,9 @@ int main(void) {
            log);
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "twice", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 6, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 7, 30000) == 0);
   push(&sim, 4, "twice");
-  CHECK(h_sim_wait(&sim, "acked", 34, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 40, 60000) == 0);
   CHECK_INT(replies_with(&sim, "from one"), 4);
   CHECK_INT(replies_with(&sim, "from two"), 4);
   snprintf(path, sizeof path, "%s/state/second/instance", dir);
@@ -251,9 +313,9 @@ int main(void) {
            log);
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "upload", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 7, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 8, 30000) == 0);
   push(&sim, 1, "upload");
-  CHECK(h_sim_wait(&sim, "acked", 35, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 41, 60000) == 0);
   CHECK_INT(h_count(log, "UPLOAD OK "), 1);
   s = h_sim_stats(&sim);
   CHECK_INT(h_stat(s, "uploads"), 1);
@@ -269,10 +331,18 @@ int main(void) {
   }
   json_decref(sent);
   CHECK_INT(data_msgs, 1);
+  /* the PUT failing once with a 500 is retried */
+  json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"api_error:upload:500\"}"));
+  push(&sim, 1, "upload");
+  CHECK(h_sim_wait(&sim, "acked", 42, 60000) == 0);
+  CHECK_INT(h_count(log, "UPLOAD OK "), 2);
+  s = h_sim_stats(&sim);
+  CHECK_INT(h_stat(s, "uploads"), 2);
+  json_decref(s);
   json_decref(h_sim_post(&sim, "/_sim/fault",
                          "{\"fault\":\"api_error:attachment_create:10002\"}"));
   push(&sim, 1, "refused");
-  CHECK(h_sim_wait(&sim, "acked", 36, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 43, 60000) == 0);
   CHECK_INT(h_count(log, "UPLOAD FAIL 202 10002 POST /attachments failed"), 1);
   h_kill(&d, SIGTERM);
   CHECK(h_wait(&d, 30000) == 0);
@@ -289,9 +359,9 @@ int main(void) {
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"create_error:10002x1\"}"));
   CHECK(h_daemon_start(&d, dir, "result", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 8, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 9, 30000) == 0);
   push(&sim, 3, "result");
-  CHECK(h_sim_wait(&sim, "acked", 39, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 46, 60000) == 0);
   CHECK(h_wait_count(log, "RESULT ", 3, 30000) == 0);
   CHECK_INT(h_count(log, "RESULT 0 0 "), 2);
   CHECK_INT(h_count(log, "RESULT 1 10002 "), 1);

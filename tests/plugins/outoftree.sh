@@ -10,8 +10,10 @@
 # hello.so with the installed BlazebotCheckPlugin.cmake and runs its unit
 # test (the installed blazebot/testing.h). The three-line Makefile that
 # docs/plugins.md shows must be in the installed Makefile verbatim and build
-# on its own. Also checks that the first-party plugins were installed and
-# that `make install` honours the SDK's plugindir.
+# on its own. The installed image-plugin (the upload service) is built the
+# same two ways, checked, and its unit test run. Also checks that the
+# first-party plugins were installed and that `make install` honours the
+# SDK's plugindir.
 # Usage: outoftree.sh BUILD_DIR SCRATCH_DIR   (SCRATCH_DIR is removed after)
 set -eu
 
@@ -51,6 +53,8 @@ check="$prefix/$libdir/cmake/blazebot/BlazebotCheckPlugin.cmake"
 examples=$prefix/$datadir/blazebot/examples
 example=$examples/hello-plugin
 hello_files="CMakeLists.txt Makefile README.md hello.c test_hello.c"
+image_example=$examples/image-plugin
+image_files="CMakeLists.txt Makefile README.md image.c test_image.c cat.png"
 # The -std options of the compile commands read on stdin, sorted, one line.
 stds() { grep -o -- '-std=[a-z0-9+]*' | sort -u | tr '\n' ' '; }
 
@@ -70,6 +74,9 @@ cmp "$src/examples/blazebot.ini" "$examples/blazebot.ini"
 for f in $hello_files; do
   cmp "$src/examples/hello-plugin/$f" "$example/$f"
 done
+for f in $image_files; do
+  cmp "$src/examples/image-plugin/$f" "$image_example/$f"
+done
 # The sample configuration promises every [blazebot] key (commented out when
 # it has no default).
 keys=$(sed -n 's/^ *KEY(\([a-z_]*\),.*/\1/p' "$src/core/config.c")
@@ -82,7 +89,8 @@ done
 step "the installed headers compile as strict C99"
 printf '#include <blazebot/plugin.h>\n#include <blazebot/testing.h>\nint main(void) { return 0; }\n' \
   >"$scratch/c99.c"
-for f in "$scratch/c99.c" "$example/hello.c" "$example/test_hello.c"; do
+for f in "$scratch/c99.c" "$example/hello.c" "$example/test_hello.c" \
+  "$image_example/image.c" "$image_example/test_image.c"; do
   t "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror -fsyntax-only \
     -I"$prefix/include" "$f"
 done
@@ -140,5 +148,35 @@ PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" CFLAGS="-Werror" \
   { cat "$scratch/guide.log"; exit 1; }
 t cmake -DPLUGIN="$scratch/guide/hello.so" -DNM="$nm" -DREADELF="$readelf" -DONLY_LIBC=ON \
   -P "$check"
+
+step "installed image-plugin with CMake (find_package + blazebot_add_plugin)"
+t cmake -S "$image_example" -B "$scratch/image-cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DBLAZEBOT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >"$scratch/image-cmake.log" ||
+  { cat "$scratch/image-cmake.log"; exit 1; }
+t cmake --build "$scratch/image-cmake" >>"$scratch/image-cmake.log" 2>&1 ||
+  { cat "$scratch/image-cmake.log"; exit 1; }
+cmake_std=$(grep '"command"' "$scratch/image-cmake/compile_commands.json" | stds)
+[ "$cmake_std" = "-std=c99 " ] ||
+  { echo "CMake compiles image with '$cmake_std', not -std=c99 alone" >&2; exit 1; }
+t cmake -DPLUGIN="$scratch/image-cmake/image.so" -DNM="$nm" -DREADELF="$readelf" \
+  -DONLY_LIBC=ON -P "$check"
+(cd "$scratch/image-cmake" && t ctest --output-on-failure >>"$scratch/image-cmake.log" 2>&1) ||
+  { cat "$scratch/image-cmake.log"; exit 1; }
+grep -q 'test_image: ok' "$scratch/image-cmake/Testing/Temporary/LastTest.log" ||
+  { echo "test_image did not report ok" >&2; cat "$scratch/image-cmake.log"; exit 1; }
+
+step "installed image-plugin with make (pkg-config), copied"
+cp -R "$image_example" "$scratch/image-make"
+PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" CFLAGS="-O2 -Werror" \
+  t make -C "$scratch/image-make" image.so check >"$scratch/image-make.log" 2>&1 ||
+  { cat "$scratch/image-make.log"; exit 1; }
+grep -q 'test_image: ok' "$scratch/image-make.log" ||
+  { echo "make check did not run test_image" >&2; cat "$scratch/image-make.log"; exit 1; }
+t cmake -DPLUGIN="$scratch/image-make/image.so" -DNM="$nm" -DREADELF="$readelf" \
+  -DONLY_LIBC=ON -P "$check"
+make_std=$(grep -e '-o image.so' -e '-o test_image' "$scratch/image-make.log" | stds)
+[ "$make_std" = "-std=c99 " ] ||
+  { echo "make compiles image with '$make_std', not -std=c99 alone" >&2; exit 1; }
 
 echo "outoftree: ok"

@@ -12,7 +12,11 @@
  * timers and results, never two callbacks at once); state_dir and
  * instance_name; the retirement of an instance at reload and at unload
  * (pending results handed over, holds released as RETRY, nothing after
- * shutdown); and a minor-0 host and a minor-0 plugin.
+ * shutdown); and a minor-0 host and a minor-0 plugin. And upload: every
+ * call recorded with a copy of its bytes, results scripted (success with an
+ * id, failure with status, code and text) or the default (a fresh id),
+ * after a delay or at the deadline, the daemon's validation, and pending
+ * uploads failing with "the daemon is stopping" at unload.
  */
 #define _XOPEN_SOURCE 700
 
@@ -33,7 +37,7 @@ static struct {
   int inits, shutdowns, down; /* down: no instance is running */
   int in_cb, nested, after_shutdown;
   char trace[256];            /* one letter per callback: I init, S shutdown, A api done,
-                                 P send done, T release timer, R reminder */
+                                 P send done, T release timer, R reminder, U upload done */
   int minor1;                 /* init saw the minor-1 services */
   int64_t now_mono, now_wall; /* now_ms in the last callback */
   int32_t http_status, error_code;
@@ -47,6 +51,12 @@ static struct {
   const char *state_dir;
   char instance[128];
   int counter; /* read from state_dir at init */
+  /* upload_done: the last result, and (probe) an upload tried from it */
+  int up_ok;
+  int32_t up_status, up_code;
+  char up_id[64], up_error[128];
+  uint32_t up_size;
+  int retired_upload_rc;
 } g;
 
 static void trace(char c) {
@@ -85,7 +95,7 @@ struct job {
   const struct blazebot_message *msg;
 };
 
-enum { JOB_WHOIS, JOB_RELEASE, JOB_TIED, JOB_LATE_RELEASE, JOB_LATE_REPLY };
+enum { JOB_WHOIS, JOB_RELEASE, JOB_TIED, JOB_LATE_RELEASE, JOB_LATE_REPLY, JOB_UPLOAD };
 
 struct whois {
   blazebot_ctx *ctx;
@@ -181,6 +191,34 @@ static void whois_done(void *state, void *arg, const struct blazebot_api_respons
   leave();
 }
 
+/* An upload finished: say what became of it, release HANDLED. */
+static void upload_done(void *state, void *arg, const struct blazebot_upload_result *r) {
+  struct job *j = (struct job *)arg;
+  struct whois *w = (struct whois *)state;
+  char text[256];
+  enter('U');
+  CHECK(j->w == w);
+  note_time(w);
+  g.up_size = r->size;
+  g.up_ok = (int)r->ok;
+  g.up_status = r->http_status;
+  g.up_code = r->error_code;
+  snprintf(g.up_id, sizeof g.up_id, "%s", r->attachment_id);
+  snprintf(g.up_error, sizeof g.up_error, "%s", r->error);
+  if (g.probe)
+    g.retired_upload_rc =
+        w->host->upload(w->ctx, "x", 1, "text/plain", 0, upload_done, (void *)&g);
+  if (r->ok)
+    snprintf(text, sizeof text, "uploaded %s", r->attachment_id);
+  else
+    snprintf(text, sizeof text, "upload failed: %d %d %s", (int)r->http_status,
+             (int)r->error_code, r->error);
+  CHECK_INT(w->host->reply(w->ctx, j->msg, "PLAIN_TEXT", text, strlen(text), NULL), 0);
+  CHECK_INT(w->host->release(w->ctx, j->hold, BLAZEBOT_HANDLED), 0);
+  j->used = 0;
+  leave();
+}
+
 static void send_done(void *state, void *arg, const struct blazebot_send_result *r) {
   (void)state;
   enter('P');
@@ -244,7 +282,7 @@ static int whois_init(blazebot_ctx *ctx, const struct blazebot_host *host, void 
              BLAZEBOT_HOST_HAS(host, send_result) && BLAZEBOT_HOST_HAS(host, hold) &&
              BLAZEBOT_HOST_HAS(host, release) && BLAZEBOT_HOST_HAS(host, now_ms) &&
              BLAZEBOT_HOST_HAS(host, timer_at) && BLAZEBOT_HOST_HAS(host, state_dir) &&
-             BLAZEBOT_HOST_HAS(host, instance_name);
+             BLAZEBOT_HOST_HAS(host, instance_name) && BLAZEBOT_HOST_HAS(host, upload);
   g.state_dir = NULL;
   g.instance[0] = '\0';
   if (g.minor1) {
@@ -285,6 +323,9 @@ static int whois_init(blazebot_ctx *ctx, const struct blazebot_host *host, void 
  *                  reply "three", release HANDLED, try "four" (fails)
  *   late           hold; released at 100 ms; reply(msg) at 200 ms (fails)
  *   keep           hold, never released
+ *   upload <text>  hold; upload <text> as text/plain; the result is
+ *                  replied ("uploaded <id>" or "upload failed: ...") and
+ *                  the hold released HANDLED
  */
 static int whois_on_message(void *state, const struct blazebot_message *msg) {
   struct whois *w = (struct whois *)state;
@@ -367,6 +408,17 @@ static int whois_on_message(void *state, const struct blazebot_message *msg) {
               0);
   } else if (strcmp(text, "keep") == 0) {
     CHECK(w->host->hold(w->ctx, msg) != NULL);
+  } else if (strncmp(text, "upload ", 7) == 0) {
+    blazebot_hold *h = w->host->hold(w->ctx, msg);
+    struct job *j = job_new(w, JOB_UPLOAD, h, msg);
+    CHECK(h != NULL && j != NULL);
+    if (!j || w->host->upload(w->ctx, text + 7, strlen(text + 7), "text/plain", 0,
+                              upload_done, j) != 0) {
+      w->host->release(w->ctx, h, BLAZEBOT_RETRY);
+      if (j)
+        j->used = 0;
+    }
+    rc = BLAZEBOT_HANDLED;
   }
   leave();
   return rc;
@@ -452,6 +504,34 @@ static void chain_done(void *state, void *arg, const struct blazebot_api_respons
               0);
 }
 
+/* A done for uploads the test makes itself. */
+static struct {
+  int n;
+  int ok[8];
+  int32_t status[8], code[8];
+  char id[8][64], error[8][128];
+  uint64_t at[8];
+  void *arg[8];
+} ups;
+
+static void test_upload_done(void *state, void *arg,
+                             const struct blazebot_upload_result *r) {
+  (void)state;
+  enter('u');
+  CHECK_INT(r->size, sizeof *r);
+  if (ups.n < 8) {
+    ups.ok[ups.n] = (int)r->ok;
+    ups.status[ups.n] = r->http_status;
+    ups.code[ups.n] = r->error_code;
+    snprintf(ups.id[ups.n], sizeof ups.id[0], "%s", r->attachment_id);
+    snprintf(ups.error[ups.n], sizeof ups.error[0], "%s", r->error);
+    ups.at[ups.n] = g_th ? g_th->now_ms : 0;
+    ups.arg[ups.n] = arg;
+  }
+  ups.n++;
+  leave();
+}
+
 /* ---- the tests -------------------------------------------------------------------- */
 
 /* The host table, a minor-0 host, and a minor-0 plugin. */
@@ -476,7 +556,8 @@ static void test_abi(void) {
   CHECK_INT(th.host.size, offsetof(struct blazebot_host, api_request));
   CHECK(!BLAZEBOT_HOST_HAS(&th.host, api_request));
   CHECK(!BLAZEBOT_HOST_HAS(&th.host, instance_name));
-  CHECK(th.host.hold == NULL && th.host.now_ms == NULL);
+  CHECK(!BLAZEBOT_HOST_HAS(&th.host, upload));
+  CHECK(th.host.hold == NULL && th.host.now_ms == NULL && th.host.upload == NULL);
   /* ... refuses a plugin built for minor 1 ... */
   CHECK_INT(blazebot_test_load(&th, &whois_desc), -1);
   CHECK_INT(th.violations, 1);
@@ -1154,6 +1235,277 @@ static void test_reload(void) {
   CHECK_INT(g.after_shutdown, 0);
 }
 
+/* upload: recorded with a copy of the bytes; the default result (a fresh
+ * id), scripted ones in order (an id, a failure), delays, the deadline. */
+static void test_upload(void) {
+  struct blazebot_test_host th;
+  blazebot_ctx *ctx = (blazebot_ctx *)(void *)&th;
+  const struct blazebot_test_upload *u;
+  const struct blazebot_test_sent *s;
+  char id[BLAZEBOT_ID_LEN], buf[8], mime[140];
+  int result;
+  CHECK_INT(load(&th), 0);
+  CHECK(g.minor1);
+  CHECK(BLAZEBOT_HOST_HAS(&th.host, upload));
+  g_th = &th;
+  memset(&ups, 0, sizeof ups);
+
+  /* The default: a success with a fresh id, as soon as on_message returns. */
+  CHECK_INT(deliver(&th, "upload hello", id), BLAZEBOT_HANDLED);
+  CHECK_INT(blazebot_test_upload_count(&th), 1);
+  u = blazebot_test_upload(&th, 0);
+  CHECK(u != NULL);
+  if (u) {
+    CHECK_INT(u->serial, 1);
+    CHECK_INT(u->len, 5);
+    CHECK_STR(u->data, "hello");
+    CHECK_STR(u->mime_type, "text/plain");
+    CHECK_INT(u->timeout_ms, 0);
+    CHECK_INT(u->called_ms, 0);
+    CHECK_INT(u->answered, 1);
+    CHECK_INT(u->answered_ms, 0);
+    CHECK_INT(u->ok, 1);
+    CHECK_INT(u->http_status, 200);
+    CHECK_INT(u->error_code, 0);
+    CHECK_STR(u->attachment_id, BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX "000000000001");
+    CHECK_STR(u->error, "");
+  }
+  CHECK(blazebot_test_upload(&th, 1) == NULL);
+  CHECK_INT(g.up_size, sizeof(struct blazebot_upload_result));
+  CHECK_INT(g.up_ok, 1);
+  CHECK_INT(g.up_status, 200);
+  CHECK_STR(g.up_error, "");
+  s = blazebot_test_reply(&th, 0);
+  if (s) {
+    CHECK_STR(s->data, "uploaded " BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX "000000000001");
+    CHECK_STR(s->tied_to, id);
+  }
+  CHECK_INT(blazebot_test_outcome(&th, id, &result), 1);
+  CHECK_INT(result, BLAZEBOT_HANDLED);
+  /* Ids come from their own counter, not uuid()'s. */
+  CHECK_INT(deliver(&th, "upload x", NULL), BLAZEBOT_HANDLED);
+  CHECK_STR(g.up_id, BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX "000000000002");
+
+  /* Scripts, used in order: an id after 300 ms, then failures. */
+  CHECK_INT(
+      blazebot_test_upload_script_ok(&th, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", 300),
+      0);
+  CHECK_INT(blazebot_test_upload_script_fail(&th, 403, 403, "the upload was refused", 0),
+            0);
+  CHECK_INT(blazebot_test_upload_script_fail(&th, 500, 0, NULL, 0), 0);
+  CHECK_INT(blazebot_test_upload_script_fail(&th, 0, 0, "", 0), 0);
+  CHECK_INT(blazebot_test_scripts_left(&th), 4);
+  CHECK_INT(deliver(&th, "upload one", id), BLAZEBOT_HANDLED);
+  CHECK_INT(blazebot_test_scripts_left(&th), 3);
+  CHECK_INT(blazebot_test_results_pending(&th), 1);
+  CHECK_INT(blazebot_test_holds(&th, id), 1);
+  CHECK_INT(blazebot_test_fire_timers(&th, 299), 0);
+  CHECK_INT(blazebot_test_upload(&th, 2)->answered, 0);
+  CHECK_INT(blazebot_test_fire_timers(&th, 1), 1);
+  CHECK_INT(g.now_mono, 300);
+  CHECK_STR(g.up_id, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+  CHECK_INT(blazebot_test_upload(&th, 2)->answered_ms, 300);
+  CHECK_INT(blazebot_test_outcome(&th, id, &result), 1);
+  CHECK_INT(result, BLAZEBOT_HANDLED);
+  CHECK_INT(deliver(&th, "upload two", NULL), BLAZEBOT_HANDLED);
+  CHECK_INT(g.up_ok, 0);
+  CHECK_INT(g.up_status, 403);
+  CHECK_INT(g.up_code, 403);
+  CHECK_STR(g.up_id, "");
+  CHECK_STR(g.up_error, "the upload was refused");
+  CHECK_STR(blazebot_test_reply_text(&th, 3),
+            "upload failed: 403 403 the upload was refused");
+  u = blazebot_test_upload(&th, 3);
+  if (u) {
+    CHECK_INT(u->ok, 0);
+    CHECK_INT(u->http_status, 403);
+    CHECK_INT(u->error_code, 403);
+    CHECK_STR(u->attachment_id, "");
+    CHECK_STR(u->error, "the upload was refused");
+  }
+  /* Without a text, the daemon's. */
+  CHECK_INT(deliver(&th, "upload three", NULL), BLAZEBOT_HANDLED);
+  CHECK_STR(g.up_error, "POST /attachments failed");
+  CHECK_INT(deliver(&th, "upload four", NULL), BLAZEBOT_HANDLED);
+  CHECK_INT(g.up_status, 0);
+  CHECK_STR(g.up_error, "no answer before the deadline");
+  CHECK_INT(blazebot_test_scripts_left(&th), 0);
+
+  /* Calls from outside a callback: results when the clock is next looked
+   * at; the bytes are copied; a default failure, then a default success. */
+  CHECK_INT(blazebot_test_upload_default_fail(&th, 502, 0, "bad gateway", 40), 0);
+  memcpy(buf, "\x89PNG\0\1\2", 7);
+  CHECK_INT(th.host.upload(ctx, buf, 7, "image/png", 500, test_upload_done, &ups), 0);
+  memset(buf, 0, sizeof buf);
+  u = blazebot_test_upload(&th, 6);
+  if (u) {
+    CHECK_INT(u->len, 7);
+    CHECK_INT(memcmp(u->data, "\x89PNG\0\1\2", 7), 0);
+    CHECK_INT(u->data[7], 0);
+    CHECK_STR(u->mime_type, "image/png");
+    CHECK_INT(u->timeout_ms, 500);
+  }
+  CHECK_INT(blazebot_test_upload_default_ok(&th, 10), 0);
+  CHECK_INT(
+      th.host.upload(ctx, "b", 1, "application/octet-stream", 0, test_upload_done, NULL),
+      0);
+  CHECK_INT(ups.n, 0);
+  CHECK_INT(blazebot_test_results_pending(&th), 2);
+  CHECK_INT(blazebot_test_fire_timers(&th, 10), 1);
+  CHECK_INT(ups.n, 1);
+  CHECK_INT(ups.ok[0], 1);
+  CHECK_STR(ups.id[0], BLAZEBOT_TEST_ATTACHMENT_ID_PREFIX "000000000003");
+  CHECK(ups.arg[0] == NULL);
+  CHECK_INT(blazebot_test_fire_timers(&th, 30), 1);
+  CHECK_INT(ups.ok[1], 0);
+  CHECK_INT(ups.status[1], 502);
+  CHECK_STR(ups.error[1], "bad gateway");
+  CHECK(ups.arg[1] == (void *)&ups);
+  CHECK_INT(ups.at[1] - ups.at[0], 30);
+
+  /* Too slow for the deadline (timeout_ms, or upload_timeout_ms when 0):
+   * no answer, at the deadline. */
+  CHECK_INT(th.upload_timeout_ms, BLAZEBOT_TEST_UPLOAD_TIMEOUT_MS);
+  CHECK_INT(blazebot_test_upload_script_ok(&th, NULL, 5000), 0);
+  CHECK_INT(th.host.upload(ctx, "c", 1, "text/plain", 1000, test_upload_done, NULL), 0);
+  CHECK_INT(blazebot_test_upload_default_ok(&th, 30000), 0);
+  CHECK_INT(th.host.upload(ctx, "d", 1, "text/plain", 0, test_upload_done, NULL), 0);
+  CHECK_INT(blazebot_test_fire_timers(&th, 1000), 1);
+  CHECK_INT(ups.ok[2], 0);
+  CHECK_INT(ups.status[2], 0);
+  CHECK_STR(ups.id[2], "");
+  CHECK_STR(ups.error[2], "no answer before the deadline");
+  CHECK_INT(blazebot_test_fire_timers(&th, 19000), 1);
+  CHECK_INT(ups.ok[3], 0);
+  CHECK_INT(ups.at[3] - ups.at[2], 19000);
+  CHECK_INT(blazebot_test_upload_default_ok(&th, 0), 0);
+  CHECK_INT(blazebot_test_upload_count(&th), 10);
+
+  /* Bad calls fail, are not recorded, and count as violations. */
+  {
+    static const char *const bad_mime[] = {
+        NULL, "", "image", "/png", "image/", "image /png", "image/p\tg", "image/p\x7fg"};
+    size_t i, v = th.violations;
+    char *big = (char *)malloc(BLAZEBOT_TEST_MAX_UPLOAD_LEN + 1);
+    for (i = 0; i < sizeof bad_mime / sizeof bad_mime[0]; i++)
+      CHECK_INT(th.host.upload(ctx, "x", 1, bad_mime[i], 0, test_upload_done, NULL), -1);
+    memset(mime, 'a', sizeof mime);
+    mime[5] = '/';
+    mime[128] = '\0'; /* 128 bytes: one too many */
+    CHECK_INT(th.host.upload(ctx, "x", 1, mime, 0, test_upload_done, NULL), -1);
+    mime[127] = '\0';
+    CHECK_INT(th.host.upload(ctx, "x", 1, mime, 0, test_upload_done, NULL), 0);
+    CHECK_INT(th.host.upload(ctx, NULL, 1, "text/plain", 0, test_upload_done, NULL), -1);
+    CHECK_INT(th.host.upload(ctx, "x", 0, "text/plain", 0, test_upload_done, NULL), -1);
+    CHECK_INT(th.host.upload(ctx, "x", 1, "text/plain", 0, NULL, NULL), -1);
+    CHECK_INT(th.host.upload(ctx, "x", 1, "text/plain", 3600001, test_upload_done, NULL),
+              -1);
+    CHECK(big != NULL);
+    if (big) {
+      memset(big, 7, BLAZEBOT_TEST_MAX_UPLOAD_LEN + 1);
+      CHECK_INT(th.host.upload(ctx, big, BLAZEBOT_TEST_MAX_UPLOAD_LEN + 1,
+                               "application/octet-stream", 0, test_upload_done, NULL),
+                -1);
+      /* 16 MiB exactly is fine. */
+      CHECK_INT(th.host.upload(ctx, big, BLAZEBOT_TEST_MAX_UPLOAD_LEN,
+                               "application/octet-stream", 3600000, test_upload_done,
+                               NULL),
+                0);
+      free(big);
+    }
+    CHECK_INT(th.violations - v, 14);
+    CHECK(blazebot_test_log_contains(&th, "upload: data (1 byte to 16 MiB)"));
+    u = blazebot_test_upload(&th, 11);
+    if (u) {
+      CHECK_INT(u->len, BLAZEBOT_TEST_MAX_UPLOAD_LEN);
+      CHECK_INT((unsigned char)u->data[u->len - 1], 7);
+    }
+  }
+  CHECK_INT(blazebot_test_upload_count(&th), 12);
+  /* A failing host: -1, done never runs, nothing recorded. */
+  th.fail_upload = 1;
+  CHECK_INT(th.host.upload(ctx, "x", 1, "text/plain", 0, test_upload_done, NULL), -1);
+  th.fail_upload = 0;
+  CHECK_INT(blazebot_test_upload_count(&th), 12);
+  CHECK_INT(blazebot_test_fire_timers(&th, 0), 2);
+  CHECK_INT(ups.n, 6);
+  CHECK_INT(blazebot_test_results_pending(&th), 0);
+  /* Bad scripts. */
+  CHECK_INT(blazebot_test_upload_script_ok(&th,
+                                           "an attachment id far too long to be one, "
+                                           "really, longer than 63 bytes",
+                                           0),
+            -1);
+  memset(mime, 'e', sizeof mime);
+  mime[sizeof mime - 1] = '\0';
+  CHECK_INT(blazebot_test_upload_script_fail(&th, 500, 0, mime, 0), -1);
+  CHECK_INT(blazebot_test_upload_default_fail(&th, 500, 0, mime, 0), -1);
+  CHECK_INT(blazebot_test_scripts_left(&th), 0);
+  /* clear forgets the recorded uploads; unused scripts are freed at unload. */
+  blazebot_test_clear(&th);
+  CHECK_INT(blazebot_test_upload_count(&th), 0);
+  CHECK(blazebot_test_upload(&th, 0) == NULL);
+  CHECK_INT(blazebot_test_upload_script_ok(&th, NULL, 0), 0);
+  CHECK_INT(blazebot_test_scripts_left(&th), 1);
+  CHECK_INT(g.nested, 0);
+  blazebot_test_unload(&th);
+  CHECK_INT(blazebot_test_scripts_left(&th), 0);
+  CHECK_INT(blazebot_test_upload_count(&th), 0);
+  CHECK_INT(th.violations, 14);
+  g_th = NULL;
+}
+
+/* Pending uploads at unload fail with "the daemon is stopping" before
+ * shutdown, and a new upload then fails; at a reload they are handed to the
+ * old instance as scripted. */
+static void test_upload_retire(void) {
+  struct blazebot_test_host th;
+  char id[BLAZEBOT_ID_LEN];
+  int result;
+  CHECK_INT(load(&th), 0);
+  CHECK_INT(blazebot_test_upload_script_ok(&th, NULL, 1000), 0);
+  CHECK_INT(deliver(&th, "upload late", id), BLAZEBOT_HANDLED);
+  CHECK_INT(blazebot_test_results_pending(&th), 1);
+  memset(g.trace, 0, sizeof g.trace);
+  g.probe = 1;
+  g.retired_upload_rc = 99;
+  blazebot_test_unload(&th);
+  CHECK_STR(g.trace, "US");
+  CHECK_INT(g.up_ok, 0);
+  CHECK_INT(g.up_status, 0);
+  CHECK_INT(g.up_code, 0);
+  CHECK_STR(g.up_id, "");
+  CHECK_STR(g.up_error, "the daemon is stopping");
+  CHECK_INT(g.retired_upload_rc, -1);
+  CHECK_INT(blazebot_test_outcome(&th, id, &result), 1);
+  CHECK_INT(result, BLAZEBOT_HANDLED); /* released by the plugin itself */
+  CHECK(!blazebot_test_find_delivery(&th, id)->forced);
+  CHECK_INT(blazebot_test_results_pending(&th), 0);
+  CHECK_INT(g.after_shutdown, 0);
+  CHECK_INT(th.violations, 0);
+
+  CHECK_INT(load(&th), 0);
+  CHECK_INT(
+      blazebot_test_upload_script_ok(&th, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", 1000),
+      0);
+  CHECK_INT(deliver(&th, "upload reload", id), BLAZEBOT_HANDLED);
+  CHECK_INT(blazebot_test_reload(&th, &whois_desc), 0);
+  CHECK_STR(g.trace, "IMIUS");
+  CHECK_INT(g.up_ok, 1);
+  CHECK_STR(g.up_id, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
+  CHECK_INT(g.now_mono, 0); /* handed over at once */
+  CHECK_INT(blazebot_test_upload(&th, 0)->answered, 1);
+  CHECK_STR(blazebot_test_reply_text(&th, 0),
+            "uploaded bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
+  CHECK_INT(blazebot_test_outcome(&th, id, &result), 1);
+  CHECK_INT(result, BLAZEBOT_HANDLED);
+  CHECK_INT(blazebot_test_results_pending(&th), 0);
+  CHECK_INT(g.nested, 0);
+  CHECK_INT(th.violations, 0);
+  blazebot_test_unload(&th);
+  CHECK_INT(g.after_shutdown, 0);
+}
+
 int main(void) {
   char scratch[600];
   if (scratch_make("testing11", scratch, sizeof scratch) != 0) {
@@ -1171,6 +1523,8 @@ int main(void) {
   test_state_dir(scratch);
   test_unload();
   test_reload();
+  test_upload();
+  test_upload_retire();
   {
     /* Every temporary folder is gone: only the test's own one is left. */
     char left[700];
