@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * host: the host side of sdk-headers/blazebot/plugin.h. The services table
- * every instance's init gets (log, config, reply and send with reply ids
- * derived from the message being handled, uuids, bot_id, timers,
- * run_blocking, set_error, state_put/state_get), the timer list with its
+ * every instance's init gets (log, config, reply, send and send_result
+ * with reply ids derived from the message being handled, uuids, bot_id,
+ * timers relative and at a wall-clock time, run_blocking, set_error,
+ * state_put/state_get, now_ms, state_dir, instance_name; hold, release,
+ * api_request and upload come from async.c), the timer list with its
  * ledger per instance, the saved-state blobs an old instance hands to its
- * replacement, and the interned bot ids. Threads: a service runs on the
- * thread of the plugin calling it (workers; the main thread during startup
+ * replacement, the private state folders, and the interned bot ids. Threads: a service
+ * runs on the thread of the plugin calling it (workers; the main thread during startup
  * init and the final shutdown); due timers are posted by the I/O thread
  * (host_fire_timers) to the instance's strand; blocking work runs on the
  * blocking pool and its done callback on the strand. The timer list and the
@@ -36,11 +38,6 @@ void host_prepare(struct instance *in);
 void host_fire_timers(struct plugin_host *h, int64_t now);
 /* Any thread: cancels every timer of in and refuses new ones. */
 void host_cancel_timers(struct plugin_host *h, struct instance *in);
-/* Any thread, right before in's shutdown: every hold of in still taken is
- * released as RETRY (the message comes again, to the slot's next instance
- * or after a restart). Until then a replaced instance's callbacks may still
- * release its holds themselves. */
-void host_release_holds(struct plugin_host *h, struct instance *in);
 /* The number of timers of in still in the list. */
 int host_has_timers(struct plugin_host *h, struct instance *in);
 /* Drops the saved state of plugin name, if any. */

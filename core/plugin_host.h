@@ -3,8 +3,8 @@
  * plugin_host: the structs the plugin host's files share: the host, its
  * slots (one per plugin name) and instances (one per loaded generation), the
  * per-job routing state, timers, saved states and the reload in progress.
- * Private to the plugin host's files (loader, host, router, exec, reload,
- * plugins); nothing else may include it: the daemon and the tests see only
+ * Private to the plugin host's files (loader, host, async, router, exec,
+ * reload, plugins); nothing else may include it: the daemon and the tests see only
  * plugins.h. Threads: loading, routing, timers, reloads and unloading run on
  * the main/I/O thread; plugin callbacks run on workers, each instance on its
  * slot's strand. The timer list and the saved-state map are shared with

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "async.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -167,7 +168,7 @@ static int inst_idle(struct instance *in, struct dispatch_strand *strand) {
 }
 
 static void inst_stop(struct instance *in) {
-  host_release_holds(in->h, in);
+  async_release_holds(in->h, in);
   in->shut = 1;
   if (in->initialised)
     in->desc.shutdown(in->state);

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config.h"
 #include "dispatch.h"
+#include "async.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -404,7 +405,7 @@ int reload_begin(struct plugin_host *h, const struct config *cfg, int64_t now,
 static void retire_run(struct dispatch_item *it) {
   struct instance *in =
       (struct instance *)((char *)it - offsetof(struct instance, retire_item));
-  host_release_holds(in->h, in);
+  async_release_holds(in->h, in);
   in->desc.shutdown(in->state);
   atomic_store(&in->retire_done, 1);
   in->h->svc.wake(in->h->svc.ud);

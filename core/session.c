@@ -34,15 +34,6 @@ struct frame {
   int ping;
 };
 
-struct pending {
-  struct pending *next; /* hash chain or free list */
-  char id[64];
-  int64_t deadline;
-  session_reply_fn cb;
-  void *ud;
-};
-
-#define PENDING_BUCKETS 1024
 #define FRAME_POOL_MAX 64
 
 struct session {
@@ -79,9 +70,7 @@ struct session {
   struct frame *frame_pool;
   size_t frame_pool_len;
 
-  struct pending *buckets[PENDING_BUCKETS];
-  struct pending *pending_free;
-  size_t npending;
+  struct pending_table pending; /* requests awaiting their answers */
 
   struct buf json; /* scratch for request JSON */
   struct session_stats st;
@@ -158,75 +147,18 @@ static void txq_clear(struct session *s) {
 
 /* ---- pending requests ------------------------------------------------ */
 
-static unsigned hash_id(const char *id) {
-  unsigned h = 2166136261u;
-  for (; *id; id++)
-    h = (h ^ (unsigned char)*id) * 16777619u;
-  return h % PENDING_BUCKETS;
+static void note_timeout(void *ctx, const char *id) {
+  struct session *s = ctx;
+  s->st.timeouts++;
+  s->consecutive_timeouts++;
+  log_warn("blaze: no reply to request %s within %d ms", id, s->cfg->request_timeout_ms);
 }
 
-static struct pending *pending_take(struct session *s, const char *id) {
-  struct pending **pp = &s->buckets[hash_id(id)];
-  for (; *pp; pp = &(*pp)->next) {
-    if (strcmp((*pp)->id, id) == 0) {
-      struct pending *p = *pp;
-      *pp = p->next;
-      s->npending--;
-      return p;
-    }
-  }
-  return NULL;
-}
-
-static void pending_release(struct session *s, struct pending *p) {
-  p->next = s->pending_free;
-  s->pending_free = p;
-}
-
-/* Fails every pending request: called when the link goes down. Callbacks may
- * queue new requests, which then fail with SESSION_ENOTOPEN at once. */
-static void pending_fail_all(struct session *s, int err) {
-  for (int i = 0; i < PENDING_BUCKETS; i++) {
-    while (s->buckets[i]) {
-      struct pending *p = s->buckets[i];
-      s->buckets[i] = p->next;
-      s->npending--;
-      session_reply_fn cb = p->cb;
-      void *ud = p->ud;
-      pending_release(s, p);
-      if (cb)
-        cb(ud, NULL, err);
-    }
-  }
-}
-
-static void pending_expire(struct session *s, int64_t now) {
+static void pending_expire_due(struct session *s, int64_t now) {
   /* While reading is paused no reply can arrive: deadlines wait too. */
-  if (!s->npending || s->rx_off)
+  if (s->rx_off)
     return;
-  for (int i = 0; i < PENDING_BUCKETS; i++) {
-    struct pending **pp = &s->buckets[i];
-    while (*pp) {
-      struct pending *p = *pp;
-      if (p->deadline > now) {
-        pp = &p->next;
-        continue;
-      }
-      *pp = p->next;
-      s->npending--;
-      session_reply_fn cb = p->cb;
-      void *ud = p->ud;
-      if (cb) {
-        s->st.timeouts++;
-        s->consecutive_timeouts++;
-        log_warn("blaze: no reply to request %s within %d ms", p->id,
-                 s->cfg->request_timeout_ms);
-      }
-      pending_release(s, p);
-      if (cb)
-        cb(ud, NULL, SESSION_ETIMEOUT);
-    }
-  }
+  pending_expire(&s->pending, now, SESSION_ETIMEOUT, note_timeout, s);
 }
 
 /* Back pressure: while the daemon holds the socket it is not read at all,
@@ -246,13 +178,8 @@ static void apply_rx_flow(struct session *s) {
   lws_rx_flow_control(s->wsi, !off);
   int64_t now = now_ms();
   s->last_rx = now;
-  if (!off) {
-    int64_t fresh = now + s->cfg->request_timeout_ms;
-    for (int i = 0; i < PENDING_BUCKETS; i++)
-      for (struct pending *p = s->buckets[i]; p; p = p->next)
-        if (p->deadline < fresh)
-          p->deadline = fresh;
-  }
+  if (!off)
+    pending_refresh(&s->pending, now + s->cfg->request_timeout_ms);
 }
 
 void session_cancel_requests(struct session *s, session_reply_fn cb) {
@@ -261,16 +188,7 @@ void session_cancel_requests(struct session *s, session_reply_fn cb) {
    * like a push (an answer to CREATE_MESSAGE carries a message view). The
    * owners are told first, then forgotten, so their callbacks may queue or
    * cancel more. */
-  for (int i = 0; i < PENDING_BUCKETS; i++) {
-    for (struct pending *p = s->buckets[i]; p; p = p->next) {
-      if (p->cb != cb)
-        continue;
-      void *ud = p->ud;
-      p->cb = NULL;
-      p->ud = NULL;
-      cb(ud, NULL, SESSION_EHELD);
-    }
-  }
+  pending_disown(&s->pending, cb, SESSION_EHELD);
 }
 
 /* ---- connection lifecycle -------------------------------------------- */
@@ -398,7 +316,7 @@ static void link_down(struct session *s, const char *why) {
   s->ping_due = 0;
   if (was_open)
     log_warn("blaze: connection closed (%s)", why);
-  pending_fail_all(s, SESSION_EDISCONNECTED);
+  pending_fail_all(&s->pending, SESSION_EDISCONNECTED);
   txq_clear(s); /* nothing queued for this link goes out on the next */
   if (s->state != ST_STOPPED)
     schedule_retry(s, now_ms());
@@ -436,29 +354,18 @@ static int send_request(struct session *s, const char *action, json_t *params,
       return SESSION_ENOMEM;
     id = fresh;
   }
-  if (strlen(id) >= sizeof(((struct pending *)0)->id))
+  struct pending *p = pending_new(&s->pending, id);
+  if (!p)
     return SESSION_ENOMEM;
   buf_reset(&s->json);
-  if (envelope_request(&s->json, id, action, params) < 0)
-    return SESSION_ENOMEM;
-  struct pending *p = s->pending_free;
-  if (p)
-    s->pending_free = p->next;
-  else if (!(p = malloc(sizeof *p)))
-    return SESSION_ENOMEM;
-  int rc = queue_json(s, s->json.data, s->json.len);
+  int rc = envelope_request(&s->json, id, action, params) < 0
+               ? SESSION_ENOMEM
+               : queue_json(s, s->json.data, s->json.len);
   if (rc < 0) {
-    pending_release(s, p);
+    pending_release(&s->pending, p);
     return rc;
   }
-  snprintf(p->id, sizeof p->id, "%s", id);
-  p->deadline = now_ms() + s->cfg->request_timeout_ms;
-  p->cb = cb;
-  p->ud = ud;
-  unsigned h = hash_id(p->id);
-  p->next = s->buckets[h];
-  s->buckets[h] = p;
-  s->npending++;
+  pending_add(&s->pending, p, now_ms() + s->cfg->request_timeout_ms, cb, ud);
   return 0;
 }
 
@@ -541,18 +448,10 @@ static void handle_frame(struct session *s, const char *data, size_t len) {
     log_warn("blaze: skipped a frame: %s", err);
     return;
   }
-  if (env.id[0]) {
-    struct pending *p = pending_take(s, env.id);
-    if (p) {
-      session_reply_fn cb = p->cb;
-      void *ud = p->ud;
-      pending_release(s, p);
-      s->consecutive_timeouts = 0;
-      if (cb)
-        cb(ud, &env, 0);
-      envelope_fini(&env);
-      return;
-    }
+  if (env.id[0] && pending_answer(&s->pending, env.id, &env)) {
+    s->consecutive_timeouts = 0;
+    envelope_fini(&env);
+    return;
   }
   if (strcmp(env.action, "ERROR") == 0 || (env.has_error && env.error_code == 401)) {
     s->st.error_frames++;
@@ -788,7 +687,7 @@ void session_free(struct session *s) {
     return;
   if (s->wsi)
     lws_set_opaque_user_data(s->wsi, NULL);
-  pending_fail_all(s, SESSION_EDISCONNECTED);
+  pending_fail_all(&s->pending, SESSION_EDISCONNECTED);
   txq_clear(s);
   struct frame *f;
   while ((f = s->frame_pool)) {
@@ -796,11 +695,7 @@ void session_free(struct session *s) {
     buf_fini(&f->b);
     free(f);
   }
-  struct pending *p;
-  while ((p = s->pending_free)) {
-    s->pending_free = p->next;
-    free(p);
-  }
+  pending_fini(&s->pending);
   wipe_token(s);
   codec_free(s->codec);
   buf_fini(&s->rx);
@@ -864,7 +759,7 @@ void session_tick(struct session *s, int64_t now) {
   case ST_OPEN:
     if (s->wsi)
       apply_rx_flow(s);
-    pending_expire(s, now);
+    pending_expire_due(s, now);
     if (!s->wsi)
       break;
     if (s->rx_off)

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "keystore.h"
+#include "pending.h"
 
 enum {
   SESSION_OK = 0,
@@ -33,7 +34,7 @@ enum {
 /* Reply to a request. env is the id-matched reply frame (it may carry an
  * error object: check env->has_error) or NULL when err is negative. env is
  * borrowed for the call. */
-typedef void (*session_reply_fn)(void *ud, const struct envelope *env, int err);
+typedef pending_fn session_reply_fn;
 
 struct session_callbacks {
   /* The link is up and LIST_PENDING_MESSAGES was accepted. */

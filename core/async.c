@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * async: see async.h. Holds are found by id under the host mutex; an API
+ * call or upload is a ticket in the instance's ledger (work_outstanding)
+ * from the call until its callback returned on the plugin's strand.
+ */
+#include "async.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apicall.h"
+#include "exec.h"
+#include "log.h"
+#include "plugin_host.h"
+
+static struct instance *inst_of(blazebot_ctx *ctx) {
+  return ctx ? ctx->inst : NULL;
+}
+
+/* ---- the message being handled, and holds ------------------------------------- */
+
+/* The job a send from this thread belongs to: only the thread running
+ * on_message for the instance, during that call. */
+struct job *async_current_job(struct instance *in) {
+  if (in->current_job && pthread_equal(in->current_thread, pthread_self()))
+    return in->current_job;
+  return NULL;
+}
+
+/* The job of a message in's on_message handles now (on this thread) or in
+ * holds; NULL otherwise. */
+struct job *async_job_of_view(struct instance *in, const struct blazebot_message *msg) {
+  struct job *job = async_current_job(in);
+  if (job && msg == in->current_view)
+    return job;
+  job = NULL;
+  pthread_mutex_lock(&in->h->mu);
+  for (struct hold *hd = in->holds; hd && !job; hd = hd->next)
+    if (&((struct job_route *)hd->job->route)->view == msg)
+      job = hd->job;
+  pthread_mutex_unlock(&in->h->mu);
+  return job;
+}
+
+/* The job of a hold of in; NULL when it is not (or no longer) held. */
+struct job *async_job_of_hold(struct instance *in, blazebot_hold *handle) {
+  uint64_t id = (uint64_t)(uintptr_t)handle;
+  struct job *job = NULL;
+  pthread_mutex_lock(&in->h->mu);
+  for (struct hold *hd = in->holds; hd && !job; hd = hd->next)
+    if (hd->id == id)
+      job = hd->job;
+  pthread_mutex_unlock(&in->h->mu);
+  return job;
+}
+
+blazebot_hold *async_hold(blazebot_ctx *ctx, const struct blazebot_message *msg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !msg)
+    return NULL;
+  struct job *job = async_current_job(in);
+  if (!job || msg != in->current_view) {
+    log_warn("plugin %s: hold() outside on_message for that message", in->name);
+    return NULL;
+  }
+  struct hold *hd = calloc(1, sizeof *hd);
+  if (!hd)
+    return NULL;
+  hd->job = job;
+  pthread_mutex_lock(&in->h->mu);
+  hd->id = ++in->h->next_hold_id;
+  hd->next = in->holds;
+  in->holds = hd;
+  ((struct job_route *)job->route)->holds++;
+  pthread_mutex_unlock(&in->h->mu);
+  return (blazebot_hold *)(uintptr_t)hd->id;
+}
+
+/* Host mutex held: takes hold id out of in's list. */
+static struct hold *hold_take_locked(struct instance *in, uint64_t id) {
+  for (struct hold **pp = &in->holds; *pp; pp = &(*pp)->next) {
+    if ((*pp)->id == id) {
+      struct hold *hd = *pp;
+      *pp = hd->next;
+      return hd;
+    }
+  }
+  return NULL;
+}
+
+int async_release(blazebot_ctx *ctx, blazebot_hold *handle, int result) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !handle)
+    return -1;
+  pthread_mutex_lock(&in->h->mu);
+  struct hold *hd = hold_take_locked(in, (uint64_t)(uintptr_t)handle);
+  int last = hd ? exec_hold_drop_locked(hd->job, result) : 0;
+  pthread_mutex_unlock(&in->h->mu);
+  if (!hd) {
+    log_warn("plugin %s: release() of a hold that is not taken (released twice?)",
+             in->name);
+    return -1;
+  }
+  if (last)
+    exec_resume_post(hd->job);
+  free(hd);
+  return 0;
+}
+
+void async_release_holds(struct plugin_host *h, struct instance *in) {
+  pthread_mutex_lock(&h->mu);
+  struct hold *list = in->holds;
+  in->holds = NULL;
+  pthread_mutex_unlock(&h->mu);
+  while (list) {
+    struct hold *hd = list;
+    list = hd->next;
+    log_warn("plugin %s: message %s still held at shutdown; it comes again (RETRY)",
+             in->name, hd->job->id);
+    pthread_mutex_lock(&h->mu);
+    int last = exec_hold_drop_locked(hd->job, BLAZEBOT_RETRY);
+    pthread_mutex_unlock(&h->mu);
+    if (last)
+      exec_resume_post(hd->job);
+    free(hd);
+  }
+}
+
+/* ---- api_request ---------------------------------------------------------------- */
+
+/* One api_request: counted in the instance's ledger (work_outstanding)
+ * from the call until its done callback returned, so the instance is not
+ * shut down before it has its answer. */
+struct api_call {
+  struct dispatch_item item;
+  struct instance *inst;
+  blazebot_api_fn done;
+  void *arg;
+  int http_status, error_code;
+  char *body; /* NULL: out of memory copying it ("" is handed over) */
+  size_t body_len;
+};
+
+static void api_run(struct dispatch_item *it) {
+  struct api_call *c = (struct api_call *)((char *)it - offsetof(struct api_call, item));
+  struct instance *in = c->inst;
+  const struct blazebot_api_response r = {.size = sizeof r,
+                                          .http_status = c->http_status,
+                                          .error_code = c->error_code,
+                                          .body = c->body ? c->body : "",
+                                          .body_len = c->body ? c->body_len : 0};
+  c->done(in->state, c->arg, &r);
+  free(c->body);
+  free(c);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+/* I/O thread: the answer, taken to the instance's strand. */
+static void api_answered(void *arg, const struct apicall_result *r) {
+  struct api_call *c = arg;
+  c->http_status = r->http_status;
+  c->error_code = r->error_code;
+  c->body = malloc(r->body_len + 1);
+  if (c->body) {
+    memcpy(c->body, r->body, r->body_len);
+    c->body[r->body_len] = 0;
+    c->body_len = r->body_len;
+  } else {
+    c->http_status = 0; /* reported as no answer */
+  }
+  c->item.run = api_run;
+  dispatch_post(c->inst->h->disp, c->inst->slot->strand, &c->item);
+}
+
+int async_api_request(blazebot_ctx *ctx, const char *method, const char *path,
+                      const void *body, size_t body_len, uint32_t timeout_ms,
+                      blazebot_api_fn done, void *arg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !done || !in->h->svc.api || atomic_load(&in->closing) ||
+      timeout_ms > 3600000)
+    return -1;
+  struct api_call *c = calloc(1, sizeof *c);
+  if (!c)
+    return -1;
+  c->inst = in;
+  c->done = done;
+  c->arg = arg;
+  atomic_fetch_add(&in->work_outstanding, 1);
+  if (in->h->svc.api(in->h->svc.ud, method, path, body, body_len, (int)timeout_ms,
+                     api_answered, c) < 0) {
+    atomic_fetch_sub(&in->work_outstanding, 1);
+    free(c);
+    log_warn("plugin %s: api_request %s %s refused (method GET or POST, a path starting "
+             "with '/', a body up to 1 MiB and none for GET; or the daemon is stopping)",
+             in->name, method ? method : "(null)", path ? path : "(null)");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- upload ------------------------------------------------------------------------ */
+
+/* One upload, in the instance's ledger like an api_call. */
+struct upload_call {
+  struct dispatch_item item;
+  struct instance *inst;
+  blazebot_upload_fn done;
+  void *arg;
+  int ok, http_status, error_code;
+  char attachment_id[64];
+  char error[200];
+};
+
+static void upload_run(struct dispatch_item *it) {
+  struct upload_call *c =
+      (struct upload_call *)((char *)it - offsetof(struct upload_call, item));
+  struct instance *in = c->inst;
+  const struct blazebot_upload_result r = {.size = sizeof r,
+                                           .ok = (uint32_t)c->ok,
+                                           .http_status = c->http_status,
+                                           .error_code = c->error_code,
+                                           .attachment_id = c->attachment_id,
+                                           .error = c->error};
+  c->done(in->state, c->arg, &r);
+  free(c);
+  atomic_fetch_sub(&in->work_outstanding, 1);
+}
+
+static void upload_answered(void *arg, const struct apicall_upload_result *r) {
+  struct upload_call *c = arg;
+  c->ok = r->ok;
+  c->http_status = r->http_status;
+  c->error_code = r->error_code;
+  snprintf(c->attachment_id, sizeof c->attachment_id, "%s", r->attachment_id);
+  snprintf(c->error, sizeof c->error, "%s", r->error);
+  c->item.run = upload_run;
+  dispatch_post(c->inst->h->disp, c->inst->slot->strand, &c->item);
+}
+
+/* "type/subtype", printable, no spaces. */
+static int valid_mime(const char *m) {
+  const char *slash = m ? strchr(m, '/') : NULL;
+  if (!slash || slash == m || !slash[1] || strlen(m) > 127)
+    return 0;
+  for (; *m; m++)
+    if (*m <= ' ' || *m >= 0x7f)
+      return 0;
+  return 1;
+}
+
+int async_upload(blazebot_ctx *ctx, const void *data, size_t len, const char *mime,
+                 uint32_t timeout_ms, blazebot_upload_fn done, void *arg) {
+  struct instance *in = inst_of(ctx);
+  if (!in || !done || !in->h->svc.upload || atomic_load(&in->closing) ||
+      timeout_ms > 3600000)
+    return -1;
+  if (!valid_mime(mime) || !data || !len) {
+    log_warn("plugin %s: upload needs data and a MIME type like image/png", in->name);
+    return -1;
+  }
+  struct upload_call *c = calloc(1, sizeof *c);
+  if (!c)
+    return -1;
+  c->inst = in;
+  c->done = done;
+  c->arg = arg;
+  atomic_fetch_add(&in->work_outstanding, 1);
+  if (in->h->svc.upload(in->h->svc.ud, data, len, (int)timeout_ms, upload_answered, c) <
+      0) {
+    atomic_fetch_sub(&in->work_outstanding, 1);
+    free(c);
+    log_warn("plugin %s: upload of %zu bytes refused (at most 16 MiB; or the daemon is "
+             "stopping)",
+             in->name, len);
+    return -1;
+  }
+  log_debug("plugin %s: uploading %zu bytes of %s", in->name, len, mime);
+  return 0;
+}
