@@ -14,6 +14,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum ack_transport { ACK_TRANSPORT_WEBSOCKET = 0, ACK_TRANSPORT_REST = 1 };
 
@@ -45,6 +46,7 @@ struct config {
   int ack_interval_ms;    /* 1..60000, default 200 */
   size_t max_frame_bytes; /* 1 KiB..1 GiB, default 4 MiB; accepts K/M/G suffix */
   int log_level;          /* enum log_level, default info */
+  int log_format;         /* enum log_format (log.h), default text */
   int ping_interval_ms;   /* 1000..60000, default 12000 */
   int idle_timeout_ms; /* dead link after this much silence; default 30000, must be > ping
                         */
@@ -64,7 +66,10 @@ struct config {
   char *status_file; /* resolved path: pid and last reload outcome (JSON), or NULL */
   int allow_insecure_transport; /* ws:// and http:// beyond loopback; default 0 */
   char *dead_letter_file;       /* resolved path: messages plugins gave up on, or NULL */
-  char *state_dir; /* resolved path: plugins' private folders live here, or NULL */
+  char *state_dir;      /* resolved path: plugins' private folders live here, or NULL */
+  char *metrics_listen; /* HOST:PORT of /metrics and /healthz, or NULL */
+  unsigned long long keys_set; /* bit i: key i of config.c's [blazebot] table was set
+                                  in the file (clear: the default); for config_print */
 };
 
 /* Parses path. On success returns 0 and *out (free with config_free). On any
@@ -83,5 +88,31 @@ void config_free(const struct config *cfg);
 /* Returns the [plugin.NAME] section or NULL. */
 const struct config_plugin *config_find_plugin(const struct config *cfg,
                                                const char *name);
+
+/* Writes cfg to out as an ini file that config_load reads back to the same
+ * values (blazebot --print-config): a header comment naming cfg->path, then
+ * [blazebot] with every key config.c knows, in its table's order, with its
+ * effective value, "; default" after each one the file did not set, paths
+ * resolved (absolute), and a path key that is not set as a comment line
+ * "; KEY = (not set) ; default: what that means". Then every [plugin.NAME]
+ * section in file order with its keys as written, followed by the host's keys
+ * the section leaves to their default: path and enabled as "; default" lines,
+ * categories, priority and max_attempts (whose defaults come from the plugin,
+ * unknown without loading it) as comment lines. Values of plugin keys named
+ * by config_secret_key are written as ******** ("; masked"). A value that
+ * cannot be written so that it reads back the same (a line break, leading or
+ * trailing whitespace, a ';' after whitespace, a line over inih's length
+ * limit) is written as a comment line saying why. Returns 0, the number of
+ * values written as such comments, or -1 when writing to out failed. */
+int config_print(const struct config *cfg, FILE *out);
+/* 1 when config_print masks the value of a [plugin.NAME] key of this name:
+ * ignoring case, the name contains "secret", "token", "passw", "passphrase",
+ * "private" or "credential", or one of its words (runs of letters and digits,
+ * trailing digits ignored) ends with "key", "keys", "pin", "pins" or "pwd":
+ * api_token, client_secret, db_password, api_key, apiKey, pin and user_pin
+ * are masked; keystore, keyword, ping_interval and mapping are not. The
+ * host's own keys (path, enabled, categories, priority, max_attempts) never
+ * are. */
+int config_secret_key(const char *name);
 
 #endif

@@ -20,7 +20,28 @@ int log_get_level(void);
 /* Parses "error", "warn", "info", "debug"; returns 0 or -1. */
 int log_level_parse(const char *s, int *out);
 
+/* LOG_FORMAT_TEXT (the default): "TIME LEVEL message"; LOG_FORMAT_JSON:
+ * one JSON object per line, {"time","level","event",fields...,"msg"}, for
+ * log shippers. Set by main.c before threads start and on reload. */
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 };
+void log_set_format(int format);
+int log_get_format(void);
+/* Parses "text", "json"; returns 0 or -1. */
+int log_format_parse(const char *s, int *out);
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One event with named fields: "event" is a dotted name (message.received),
+ * then key, value pairs of strings ended by NULL (a NULL or "" value is
+ * left out). Text: "TIME LEVEL EVENT key=value ..."; JSON: the fields as
+ * members. Values are never payloads or secrets. */
+void log_event(int level, const char *event, ...) __attribute__((sentinel));
+/* log_event only when the level is enabled (the arguments are not
+ * evaluated otherwise). */
+#define log_event_at(level, ...)                                                         \
+  do {                                                                                   \
+    if (log_get_level() >= (level))                                                      \
+      log_event((level), __VA_ARGS__);                                                   \
+  } while (0)
 void log_vmsg(int level, const char *tag, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 

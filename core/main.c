@@ -2,8 +2,10 @@
 /*
  * main: the blazebot command line. Parses options, loads and checks the
  * configuration and keystore (every problem printed), then hands both to the
- * daemon and returns its exit code. The only file that calls exit().
+ * daemon and returns its exit code (or only prints the configuration, or
+ * signals a running daemon to reload). The only file that calls exit().
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: blazebot [-c FILE] [--check] [--stats-file FILE]\n"
+          "       blazebot [-c FILE] --print-config\n"
           "       blazebot [-c FILE] --reload\n"
           "       blazebot [-c FILE] --replay DEAD_LETTER_FILE\n"
           "       blazebot --version | --help\n"
@@ -29,6 +32,10 @@ static void usage(FILE *f) {
           "  -c, --config FILE    configuration (default /etc/blazebot/blazebot.ini)\n"
           "      --check          validate the configuration and keystore, print every\n"
           "                       problem, exit 0 if all is well and 1 otherwise\n"
+          "      --print-config   print the effective configuration (every default\n"
+          "                       filled in, paths absolute, plugin secrets masked) as\n"
+          "                       an ini file on stdout; loads no keystore and no\n"
+          "                       plugin; exit 0, or 1 with every problem on stderr\n"
           "      --stats-file F   write the run's counters as JSON to F at exit\n"
           "      --reload         ask the running daemon (found through the ini's\n"
           "                       status_file) to reload, wait, print the outcome; exit\n"
@@ -72,6 +79,32 @@ static int is_blazebot(long long pid) {
   }
   comm[strcspn(comm, "\n")] = 0;
   return strcmp(comm, "blazebot") == 0;
+}
+
+/* blazebot --print-config: the ini as config_load reads it, on stdout. The
+ * keystore is not read and no plugin is loaded: only the file itself. */
+static int print_config(const char *path) {
+  struct config *cfg = NULL;
+  int nerr = config_load(path, &cfg);
+  if (nerr) {
+    log_error("%s: %d problem(s) found", path, nerr);
+    return DAEMON_EXIT_CONFIG;
+  }
+  int bad = config_print(cfg, stdout);
+  config_free(cfg);
+  if (fflush(stdout) != 0 || ferror(stdout))
+    bad = -1;
+  if (bad < 0) {
+    log_error("--print-config: cannot write to stdout: %s", strerror(errno));
+    return DAEMON_EXIT_FATAL;
+  }
+  if (bad > 0) {
+    log_error("%s: %d value(s) cannot be written so that they read back the same; "
+              "they are commented out, with the reason",
+              path, bad);
+    return DAEMON_EXIT_CONFIG;
+  }
+  return DAEMON_EXIT_OK;
 }
 
 /* blazebot --reload: SIGHUP to the daemon named in the status file, then
@@ -135,11 +168,12 @@ static int reload_running(const char *path) {
 int main(int argc, char **argv) {
   const char *path = "/etc/blazebot/blazebot.ini";
   const char *stats_file = NULL, *replay = NULL;
-  int check = 0, reload = 0;
+  int check = 0, reload = 0, print = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"reload", no_argument, NULL, 'r'},
                                        {"replay", required_argument, NULL, 'p'},
                                        {"check", no_argument, NULL, 'k'},
+                                       {"print-config", no_argument, NULL, 'P'},
                                        {"stats-file", required_argument, NULL, 's'},
                                        {"version", no_argument, NULL, 'V'},
                                        {"help", no_argument, NULL, 'h'},
@@ -152,6 +186,9 @@ int main(int argc, char **argv) {
       break;
     case 'k':
       check = 1;
+      break;
+    case 'P':
+      print = 1;
       break;
     case 'r':
       reload = 1;
@@ -179,6 +216,13 @@ int main(int argc, char **argv) {
     return DAEMON_EXIT_CONFIG;
   }
 
+  if (print && (check || reload || replay || stats_file)) {
+    fprintf(stderr, "blazebot: --print-config takes no other option but -c\n");
+    usage(stderr);
+    return DAEMON_EXIT_CONFIG;
+  }
+  if (print)
+    return print_config(path);
   if (reload)
     return reload_running(path);
 
@@ -187,6 +231,7 @@ int main(int argc, char **argv) {
   struct keystore *ks = NULL;
   if (cfg) {
     log_set_level(cfg->log_level);
+    log_set_format(cfg->log_format);
     char err[512];
     if (keystore_load(cfg->keystore, 1, &ks, err, sizeof err) < 0) {
       log_error("%s", err);

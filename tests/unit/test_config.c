@@ -4,7 +4,8 @@
  * ini's folder, [plugin.NAME] sections kept verbatim, and every kind of
  * mistake reported as "file:line: message" — all of them in one pass. The
  * log goes to stderr, so each load runs with fd 2 redirected to a file that
- * is read back.
+ * is read back. config_print: every key with its default marked, secrets
+ * masked, and a round trip through config_load of tricky values.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -414,6 +415,493 @@ static void test_many_errors(void) {
   config_free(cfg);
 }
 
+/* ---- config_print ---- */
+
+/* Prints cfg into DIR/name (path out), returns config_print's result; the
+ * text is in *text (free it). */
+static int print_to(const struct config *cfg, const char *name, char *path, size_t cap,
+                    char **text) {
+  snprintf(path, cap, "%s/%s", tmpdir, name);
+  FILE *f = fopen(path, "w+");
+  CHECK(f != NULL);
+  *text = NULL;
+  if (!f)
+    return -2;
+  int rc = config_print(cfg, f);
+  long n = ftell(f);
+  *text = calloc(1, n > 0 ? (size_t)n + 1 : 1);
+  rewind(f);
+  if (*text && n > 0 && fread(*text, 1, (size_t)n, f) != (size_t)n)
+    (*text)[0] = 0;
+  fclose(f);
+  return rc;
+}
+
+/* text has line as one whole line. */
+static int has_line(const char *text, const char *line) {
+  size_t n = strlen(line);
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+    if (strncmp(p, line, n) == 0 && (p[n] == '\n' || !p[n]))
+      return 1;
+  }
+  fprintf(stderr, "  output lacks the line \"%s\"; it was:\n%s", line, text);
+  return 0;
+}
+
+/* The [blazebot] keys in the table's order (a subsequence check: a key
+ * added later does not break it). */
+static const char *const print_order[] = {"keystore",
+                                          "blaze_url",
+                                          "api_url",
+                                          "ca_file",
+                                          "plugin_dir",
+                                          "ack_transport",
+                                          "ack_batch",
+                                          "ack_interval_ms",
+                                          "max_frame_bytes",
+                                          "log_level",
+                                          "ping_interval_ms",
+                                          "idle_timeout_ms",
+                                          "request_timeout_ms",
+                                          "connect_timeout_ms",
+                                          "reconnect_min_ms",
+                                          "reconnect_max_ms",
+                                          "outbox_capacity",
+                                          "send_rate_per_min",
+                                          "dedupe_capacity",
+                                          "workers",
+                                          "shutdown_timeout_ms",
+                                          "reload_timeout_ms",
+                                          "status_file",
+                                          "dead_letter_file",
+                                          "state_dir",
+                                          "allow_insecure_transport"};
+
+static void test_print_defaults(void) {
+  struct config *cfg = NULL;
+  char path[600], out[600], want[1400];
+  CHECK_INT(
+      load_text("pmin.ini", "[blazebot]\nkeystore = ks.json\n", &cfg, path, sizeof path),
+      0);
+  if (!cfg)
+    return;
+  char *text;
+  CHECK_INT(print_to(cfg, "pmin.out", out, sizeof out, &text), 0);
+  if (!text) {
+    config_free(cfg);
+    return;
+  }
+  snprintf(want, sizeof want, "; effective configuration of %s", path);
+  CHECK(strncmp(text, want, strlen(want)) == 0 && text[strlen(want)] == '\n');
+  CHECK(strstr(text, "Paths are resolved (absolute)") != NULL);
+  CHECK(has_line(text, "[blazebot]"));
+  /* The one key set has no marker; every other one says default. */
+  snprintf(want, sizeof want, "keystore = %s/ks.json", tmpdir);
+  CHECK(has_line(text, want));
+  CHECK(has_line(text, "blaze_url = wss://blaze.mixin.one/ ; default"));
+  CHECK(has_line(text, "api_url = https://api.mixin.one ; default"));
+  CHECK(has_line(text, "; ca_file = (not set) ; default: the system's CA store"));
+  CHECK(has_line(text, "ack_transport = websocket ; default"));
+  CHECK(has_line(text, "ack_batch = 100 ; default"));
+  CHECK(has_line(text, "max_frame_bytes = 4M ; default"));
+  CHECK(has_line(text, "log_level = info ; default"));
+  CHECK(has_line(text, "workers = 2 ; default"));
+  CHECK(has_line(text, "allow_insecure_transport = false ; default"));
+  /* Every key, in the table's order, each on a line of its own. */
+  const char *at = text;
+  for (size_t i = 0; i < sizeof print_order / sizeof print_order[0]; i++) {
+    char a[100], b[100];
+    snprintf(a, sizeof a, "\n%s = ", print_order[i]);
+    snprintf(b, sizeof b, "\n; %s = (not set)", print_order[i]);
+    const char *p = strstr(at, a), *q = strstr(at, b);
+    const char *found = p && (!q || p < q) ? p : q;
+    if (!found)
+      fprintf(stderr, "  key %s missing or out of order\n", print_order[i]);
+    CHECK(found != NULL);
+    if (found)
+      at = found + 1;
+  }
+  /* Every [blazebot] line but keystore's ends with the default marker. */
+  int keylines = 0, marked = 0;
+  const char *sec = strstr(text, "[blazebot]\n");
+  for (const char *p = sec ? strchr(sec, '\n') + 1 : ""; *p && *p != '\n';) {
+    const char *eol = strchr(p, '\n');
+    size_t n = eol ? (size_t)(eol - p) : strlen(p);
+    keylines++;
+    marked += (n > 10 && memmem(p, n, " ; default", 10) != NULL);
+    p += n + (eol != NULL);
+  }
+  CHECK(keylines >= (int)(sizeof print_order / sizeof print_order[0]));
+  CHECK_INT(marked, keylines - 1);
+  /* No plugin section: nothing after [blazebot]. */
+  CHECK(strstr(text, "[plugin.") == NULL);
+  free(text);
+  config_free(cfg);
+}
+
+static void test_print_explicit(void) {
+  struct config *cfg = NULL;
+  char path[600], out[600], want[1400];
+  const char *text_in = "[blazebot]\n"
+                        "keystore = /etc/blazebot/ks.json\n"
+                        "ca_file = tls/ca.pem\n"
+                        "ack_transport = rest\n"
+                        "max_frame_bytes = 1536\n"
+                        "log_level = warning\n"
+                        "workers = 2\n" /* the default value, but set */
+                        "allow_insecure_transport = yes\n"
+                        "state_dir = ./state\n";
+  CHECK_INT(load_text("pexp.ini", text_in, &cfg, path, sizeof path), 0);
+  if (!cfg)
+    return;
+  char *text;
+  CHECK_INT(print_to(cfg, "pexp.out", out, sizeof out, &text), 0);
+  if (text) {
+    CHECK(has_line(text, "keystore = /etc/blazebot/ks.json"));
+    snprintf(want, sizeof want, "ca_file = %s/tls/ca.pem", tmpdir);
+    CHECK(has_line(text, want));
+    snprintf(want, sizeof want, "state_dir = %s/./state", tmpdir);
+    CHECK(has_line(text, want));
+    CHECK(has_line(text, "ack_transport = rest"));
+    CHECK(has_line(text, "max_frame_bytes = 1536"));
+    CHECK(has_line(text, "log_level = warn"));
+    CHECK(has_line(text, "workers = 2"));
+    CHECK(has_line(text, "allow_insecure_transport = true"));
+    CHECK(has_line(text, "ack_batch = 100 ; default"));
+    CHECK(has_line(
+        text, "; plugin_dir = (not set) ; default: none, so no plugin can be loaded"));
+  }
+  free(text);
+  config_free(cfg);
+}
+
+static void test_secret_keys(void) {
+  const char *secret[] = {"api_token", "TOKEN",         "client_secret", "db_password",
+                          "passwd",    "Passphrase",    "private_key",   "credentials",
+                          "api_key",   "apiKey",        "API-KEY",       "keys",
+                          "pin",       "user_pin",      "pin2",          "signing.key",
+                          "smtp_pwd",  "access_key_id", "key_file"};
+  const char *plain[] = {"keystore",     "keyword", "ping_interval", "mapping",
+                         "path",         "enabled", "categories",    "priority",
+                         "max_attempts", "url",     "reply_prefix",  "monkeyshines"};
+  for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
+    if (!config_secret_key(secret[i]))
+      fprintf(stderr, "  %s should be masked\n", secret[i]);
+    CHECK(config_secret_key(secret[i]));
+  }
+  for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+    if (config_secret_key(plain[i]))
+      fprintf(stderr, "  %s should not be masked\n", plain[i]);
+    CHECK(!config_secret_key(plain[i]));
+  }
+}
+
+static void test_print_plugins(void) {
+  struct config *cfg = NULL;
+  char path[600], out[600];
+  const char *text_in = "[blazebot]\n"
+                        "keystore = ks.json\n"
+                        "plugin_dir = plugins\n"
+                        "[plugin.echo]\n"
+                        "reply_prefix = you said:\n"
+                        "api_token = tok-SECRET-1\n"
+                        "Client_Secret = sec-SECRET-2\n"
+                        "apiKey = key-SECRET-3\n"
+                        "user_pin = 4711\n"
+                        "empty_token =\n"
+                        "keystore = /var/lib/echo/ks.json\n"
+                        "ping_interval = 5\n"
+                        "[plugin.archive]\n"
+                        "path = archive2.so\n"
+                        "enabled = no\n"
+                        "categories = PLAIN_TEXT, PLAIN_*\n"
+                        "priority = -3\n"
+                        "max_attempts = 0\n";
+  CHECK_INT(load_text("pplug.ini", text_in, &cfg, path, sizeof path), 0);
+  if (!cfg)
+    return;
+  char *text;
+  CHECK_INT(print_to(cfg, "pplug.out", out, sizeof out, &text), 0);
+  if (text) {
+    CHECK(has_line(text, "[plugin.echo]"));
+    CHECK(has_line(text, "reply_prefix = you said:"));
+    CHECK(has_line(text, "api_token = ******** ; masked"));
+    CHECK(has_line(text, "Client_Secret = ******** ; masked"));
+    CHECK(has_line(text, "apiKey = ******** ; masked"));
+    CHECK(has_line(text, "user_pin = ******** ; masked"));
+    CHECK(has_line(text, "empty_token ="));
+    CHECK(has_line(text, "keystore = /var/lib/echo/ks.json"));
+    CHECK(has_line(text, "ping_interval = 5"));
+    CHECK(strstr(text, "SECRET") == NULL);
+    CHECK(strstr(text, "4711") == NULL);
+    /* The host's keys the section leaves to their defaults. */
+    CHECK(has_line(text, "path = echo.so ; default"));
+    CHECK(has_line(text, "enabled = true ; default"));
+    CHECK(has_line(text,
+                   "; categories = (not set) ; default: the plugin's own subscriptions"));
+    CHECK(has_line(text, "; priority = (not set) ; default: the plugin's own"));
+    CHECK(strstr(text, "\n; max_attempts = (not set) ; default: 5") != NULL);
+    /* A section that sets them all: as written, nothing added. */
+    const char *arch = strstr(text, "[plugin.archive]\n");
+    CHECK(arch != NULL);
+    if (arch) {
+      CHECK(arch > strstr(text, "[plugin.echo]"));
+      CHECK(!strcmp(arch, "[plugin.archive]\n"
+                          "path = archive2.so\n"
+                          "enabled = no\n"
+                          "categories = PLAIN_TEXT, PLAIN_*\n"
+                          "priority = -3\n"
+                          "max_attempts = 0\n"));
+    }
+  }
+  free(text);
+  config_free(cfg);
+}
+
+static void expect_same_plugins(const struct config *a, const struct config *b) {
+  CHECK_INT(a->nplugins, b->nplugins);
+  for (size_t i = 0; i < a->nplugins && i < b->nplugins; i++) {
+    const struct config_plugin *pa = &a->plugins[i], *pb = &b->plugins[i];
+    CHECK_STR(pa->name, pb->name);
+    /* Every key of a is in b with the same value (masked ones aside); b has
+     * only the host's defaults besides. */
+    for (size_t j = 0; j < pa->nkv; j++) {
+      const struct config_kv *ka = &pa->kv[j], *kb = NULL;
+      for (size_t k = 0; k < pb->nkv; k++)
+        if (!strcmp(pb->kv[k].key, ka->key))
+          kb = &pb->kv[k];
+      CHECK(kb != NULL);
+      if (!kb)
+        continue;
+      if (*ka->value && config_secret_key(ka->key))
+        CHECK_STR(kb->value, "********");
+      else
+        CHECK_STR(kb->value, ka->value);
+    }
+    for (size_t k = 0; k < pb->nkv; k++) {
+      int known = 0;
+      for (size_t j = 0; j < pa->nkv; j++)
+        known |= !strcmp(pa->kv[j].key, pb->kv[k].key);
+      if (known)
+        continue;
+      char so[300];
+      snprintf(so, sizeof so, "%s.so", pa->name);
+      CHECK((!strcmp(pb->kv[k].key, "path") && !strcmp(pb->kv[k].value, so)) ||
+            (!strcmp(pb->kv[k].key, "enabled") && !strcmp(pb->kv[k].value, "true")));
+    }
+  }
+}
+
+static int same_str(const char *a, const char *b) {
+  return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static void expect_same(const struct config *a, const struct config *b) {
+  CHECK(same_str(a->keystore, b->keystore));
+  CHECK(same_str(a->blaze_url, b->blaze_url));
+  CHECK(same_str(a->api_url, b->api_url));
+  CHECK(same_str(a->ca_file, b->ca_file));
+  CHECK(same_str(a->plugin_dir, b->plugin_dir));
+  CHECK(same_str(a->status_file, b->status_file));
+  CHECK(same_str(a->dead_letter_file, b->dead_letter_file));
+  CHECK(same_str(a->state_dir, b->state_dir));
+  CHECK_INT(a->ack_transport, b->ack_transport);
+  CHECK_INT(a->ack_batch, b->ack_batch);
+  CHECK_INT(a->ack_interval_ms, b->ack_interval_ms);
+  CHECK_INT(a->max_frame_bytes, b->max_frame_bytes);
+  CHECK_INT(a->log_level, b->log_level);
+  CHECK_INT(a->ping_interval_ms, b->ping_interval_ms);
+  CHECK_INT(a->idle_timeout_ms, b->idle_timeout_ms);
+  CHECK_INT(a->request_timeout_ms, b->request_timeout_ms);
+  CHECK_INT(a->connect_timeout_ms, b->connect_timeout_ms);
+  CHECK_INT(a->reconnect_min_ms, b->reconnect_min_ms);
+  CHECK_INT(a->reconnect_max_ms, b->reconnect_max_ms);
+  CHECK_INT(a->outbox_capacity, b->outbox_capacity);
+  CHECK_INT(a->send_rate_per_min, b->send_rate_per_min);
+  CHECK_INT(a->dedupe_capacity, b->dedupe_capacity);
+  CHECK_INT(a->workers, b->workers);
+  CHECK_INT(a->shutdown_timeout_ms, b->shutdown_timeout_ms);
+  CHECK_INT(a->reload_timeout_ms, b->reload_timeout_ms);
+  CHECK_INT(a->allow_insecure_transport, b->allow_insecure_transport);
+  expect_same_plugins(a, b);
+}
+
+static void test_print_round_trip(void) {
+  struct config *cfg = NULL, *back = NULL, *again = NULL;
+  char path[600], out[600], out2[600], sub[600];
+  const char *text_in = "[blazebot]\n"
+                        "keystore = keys/ks.json\n"
+                        "blaze_url = ws://127.0.0.1:7443/x;y\n"
+                        "api_url = http://127.0.0.1:7444/a;b\n"
+                        "plugin_dir = plug ins\n"
+                        "status_file = run/status;1.json\n"
+                        "dead_letter_file = #dead.jsonl\n"
+                        "ack_transport = rest\n"
+                        "max_frame_bytes = 3k\n"
+                        "log_level = debug ; inline comment\n"
+                        "reconnect_min_ms = 50\n"
+                        "[plugin.tricky]\n"
+                        "spaces = a   b\tc\n"
+                        "quoted = \"a b\" 'c d'\n"
+                        "dq = \"  padded  \"\n"
+                        "semi = a;b;\n"
+                        "lead_semi =;starts with a semicolon\n"
+                        "lead_semi2 =;\n"
+                        "hash = #not a comment\n"
+                        "hash2 = a # b\n"
+                        "eq = a=b=c\n"
+                        "colon: x:y\n"
+                        "url = http://x/?a=b&c=d\n"
+                        "backslash = C:\\dir\\n \\\"\n"
+                        "empty =\n"
+                        "utf8 = h\xC3\xA9llo\n"
+                        "after = value ; a comment, not the value\n"
+                        "db_password = \"p ;w\"\n"
+                        "[plugin.plain]\n"
+                        "enabled = false\n";
+  CHECK_INT(load_text("prt.ini", text_in, &cfg, path, sizeof path), 0);
+  if (!cfg) {
+    fprintf(stderr, "%s", logtext);
+    return;
+  }
+  char *text = NULL, *text2 = NULL, *text3 = NULL;
+  /* Printed into another folder: the paths must not resolve against it. */
+  snprintf(sub, sizeof sub, "%s/elsewhere", tmpdir);
+  CHECK(mkdir(sub, 0700) == 0);
+  CHECK_INT(print_to(cfg, "elsewhere/prt.out", out, sizeof out, &text), 0);
+  CHECK_INT(load(out, &back), 0);
+  if (!back)
+    fprintf(stderr, "%s\n---\n%s", logtext, text ? text : "");
+  if (text) {
+    CHECK(has_line(text, "lead_semi =;starts with a semicolon"));
+    CHECK(has_line(text, "empty ="));
+    CHECK(has_line(text, "colon = x:y"));
+  }
+  if (back) {
+    expect_same(cfg, back);
+    const struct config_plugin *p = config_find_plugin(back, "tricky");
+    CHECK(p != NULL);
+    if (p) {
+      const struct config_plugin *o = config_find_plugin(cfg, "tricky");
+      CHECK(o && o->nkv == 16);
+      /* The values themselves, as the parser read them the first time. */
+      for (size_t i = 0; o && i < o->nkv; i++) {
+        static const char *const want[][2] = {{"spaces", "a   b\tc"},
+                                              {"quoted", "\"a b\" 'c d'"},
+                                              {"dq", "\"  padded  \""},
+                                              {"semi", "a;b;"},
+                                              {"lead_semi", ";starts with a semicolon"},
+                                              {"lead_semi2", ";"},
+                                              {"hash", "#not a comment"},
+                                              {"hash2", "a # b"},
+                                              {"eq", "a=b=c"},
+                                              {"colon", "x:y"},
+                                              {"url", "http://x/?a=b&c=d"},
+                                              {"backslash", "C:\\dir\\n \\\""},
+                                              {"empty", ""},
+                                              {"utf8", "h\xC3\xA9llo"},
+                                              {"after", "value"},
+                                              {"db_password", "\"p"}};
+        CHECK_STR(o->kv[i].key, want[i][0]);
+        CHECK_STR(o->kv[i].value, want[i][1]);
+      }
+    }
+    /* Printing what was read back, and reading that again, changes nothing
+     * more: the text is the same but for the header's file name. */
+    CHECK_INT(print_to(back, "elsewhere/prt2.out", out2, sizeof out2, &text2), 0);
+    CHECK_INT(load(out2, &again), 0);
+    if (again) {
+      expect_same(back, again);
+      char out3[600];
+      CHECK_INT(print_to(again, "elsewhere/prt3.out", out3, sizeof out3, &text3), 0);
+      const char *a = text2 ? strchr(text2, '\n') : NULL;
+      const char *b = text3 ? strchr(text3, '\n') : NULL;
+      CHECK(a && b && !strcmp(a, b));
+      /* Everything is set now: no default marker left in [blazebot]. */
+      const char *bz = text2 ? strstr(text2, "[blazebot]") : NULL;
+      const char *pl = text2 ? strstr(text2, "[plugin.") : NULL;
+      const char *mark = bz ? strstr(bz, " ; default\n") : NULL;
+      CHECK(bz && pl && (!mark || mark > pl));
+    }
+  }
+  free(text);
+  free(text2);
+  free(text3);
+  config_free(again);
+  config_free(back);
+  config_free(cfg);
+}
+
+/* Replaces a loaded value (the snapshot is the test's own). */
+static void set_value(struct config *cfg, const char *plugin, const char *key,
+                      const char *value) {
+  struct config_plugin *p = (struct config_plugin *)config_find_plugin(cfg, plugin);
+  for (size_t i = 0; p && i < p->nkv; i++) {
+    if (!strcmp(p->kv[i].key, key)) {
+      free(p->kv[i].value);
+      p->kv[i].value = strdup(value);
+      return;
+    }
+  }
+  CHECK(!"set_value: no such key");
+}
+
+static void test_print_unwritable(void) {
+  struct config *cfg = NULL, *back = NULL;
+  char path[600], out[600];
+  /* A relative keystore that fits the line, but not once resolved. */
+  char name[200], text_in[1200];
+  size_t room = 199 - strlen("keystore = ") - 2;
+  memset(name, 'k', sizeof name);
+  name[room] = 0;
+  snprintf(text_in, sizeof text_in,
+           "[blazebot]\nkeystore = %s\n[plugin.p]\na = 1\nb = 2\nc = 3\nd = 4\n"
+           "api_token = 5\n",
+           name);
+  CHECK_INT(load_text("pbad.ini", text_in, &cfg, path, sizeof path), 0);
+  if (!cfg) {
+    fprintf(stderr, "%s", logtext);
+    return;
+  }
+  char longv[300];
+  memset(longv, 'v', sizeof longv);
+  longv[sizeof longv - 1] = 0;
+  set_value(cfg, "p", "a", "two\nlines");
+  set_value(cfg, "p", "b", " padded");
+  set_value(cfg, "p", "c", "x ;y");
+  set_value(cfg, "p", "d", longv);
+  set_value(cfg, "p", "api_token", "hunter2\n"); /* masked: written as ******** */
+  char *text;
+  CHECK_INT(print_to(cfg, "pbad.out", out, sizeof out, &text), 5);
+  if (text) {
+    CHECK(strstr(text, "\n; keystore = /") != NULL);
+    CHECK(has_line(text, "; a = two\\x0alines ; not written: the value holds a line "
+                         "break"));
+    CHECK(has_line(text, "; b =  padded ; not written: the value starts or ends with "
+                         "whitespace, which is stripped"));
+    CHECK(has_line(text, "; c = x ;y ; not written: the value holds a ';' after "
+                         "whitespace, which starts a comment"));
+    CHECK(strstr(text, "; not written: the line would be longer than 199 characters") !=
+          NULL);
+    CHECK(has_line(text, "api_token = ******** ; masked"));
+    CHECK(strstr(text, "hunter2") == NULL);
+  }
+  /* What is left still reads (and misses the keystore it could not write). */
+  CHECK_INT(load(out, &back), 1);
+  CHECK(strstr(logtext, "missing required key 'keystore'") != NULL);
+  config_free(back);
+  free(text);
+
+  /* A stream that cannot be written to. */
+  FILE *ro = fopen("/dev/null", "r");
+  CHECK(ro != NULL);
+  if (ro) {
+    CHECK_INT(config_print(cfg, ro), -1);
+    fclose(ro);
+  }
+  config_free(cfg);
+}
+
 int main(void) {
   make_tmpdir();
   test_defaults();
@@ -422,6 +910,12 @@ int main(void) {
   test_plugins();
   test_errors();
   test_many_errors();
+  test_print_defaults();
+  test_print_explicit();
+  test_secret_keys();
+  test_print_plugins();
+  test_print_round_trip();
+  test_print_unwritable();
   scratch_remove(tmpdir);
   return check_done("config");
 }
