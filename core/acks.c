@@ -56,6 +56,7 @@ struct acks *acks_new(const struct config *cfg, struct session *s, struct rest *
   a->r = r;
   a->transport = cfg->ack_transport;
   a->st.transport = a->transport;
+  a->st.last_ok_ms = now_ms();
   return a;
 }
 
@@ -143,8 +144,13 @@ static void batch_retry(struct acks *a, struct batch *b, int immediate) {
 }
 
 static void batch_done(struct acks *a, struct batch *b) {
+  if (log_get_level() >= LOGL_DEBUG)
+    for (int i = 0; i < b->n; i++)
+      log_event(LOGL_DEBUG, "message.acked", "message_id", b->ids[i], "via",
+                b->via == ACK_TRANSPORT_REST ? "rest" : "websocket", NULL);
   a->st.acked += (uint64_t)b->n;
   a->st.batches++;
+  a->st.last_ok_ms = now_ms();
   batch_put(a, b);
 }
 

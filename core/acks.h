@@ -20,11 +20,12 @@
 #include "session.h"
 
 struct acks_stats {
-  uint64_t queued;  /* ids queued */
-  uint64_t acked;   /* ids the server confirmed */
-  uint64_t batches; /* batches confirmed */
-  uint64_t retries; /* batches sent again */
-  int transport;    /* enum ack_transport in use now */
+  uint64_t queued;    /* ids queued */
+  uint64_t acked;     /* ids the server confirmed */
+  uint64_t batches;   /* batches confirmed */
+  uint64_t retries;   /* batches sent again */
+  int transport;      /* enum ack_transport in use now */
+  int64_t last_ok_ms; /* now_ms of the last confirmed batch (or of acks_new) */
 };
 
 struct acks;

@@ -31,6 +31,8 @@
 #include "dedupe.h"
 #include "ingress.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "plugins.h"
 #include "rest.h"
 #include "session.h"
@@ -46,7 +48,8 @@ struct daemon {
   lws_sorted_usec_list_t tick;
   struct session *session;
   struct rest *rest;
-  struct apicalls *api; /* plugins' calls to the Mixin API */
+  struct apicalls *api;    /* plugins' calls to the Mixin API */
+  struct metrics *metrics; /* metrics_listen, or NULL */
   struct acks *acks;
   struct outbox *outbox;
   struct dispatch *dispatch;
@@ -54,6 +57,7 @@ struct daemon {
   struct deadletter *dl;       /* dead_letter_file, shared with the plugin host */
   struct dedupe *dedupe;
   struct ingress *ingress; /* every inbound message, from push to ack */
+  struct notify *notify;   /* systemd (NOTIFY_SOCKET); NULL without it */
   daemon_handler_fn fn;
   void *fn_ud;
 
@@ -104,6 +108,7 @@ static void on_open(void *ud) {
   int64_t now = now_ms();
   acks_tick(d->acks, now, 1);
   outbox_tick(d->outbox, now);
+  notify_connected(d->notify, d->cfg->blaze_url, plugins_count(d->plugins));
 }
 
 static void on_fatal(void *ud, const char *why) {
@@ -111,6 +116,7 @@ static void on_fatal(void *ud, const char *why) {
   log_error("%s", why);
   d->exit_code = strstr(why, "401") ? DAEMON_EXIT_AUTH : DAEMON_EXIT_FATAL;
   d->quit = 1;
+  notify_stopping(d->notify, why);
 }
 
 /* ---- reload ------------------------------------------------------------------ */
@@ -175,6 +181,7 @@ static void reload_end(struct daemon *d, int ok, const char *summary) {
     log_info("reload: done in %lld ms: %s", (long long)ms, line);
   else
     log_warn("reload: done with refusals in %lld ms: %s", (long long)ms, line);
+  notify_reloaded(d->notify, ok, line);
   write_status(d);
 }
 
@@ -199,6 +206,7 @@ static void reload_refused(struct daemon *d, const char *fmt, ...) {
   free(d->last_reload_summary);
   d->last_reload_summary = strdup(why);
   log_error("reload: refused: %s; keeping the running configuration", why);
+  notify_reloaded(d->notify, -1, why);
   write_status(d);
 }
 
@@ -209,6 +217,7 @@ static void reload_refused(struct daemon *d, const char *fmt, ...) {
 static void reload(struct daemon *d) {
   d->hup_pending = 0;
   d->reload_started = now_ms();
+  notify_reloading(d->notify);
   d->reload_core[0] = 0;
   log_info("reload: re-reading %s", d->cfg->path);
   struct config *ncfg = NULL;
@@ -236,6 +245,10 @@ static void reload(struct daemon *d) {
     log_warn("reload: ca_file changed; it takes effect at the next restart");
   if (ncfg->workers != d->cfg->workers)
     log_warn("reload: workers changed; it takes effect at the next restart");
+  if ((ncfg->metrics_listen || d->cfg->metrics_listen) &&
+      (!ncfg->metrics_listen || !d->cfg->metrics_listen ||
+       strcmp(ncfg->metrics_listen, d->cfg->metrics_listen) != 0))
+    log_warn("reload: metrics_listen changed; it takes effect at the next restart");
   int url_changed = strcmp(ncfg->blaze_url, d->cfg->blaze_url) != 0;
   /* Only this thread reads the daemon's modules' snapshot; plugin
    * instances hold references of their own (their sections' strings are
@@ -243,6 +256,7 @@ static void reload(struct daemon *d) {
   struct config *ocfg = d->cfg;
   d->cfg = ncfg;
   log_set_level(ncfg->log_level);
+  log_set_format(ncfg->log_format);
   struct keystore *oks = d->ks;
   if (nks)
     d->ks = nks;
@@ -288,6 +302,10 @@ static void begin_stop(struct daemon *d, const char *why) {
   d->stop_deadline = now_ms() + d->cfg->shutdown_timeout_ms;
   log_info("stopping (%s): finishing %zu message(s) in processing, then flushing acks",
            why, ingress_inflight(d->ingress));
+  char st[160];
+  snprintf(st, sizeof st, "stopping (%s): finishing %zu message(s) in processing", why,
+           ingress_inflight(d->ingress));
+  notify_stopping(d->notify, st);
   /* The socket is still read, for the answers to acks and replies already
    * sent; pushes read meanwhile are left unprocessed and unacknowledged
    * (the server delivers them after the restart). Reading resumes if back
@@ -330,6 +348,8 @@ static void tick(lws_sorted_usec_list_t *sul) {
   acks_tick(d->acks, now, d->stopping && !ingress_inflight(d->ingress));
   rest_tick(d->rest, now);
   progress_stop(d, now);
+  notify_tick(d->notify, now, session_is_open(d->session),
+              session_get_stats(d->session)->connect_errors);
   lws_sul_schedule(d->ctx, 0, &d->tick, tick, TICK_US);
 }
 
@@ -432,6 +452,9 @@ static void lws_log_emit(int level, const char *line) {
   log_msg(level == LLL_ERR ? LOGL_WARN : LOGL_DEBUG, "lws: %.*s", (int)n, line);
 }
 
+static void render_metrics(void *ud, struct buf *b);
+static int health(void *ud, char *reason, size_t cap);
+
 struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handler_fn fn,
                           void *ud, int *exit_code) {
   *exit_code = DAEMON_EXIT_FATAL;
@@ -461,6 +484,9 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     log_error("signalfd: %s", strerror(errno));
     goto fail;
   }
+  /* systemd's notification socket; READY=1 at the latest after the first
+   * attempt could have connected and listed (see notify.h). */
+  d->notify = notify_new(cfg->connect_timeout_ms + cfg->request_timeout_ms + 1000);
 
   lws_set_log_level(log_get_level() >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR,
                     lws_log_emit);
@@ -539,6 +565,16 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
     log_error("cannot watch the signal descriptor");
     goto fail;
   }
+  if (cfg->metrics_listen) {
+    char merr[300];
+    d->metrics = metrics_new(d->ctx, cfg->metrics_listen, render_metrics, health, d, merr,
+                             sizeof merr);
+    if (!d->metrics) {
+      log_error("%s", merr);
+      *exit_code = DAEMON_EXIT_CONFIG;
+      goto fail;
+    }
+  }
   return d;
 fail:
   daemon_free(d);
@@ -577,6 +613,7 @@ void daemon_free(struct daemon *d) {
   unload_plugins(d);
   if (d->ctx)
     lws_context_destroy(d->ctx); /* closes wsis: session/rest callbacks run */
+  metrics_free(d->metrics);
   session_free(d->session);
   if (d->api)
     apicalls_abort(d->api); /* answered before rest_free, which frees orphans */
@@ -591,6 +628,7 @@ void daemon_free(struct daemon *d) {
   deadletter_free(d->dl);
   if (d->sigfd >= 0)
     close(d->sigfd);
+  notify_free(d->notify);
   config_free(d->cfg);
   keystore_free(d->ks);
   buf_fini(&d->plugin_stats);
@@ -777,6 +815,192 @@ size_t daemon_plugin_count(const struct daemon *d) {
 
 const char *daemon_bot_id(const struct daemon *d) {
   return d->ks->user_id;
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v) {
+  metrics_family(b, name, "counter", help);
+  metrics_sample(b, name, "", (double)v);
+}
+
+static void gauge(struct buf *b, const char *name, const char *help, double v) {
+  metrics_family(b, name, "gauge", help);
+  metrics_sample(b, name, "", v);
+}
+
+/* The resident set size of this process, from /proc/self/statm. */
+static double rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "re");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Every family of GET /metrics (metrics.h), on the I/O thread. */
+static void render_metrics(void *ud, struct buf *b) {
+  struct daemon *d = ud;
+  const struct ingress_counters *ic = ingress_get_counters(d->ingress);
+  const struct session_stats *ss = session_get_stats(d->session);
+  const struct acks_stats *as = acks_get_stats(d->acks);
+  struct outbox_stats os;
+  outbox_get_stats(d->outbox, &os);
+  char l[256];
+
+  size_t ncat;
+  const struct ingress_category *other;
+  const struct ingress_category *cats = ingress_categories(d->ingress, &ncat, &other);
+  static const char *const cat_names[2] = {"blazebot_messages_received_total",
+                                           "blazebot_messages_processed_total"};
+  static const char *const cat_help[2] = {
+      "Messages pushed by Blaze and decoded, by category.",
+      "Messages processed and queued for acknowledgement, by category."};
+  for (int k = 0; k < 2; k++) {
+    metrics_family(b, cat_names[k], "counter", cat_help[k]);
+    for (size_t i = 0; i <= ncat; i++) {
+      const struct ingress_category *c = i < ncat ? &cats[i] : other;
+      if (!c)
+        continue;
+      l[0] = 0;
+      metrics_label(l, sizeof l, "category", c->name);
+      metrics_sample(b, cat_names[k], l, (double)(k ? c->processed : c->received));
+    }
+  }
+  counter(b, "blazebot_messages_acked_total", "Acknowledgements the server confirmed.",
+          as->acked);
+  counter(b, "blazebot_messages_duplicates_total",
+          "Redeliveries of messages already in processing or done (not processed again).",
+          ic->duplicates);
+  counter(b, "blazebot_messages_malformed_total",
+          "Message pushes that could not be decoded.", ic->malformed);
+  counter(b, "blazebot_messages_deferred_total",
+          "Pushes left unprocessed during a stop, for redelivery after the restart.",
+          ic->deferred);
+  counter(b, "blazebot_processing_errors_total",
+          "Messages whose processing ended with an error.", ic->handler_errors);
+  counter(b, "blazebot_backpressure_holds_total",
+          "Times the socket was held because processing fell behind.", ic->holds);
+  counter(b, "blazebot_ack_batches_total", "Acknowledgement batches confirmed.",
+          as->batches);
+  counter(b, "blazebot_ack_retries_total", "Acknowledgement batches sent again.",
+          as->retries);
+  counter(b, "blazebot_replies_sent_total", "Outgoing messages sent (attempts).",
+          os.sent);
+  counter(b, "blazebot_replies_accepted_total", "Outgoing messages the server accepted.",
+          os.accepted);
+  counter(b, "blazebot_replies_retried_total",
+          "Outgoing messages retried after an error.", os.retried);
+  counter(b, "blazebot_replies_dropped_total",
+          "Outgoing messages refused for good or given up.", os.dropped);
+  counter(b, "blazebot_connects_total", "Blaze connections established.", ss->connects);
+  metrics_family(b, "blazebot_link_failures_total", "counter",
+                 "Failed connection attempts and links closed, by cause.");
+  metrics_sample(b, "blazebot_link_failures_total", "cause=\"connect_error\"",
+                 (double)ss->connect_errors);
+  metrics_sample(b, "blazebot_link_failures_total", "cause=\"dead_link\"",
+                 (double)ss->dead_links);
+  metrics_sample(b, "blazebot_link_failures_total", "cause=\"server_error\"",
+                 (double)ss->error_frames);
+  counter(b, "blazebot_request_timeouts_total",
+          "Blaze requests that got no answer in time.", ss->timeouts);
+  counter(b, "blazebot_frames_received_total", "WebSocket messages received.",
+          ss->frames_in);
+  counter(b, "blazebot_bytes_received_total", "Compressed bytes received from Blaze.",
+          ss->bytes_in);
+  counter(b, "blazebot_bytes_sent_total", "Compressed bytes sent to Blaze.",
+          ss->bytes_out);
+  metrics_family(b, "blazebot_reloads_total", "counter", "Reloads (SIGHUP), by outcome.");
+  metrics_sample(b, "blazebot_reloads_total", "outcome=\"ok\"",
+                 (double)(d->reloads - d->reloads_failed));
+  metrics_sample(b, "blazebot_reloads_total", "outcome=\"refused\"",
+                 (double)d->reloads_failed);
+
+  /* Plugins: from the host's own counters (their JSON; a scrape is rare). */
+  struct buf pb = {0};
+  if (d->plugins)
+    plugins_stats_json(d->plugins, &pb);
+  json_t *pj = pb.data ? json_loads(pb.data, 0, NULL) : NULL;
+  buf_fini(&pb);
+  metrics_family(b, "blazebot_plugin_deliveries_total", "counter",
+                 "Messages handed to each plugin (RETRY attempts included).");
+  const char *pname;
+  json_t *pv;
+  json_object_foreach(pj, pname, pv) {
+    l[0] = 0;
+    metrics_label(l, sizeof l, "plugin", pname);
+    metrics_sample(b, "blazebot_plugin_deliveries_total", l,
+                   (double)json_integer_value(json_object_get(pv, "delivered")));
+  }
+  metrics_family(b, "blazebot_plugin_results_total", "counter",
+                 "Deliveries by plugin and result.");
+  static const char *const results[][2] = {{"handled", "handled"},
+                                           {"passed", "pass"},
+                                           {"retried", "retry"},
+                                           {"errors", "error"},
+                                           {"gave_up", "gave_up"}};
+  json_object_foreach(pj, pname, pv) {
+    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+      l[0] = 0;
+      metrics_label(l, sizeof l, "plugin", pname);
+      metrics_label(l, sizeof l, "result", results[i][1]);
+      metrics_sample(b, "blazebot_plugin_results_total", l,
+                     (double)json_integer_value(json_object_get(pv, results[i][0])));
+    }
+  }
+  json_decref(pj);
+
+  gauge(b, "blazebot_connected", "1 while the Blaze connection is open.",
+        session_is_open(d->session));
+  gauge(b, "blazebot_socket_held", "1 while back pressure holds the socket.",
+        ingress_held(d->ingress));
+  gauge(b, "blazebot_jobs_processing",
+        "Messages queued for or running in plugins (held ones included).",
+        (double)ingress_processing(d->ingress));
+  gauge(b, "blazebot_jobs_inflight", "Messages not yet acknowledged-ready.",
+        (double)ingress_inflight(d->ingress));
+  gauge(b, "blazebot_outbox_depth", "Outgoing messages not yet settled.",
+        (double)outbox_outstanding(d->outbox));
+  gauge(b, "blazebot_acks_outstanding", "Acknowledgements queued or not yet confirmed.",
+        (double)acks_outstanding(d->acks));
+  gauge(b, "blazebot_plugins_loaded", "Plugin instances loaded.",
+        (double)plugins_count(d->plugins));
+  gauge(b, "blazebot_plugins_kept_mapped", "Old plugin generations left mapped.",
+        (double)plugins_kept_mapped(d->plugins));
+  gauge(b, "blazebot_last_reload_timestamp_seconds",
+        "Unix time of the last reload (0: none).", (double)d->last_reload_time);
+  gauge(b, "blazebot_last_reload_success", "1 when the last reload refused nothing.",
+        d->reloads ? d->last_reload_ok : 1);
+  gauge(b, "blazebot_process_resident_memory_bytes", "Resident memory of the daemon.",
+        rss_bytes());
+}
+
+/* GET /healthz: connected, and acknowledgements confirmed within the last
+ * minute whenever some are waiting. */
+static int health(void *ud, char *reason, size_t cap) {
+  struct daemon *d = ud;
+  if (d->stopping) {
+    snprintf(reason, cap, "stopping");
+    return 0;
+  }
+  if (!session_is_open(d->session)) {
+    snprintf(reason, cap, "not connected to Blaze");
+    return 0;
+  }
+  int64_t age = now_ms() - acks_get_stats(d->acks)->last_ok_ms;
+  size_t waiting = acks_outstanding(d->acks);
+  if (waiting && age > 60000) {
+    snprintf(reason, cap, "%zu acknowledgement(s) waiting; none confirmed for %lld s",
+             waiting, (long long)(age / 1000));
+    return 0;
+  }
+  snprintf(reason, cap, "connected; %zu message(s) in processing%s",
+           ingress_processing(d->ingress),
+           ingress_held(d->ingress) ? " (socket held)" : "");
+  return 1;
 }
 
 char *daemon_stats_json(struct daemon *d) {

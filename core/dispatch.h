@@ -38,6 +38,7 @@ struct job {
   char id[UUID_STR_LEN];           /* the message id, kept until the ack */
   size_t bytes;                    /* memory held by msg, for back pressure */
   int replay;                      /* from a dead-letter file: never acknowledged */
+  int category;                    /* the ingress's category counters index */
   atomic_int pending_replies;      /* outbox messages sent for it, not yet settled */
   int handler_done;                /* I/O thread: processing finished */
   int result;                      /* the handler's return value (handler mode) */

@@ -70,9 +70,23 @@ int exec_hold_drop_locked(struct job *job, int result) {
 /* The delivery to r->subs[r->idx] ended with rc (on that subscriber's
  * strand, or on the strand of whoever released its last hold). in may be
  * NULL (the slot has no instance now). */
+static const char *result_name(int rc) {
+  return rc == BLAZEBOT_PASS      ? "pass"
+         : rc == BLAZEBOT_HANDLED ? "handled"
+         : rc == BLAZEBOT_RETRY   ? "retry"
+         : rc < 0                 ? "error"
+                                  : "unknown";
+}
+
 static void finish(struct plugin_host *h, struct job *job, struct instance *in, int rc) {
   struct job_route *r = job->route;
   struct slot *sl = r->subs[r->idx];
+  if (log_get_level() >= LOGL_DEBUG) {
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", r->attempt);
+    log_event(LOGL_DEBUG, "message.delivered", "message_id", job->id, "plugin", sl->name,
+              "result", in ? result_name(rc) : "no instance", "attempt", attempt, NULL);
+  }
   if (in) {
     if (rc == BLAZEBOT_RETRY) {
       int max = atomic_load(&in->max_attempts);
@@ -180,5 +194,7 @@ void exec_deliver(struct dispatch_item *it) {
   pthread_mutex_unlock(&h->mu);
   if (last)
     finish(h, job, in, rc);
-  /* Otherwise held: the last release posts resume_run to this strand. */
+  else /* held: the last release posts resume_run to this strand */
+    log_event_at(LOGL_DEBUG, "message.held", "message_id", job->id, "plugin", sl->name,
+                 NULL);
 }

@@ -118,6 +118,17 @@ static int derive_id(struct instance *in, struct job *job, struct outbox_msg *m,
   return 0;
 }
 
+/* A send was queued: its id goes to the plugin, and at debug level one line
+ * says for which message (never what it says). */
+static void queued(struct instance *in, struct job *job, const struct outbox_msg *m,
+                   const char sent_id[UUID_STR_LEN], char id_out[BLAZEBOT_ID_LEN]) {
+  if (id_out)
+    memcpy(id_out, sent_id, UUID_STR_LEN);
+  log_event_at(LOGL_DEBUG, "reply.queued", "message_id", sent_id, "in_reply_to",
+               job ? job->id : NULL, "plugin", in->name, "conversation_id",
+               m->conversation_id, "category", m->category, NULL);
+}
+
 static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
                      const char *category, const void *data, size_t len,
                      char id_out[BLAZEBOT_ID_LEN]) {
@@ -140,7 +151,11 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
   char id[UUID_STR_LEN];
   if (derive_id(in, job, &m, id) < 0)
     return -1;
-  return in->h->svc.send(in->h->svc.ud, job, &m, id_out) == 0 ? 0 : -1;
+  char sent_id[UUID_STR_LEN];
+  if (in->h->svc.send(in->h->svc.ud, job, &m, sent_id) != 0)
+    return -1;
+  queued(in, job, &m, sent_id, id_out);
+  return 0;
 }
 
 /* One send_result: in the instance's ledger (work_outstanding) from the
@@ -239,13 +254,15 @@ static int send_common(struct instance *in, const struct blazebot_outgoing *om,
     m.result_arg = t;
     atomic_fetch_add(&in->work_outstanding, 1);
   }
-  if (in->h->svc.send(in->h->svc.ud, job, &m, id_out) != 0) {
+  char sent_id[UUID_STR_LEN];
+  if (in->h->svc.send(in->h->svc.ud, job, &m, sent_id) != 0) {
     if (t) {
       atomic_fetch_sub(&in->work_outstanding, 1);
       free(t);
     }
     return -1;
   }
+  queued(in, job, &m, sent_id, id_out);
   return 0;
 }
 

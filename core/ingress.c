@@ -39,7 +39,40 @@ struct ingress {
   struct job *jobs;        /* all live jobs, for cleanup at exit */
   struct job *delayed;     /* jobs waiting for a RETRY's backoff */
   struct ingress_counters c;
+  struct ingress_category cats[INGRESS_CATEGORIES + 1]; /* the last: "other" */
+  size_t ncats;
 };
+
+/* The counters of category name. */
+static struct ingress_category *category(struct ingress *in, const char *name) {
+  for (size_t i = 0; i < in->ncats; i++)
+    if (!strcmp(in->cats[i].name, name))
+      return &in->cats[i];
+  if (in->ncats < INGRESS_CATEGORIES && strlen(name) < sizeof in->cats[0].name) {
+    struct ingress_category *c = &in->cats[in->ncats++];
+    memcpy(c->name, name, strlen(name) + 1);
+    return c;
+  }
+  struct ingress_category *o = &in->cats[INGRESS_CATEGORIES];
+  if (!o->name[0])
+    memcpy(o->name, "other", 6);
+  return o;
+}
+
+const struct ingress_category *ingress_categories(const struct ingress *in, size_t *n,
+                                                  const struct ingress_category **other) {
+  *n = in->ncats;
+  *other = in->cats[INGRESS_CATEGORIES].name[0] ? &in->cats[INGRESS_CATEGORIES] : NULL;
+  return in->cats;
+}
+
+size_t ingress_processing(const struct ingress *in) {
+  return in->processing_jobs;
+}
+
+int ingress_held(const struct ingress *in) {
+  return in->held;
+}
 
 struct ingress *ingress_new(const struct ingress_deps *deps, const struct config *cfg) {
   struct ingress *in = calloc(1, sizeof *in);
@@ -110,9 +143,11 @@ static void job_finish(struct ingress *in, struct job *job) {
     return;
   }
   dedupe_set(in->d.dedupe, job->id, DEDUPE_DONE);
+  log_event_at(LOGL_DEBUG, "message.done", "message_id", job->id, NULL);
   if (acks_add(in->d.acks, job->id) < 0)
     log_error("acks: out of memory queueing %s; it will be redelivered", job->id);
   in->c.processed++;
+  in->cats[job->category].processed++;
   job_free(in, job);
 }
 
@@ -207,6 +242,11 @@ void ingress_push(struct ingress *in, const struct envelope *env) {
   }
   m->received_ms = now_ms();
   in->c.received++;
+  struct ingress_category *cat = category(in, m->category);
+  cat->received++;
+  log_event_at(LOGL_DEBUG, "message.received", "message_id", m->message_id,
+               "conversation_id", m->conversation_id, "category", m->category, "source",
+               m->source, NULL);
   int st = dedupe_get(in->d.dedupe, m->message_id);
   if (st != DEDUPE_NEW) {
     in->c.duplicates++;
@@ -224,6 +264,7 @@ void ingress_push(struct ingress *in, const struct envelope *env) {
     return;
   }
   job->bytes = sizeof *m + m->raw_json_len * 2 + m->data_len;
+  job->category = (int)(cat - in->cats);
   dedupe_set(in->d.dedupe, job->id, DEDUPE_INFLIGHT);
   if (in->d.handler) {
     job->route = in;

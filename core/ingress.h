@@ -93,6 +93,20 @@ void ingress_stop(struct ingress *in);
  * when it cannot be (logged with line), -1 out of memory. */
 int ingress_replay(struct ingress *in, json_t *message, const char *plugin, long line);
 
+/* Per message category (the first INGRESS_CATEGORIES seen; later ones are
+ * counted under "other"): received and processed. I/O thread. */
+#define INGRESS_CATEGORIES 32
+struct ingress_category {
+  char name[40];
+  uint64_t received, processed;
+};
+/* The table and its length; *other: the "other" counters, NULL if unused. */
+const struct ingress_category *ingress_categories(const struct ingress *in, size_t *n,
+                                                  const struct ingress_category **other);
+/* Jobs queued for or running in processing (held ones included). */
+size_t ingress_processing(const struct ingress *in);
+/* 1 while back pressure holds the socket. */
+int ingress_held(const struct ingress *in);
 /* Jobs not yet finished (in processing or waiting for replies to settle). */
 size_t ingress_inflight(const struct ingress *in);
 /* After the workers were joined: the routing state of jobs that never

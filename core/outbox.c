@@ -391,6 +391,12 @@ static void settle(struct outbox *o, struct item *it, int accepted, int code) {
   o->count--;
   pthread_cond_signal(&o->room);
   pthread_mutex_unlock(&o->mu);
+  if (log_get_level() >= LOGL_DEBUG) {
+    char cs[16];
+    snprintf(cs, sizeof cs, "%d", code);
+    log_event(LOGL_DEBUG, "reply.settled", "message_id", it->message_id, "result",
+              accepted ? "accepted" : "refused", "code", accepted ? NULL : cs, NULL);
+  }
   if (fn)
     fn(it->result_arg, accepted ? OUTBOX_ACCEPTED : OUTBOX_REFUSED, accepted ? 0 : code,
        it->message_id);

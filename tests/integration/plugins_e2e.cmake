@@ -95,3 +95,8 @@ endif()
 blazebot_pe2e_test(deadletter)
 # Plugin API 1.1 through the probe: holds, state_dir, timer_at.
 blazebot_pe2e_test(api11)
+# A whole session at log_level = debug: JSON lines, every step of every
+# message by id, and no key material, token or payload anywhere.
+blazebot_pe2e_test(logs)
+# metrics_listen: /metrics (Prometheus text) and /healthz of a real session.
+blazebot_pe2e_test(metrics)
