@@ -80,9 +80,11 @@ static void json_escape(char *line, size_t *n, size_t cap, const char *s, size_t
 }
 
 static void put(char *line, size_t *n, size_t cap, const char *s) {
-  size_t len = strlen(s);
-  if (*n + len >= cap)
-    len = cap - *n - 1;
+  if (*n + 1 >= cap)
+    return;
+  size_t room = cap - *n - 1, len = strlen(s);
+  if (len > room)
+    len = room;
   memcpy(line + *n, s, len);
   *n += len;
 }
@@ -164,8 +166,9 @@ void log_vmsg(int level, const char *tag, const char *fmt, va_list ap) {
       put(line, &n, sizeof line, tag);
       put(line, &n, sizeof line, ": ");
     }
-    if (n + mlen >= sizeof line)
-      mlen = sizeof line - n - 1;
+    size_t room = n + 1 < sizeof line ? sizeof line - n - 1 : 0;
+    if (mlen > room)
+      mlen = room;
     memcpy(line + n, msg, mlen);
     n += mlen;
   }
