@@ -74,7 +74,7 @@ function(blazebot_pe2e_test name)
   target_link_libraries(itest_${name} PRIVATE blazebot_harness)
   blazebot_warnings(itest_${name})
   target_compile_definitions(itest_${name} PRIVATE ECHO_SO="$<TARGET_FILE:echo>"
-    PROBE_DIR="$<TARGET_FILE_DIR:probe_a>")
+    PROBE_DIR="$<TARGET_FILE_DIR:probe_a>" BLAZEBOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   add_dependencies(itest_${name} blazebot blazebot-sim echo ${BLAZEBOT_PROBES})
   add_test(NAME integration.${name} COMMAND itest_${name})
   set_tests_properties(integration.${name} PROPERTIES TIMEOUT ${timeout}

@@ -7,7 +7,8 @@
  * counts what happened: 12 messages received and processed by category,
  * acknowledged, delivered to echo, replies accepted, the connection state.
  * Other paths are 404, other methods refused; a metrics_listen that cannot
- * be bound stops the start with exit 1.
+ * be bound stops the start with exit 1. Every metric the Grafana dashboard
+ * (examples/grafana/blazebot.json) queries is served.
  */
 #include <ctype.h>
 #include <signal.h>
@@ -19,8 +20,8 @@
 #include "check.h"
 #include "harness.h"
 
-#ifndef ECHO_SO
-#error "plugins_e2e.cmake sets ECHO_SO"
+#if !defined(ECHO_SO) || !defined(BLAZEBOT_SOURCE_DIR)
+#error "plugins_e2e.cmake sets ECHO_SO and BLAZEBOT_SOURCE_DIR"
 #endif
 
 /* The port from the daemon's "metrics: serving ... on HOST:PORT" line. */
@@ -87,6 +88,31 @@ static int format_problems(const char *text) {
     line = nl ? nl + 1 : NULL;
   }
   return bad;
+}
+
+/* Every metric examples/grafana/blazebot.json queries must be served: the
+ * number of names it uses that the scrape text lacks. */
+static int dashboard_unknown(const char *text) {
+  char *dash = h_read(BLAZEBOT_SOURCE_DIR "/examples/grafana/blazebot.json");
+  CHECK(dash != NULL);
+  int unknown = 0, names = 0;
+  for (const char *p = dash; p && (p = strstr(p, "blazebot_")) != NULL;) {
+    size_t n = 0;
+    while (isalnum((unsigned char)p[n]) || p[n] == '_')
+      n++;
+    char name[100], key[104];
+    snprintf(name, sizeof name, "%.*s", (int)(n < 99 ? n : 99), p);
+    snprintf(key, sizeof key, "\n%s", name);
+    names++;
+    if (!strstr(text, key)) {
+      fprintf(stderr, "metrics: the dashboard queries %s, which /metrics lacks\n", name);
+      unknown++;
+    }
+    p += n;
+  }
+  free(dash);
+  CHECK(names > 20);
+  return unknown;
 }
 
 int main(void) {
@@ -159,6 +185,7 @@ int main(void) {
     CHECK(sample(text, "blazebot_plugins_loaded", "") == 1);
     CHECK(sample(text, "blazebot_process_resident_memory_bytes", "") > 1e6);
     CHECK(sample(text, "blazebot_reloads_total", "outcome=\"ok\"") == 0);
+    CHECK_INT(dashboard_unknown(text), 0);
     free(text);
   }
   h_response_free(&r);
