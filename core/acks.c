@@ -25,6 +25,7 @@ struct batch {
   int64_t due;
   int via; /* transport the batch was sent with */
   char ids[100][UUID_STR_LEN];
+  int64_t received_us[100]; /* per id: now_us of its push, 0 unknown */
 };
 
 struct acks {
@@ -34,6 +35,7 @@ struct acks {
   int transport;
 
   char (*ring)[UUID_STR_LEN];
+  int64_t *ring_us;      /* received_us of each ring entry */
   size_t cap, head, len; /* ring of queued ids */
   int64_t first_at;      /* when the oldest queued id arrived */
 
@@ -74,6 +76,7 @@ void acks_free(struct acks *a) {
   free_list(a->retry);
   free_list(a->pool);
   free(a->ring);
+  free(a->ring_us);
   buf_fini(&a->body);
   free(a);
 }
@@ -86,21 +89,30 @@ void acks_set_config(struct acks *a, const struct config *cfg) {
   a->st.transport = a->transport;
 }
 
-int acks_add(struct acks *a, const char *message_id) {
+int acks_add(struct acks *a, const char *message_id, int64_t received_us) {
   if (a->len == a->cap) {
     size_t ncap = a->cap ? a->cap * 2 : 1024;
     char(*nr)[UUID_STR_LEN] = malloc(ncap * sizeof *nr);
-    if (!nr)
+    int64_t *nt = malloc(ncap * sizeof *nt);
+    if (!nr || !nt) {
+      free(nr);
+      free(nt);
       return -1;
-    for (size_t i = 0; i < a->len; i++)
+    }
+    for (size_t i = 0; i < a->len; i++) {
       memcpy(nr[i], a->ring[(a->head + i) % a->cap], UUID_STR_LEN);
+      nt[i] = a->ring_us[(a->head + i) % a->cap];
+    }
     free(a->ring);
+    free(a->ring_us);
     a->ring = nr;
+    a->ring_us = nt;
     a->cap = ncap;
     a->head = 0;
   }
   if (!a->len)
     a->first_at = now_ms();
+  a->ring_us[(a->head + a->len) % a->cap] = received_us;
   snprintf(a->ring[(a->head + a->len) % a->cap], UUID_STR_LEN, "%s", message_id);
   a->len++;
   a->st.queued++;
@@ -148,6 +160,10 @@ static void batch_done(struct acks *a, struct batch *b) {
     for (int i = 0; i < b->n; i++)
       log_event(LOGL_DEBUG, "message.acked", "message_id", b->ids[i], "via",
                 b->via == ACK_TRANSPORT_REST ? "rest" : "websocket", NULL);
+  int64_t now = now_us();
+  for (int i = 0; i < b->n; i++)
+    if (b->received_us[i] > 0 && now >= b->received_us[i])
+      hist_observe_us(&a->st.push_to_ack, (uint64_t)(now - b->received_us[i]));
   a->st.acked += (uint64_t)b->n;
   a->st.batches++;
   a->st.last_ok_ms = now_ms();
@@ -261,6 +277,7 @@ void acks_tick(struct acks *a, int64_t now, int force) {
     if (!b)
       return;
     while (b->n < max && a->len) {
+      b->received_us[b->n] = a->ring_us[a->head];
       memcpy(b->ids[b->n++], a->ring[a->head], UUID_STR_LEN);
       a->head = (a->head + 1) % a->cap;
       a->len--;

@@ -16,16 +16,18 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hist.h"
 #include "rest.h"
 #include "session.h"
 
 struct acks_stats {
-  uint64_t queued;    /* ids queued */
-  uint64_t acked;     /* ids the server confirmed */
-  uint64_t batches;   /* batches confirmed */
-  uint64_t retries;   /* batches sent again */
-  int transport;      /* enum ack_transport in use now */
-  int64_t last_ok_ms; /* now_ms of the last confirmed batch (or of acks_new) */
+  uint64_t queued;         /* ids queued */
+  uint64_t acked;          /* ids the server confirmed */
+  uint64_t batches;        /* batches confirmed */
+  uint64_t retries;        /* batches sent again */
+  int transport;           /* enum ack_transport in use now */
+  int64_t last_ok_ms;      /* now_ms of the last confirmed batch (or of acks_new) */
+  struct hist push_to_ack; /* from the push to the server's confirmation */
 };
 
 struct acks;
@@ -34,8 +36,9 @@ struct acks *acks_new(const struct config *cfg, struct session *s, struct rest *
 void acks_free(struct acks *a);
 void acks_set_config(struct acks *a, const struct config *cfg);
 
-/* Queues the acknowledgement of message_id. Returns 0 or -1 (no memory). */
-int acks_add(struct acks *a, const char *message_id);
+/* Queues the acknowledgement of message_id; received_us (now_us of the
+ * push, 0 when unknown) times push-to-ack. Returns 0 or -1 (no memory). */
+int acks_add(struct acks *a, const char *message_id, int64_t received_us);
 /* Sends due batches and retries; call every ~100 ms and after on_open. If
  * force is set, partial batches go out now (shutdown). */
 void acks_tick(struct acks *a, int64_t now, int force);

@@ -31,6 +31,7 @@
 #include "dedupe.h"
 #include "ingress.h"
 #include "log.h"
+#include "hist.h"
 #include "metrics.h"
 #include "notify.h"
 #include "plugins.h"
@@ -841,6 +842,12 @@ static double rss_bytes(void) {
   return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
+static void render_latency(void *ud, const char *name, const struct hist *lat) {
+  char l[200] = "";
+  metrics_label(l, sizeof l, "plugin", name);
+  metrics_histogram(ud, "blazebot_plugin_call_seconds", l, lat);
+}
+
 /* Every family of GET /metrics (metrics.h), on the I/O thread. */
 static void render_metrics(void *ud, struct buf *b) {
   struct daemon *d = ud;
@@ -952,6 +959,14 @@ static void render_metrics(void *ud, struct buf *b) {
     }
   }
   json_decref(pj);
+
+  metrics_family(
+      b, "blazebot_push_to_ack_seconds", "histogram",
+      "From a message's push to the server's confirmation of its acknowledgement.");
+  metrics_histogram(b, "blazebot_push_to_ack_seconds", "", &as->push_to_ack);
+  metrics_family(b, "blazebot_plugin_call_seconds", "histogram",
+                 "Time spent in a plugin's on_message, by plugin.");
+  plugins_latency_foreach(d->plugins, render_latency, b);
 
   gauge(b, "blazebot_connected", "1 while the Blaze connection is open.",
         session_is_open(d->session));

@@ -39,6 +39,7 @@ struct job {
   size_t bytes;                    /* memory held by msg, for back pressure */
   int replay;                      /* from a dead-letter file: never acknowledged */
   int category;                    /* the ingress's category counters index */
+  int64_t received_us;             /* now_us of the push (push-to-ack latency) */
   atomic_int pending_replies;      /* outbox messages sent for it, not yet settled */
   int handler_done;                /* I/O thread: processing finished */
   int result;                      /* the handler's return value (handler mode) */

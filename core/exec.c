@@ -184,7 +184,9 @@ void exec_deliver(struct dispatch_item *it) {
   in->current_job = job;
   in->current_view = &r->view;
   in->current_thread = pthread_self();
+  int64_t t0 = now_us();
   int rc = in->desc.on_message(in->state, &r->view);
+  hist_observe_us(&sl->latency, (uint64_t)(now_us() - t0));
   in->current_job = NULL;
   in->current_view = NULL;
   atomic_fetch_add(&sl->delivered, 1);

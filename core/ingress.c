@@ -144,7 +144,7 @@ static void job_finish(struct ingress *in, struct job *job) {
   }
   dedupe_set(in->d.dedupe, job->id, DEDUPE_DONE);
   log_event_at(LOGL_DEBUG, "message.done", "message_id", job->id, NULL);
-  if (acks_add(in->d.acks, job->id) < 0)
+  if (acks_add(in->d.acks, job->id, job->received_us) < 0)
     log_error("acks: out of memory queueing %s; it will be redelivered", job->id);
   in->c.processed++;
   in->cats[job->category].processed++;
@@ -221,7 +221,7 @@ static void push_malformed(struct ingress *in, const char *mid, const char *err)
             err);
   if (dedupe_get(in->d.dedupe, mid) == DEDUPE_NEW) {
     dedupe_set(in->d.dedupe, mid, DEDUPE_DONE);
-    acks_add(in->d.acks, mid);
+    acks_add(in->d.acks, mid, 0);
   }
 }
 
@@ -253,7 +253,7 @@ void ingress_push(struct ingress *in, const struct envelope *env) {
     log_debug("message %s redelivered; %s", m->message_id,
               st == DEDUPE_DONE ? "acknowledging again" : "still in processing");
     if (st == DEDUPE_DONE)
-      acks_add(in->d.acks, m->message_id);
+      acks_add(in->d.acks, m->message_id, 0);
     free(m);
     return;
   }
@@ -265,6 +265,7 @@ void ingress_push(struct ingress *in, const struct envelope *env) {
   }
   job->bytes = sizeof *m + m->raw_json_len * 2 + m->data_len;
   job->category = (int)(cat - in->cats);
+  job->received_us = now_us();
   dedupe_set(in->d.dedupe, job->id, DEDUPE_INFLIGHT);
   if (in->d.handler) {
     job->route = in;

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "hist.h"
 #include "log.h"
 
 #define CHUNK 16384
@@ -213,4 +214,29 @@ void metrics_label(char *dst, size_t cap, const char *key, const char *value) {
   if (n + 1 < cap)
     dst[n++] = '"';
   dst[n] = 0;
+}
+
+void metrics_histogram(struct buf *b, const char *name, const char *labels,
+                       const struct hist *h) {
+  char l[400], bname[160];
+  snprintf(bname, sizeof bname, "%s_bucket", name);
+  uint64_t cum = 0;
+  for (int i = 0; i <= HIST_BUCKETS; i++) {
+    cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+    snprintf(l, sizeof l, "%s", labels ? labels : "");
+    char le[32];
+    if (i < HIST_BUCKETS)
+      snprintf(le, sizeof le, "%g", hist_bounds[i]);
+    else
+      snprintf(le, sizeof le, "+Inf");
+    metrics_label(l, sizeof l, "le", le);
+    metrics_sample(b, bname, l, (double)cum);
+  }
+  /* _count equals the +Inf bucket by definition (a concurrent observation
+   * may have been counted in one and not yet the other). */
+  snprintf(bname, sizeof bname, "%s_sum", name);
+  metrics_sample(b, bname, labels,
+                 (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
+  snprintf(bname, sizeof bname, "%s_count", name);
+  metrics_sample(b, bname, labels, (double)cum);
 }

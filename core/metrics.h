@@ -43,6 +43,11 @@ int metrics_port(const struct metrics *m);
  * metrics_label). */
 void metrics_family(struct buf *b, const char *name, const char *type, const char *help);
 void metrics_sample(struct buf *b, const char *name, const char *labels, double value);
+struct hist;
+/* The samples of one histogram (name_bucket{labels,le=...} cumulative,
+ * name_sum in seconds, name_count); the family line comes first. */
+void metrics_histogram(struct buf *b, const char *name, const char *labels,
+                       const struct hist *h);
 /* Appends key="value" (value escaped: backslash, quote, newline) and a comma
  * first when dst is not empty; dst is NUL-terminated, cap its size. */
 void metrics_label(char *dst, size_t cap, const char *key, const char *value);

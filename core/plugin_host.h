@@ -27,6 +27,7 @@
 #include "buf.h"
 #include "config.h"
 #include "dispatch.h"
+#include "hist.h"
 #include "plugins_types.h"
 
 #define MAX_SUBSCRIPTIONS 64
@@ -54,6 +55,7 @@ struct slot {
   _Atomic(struct instance *) inst;
   int order; /* ini order, ties in routing */
   atomic_ullong delivered, handled, passed, retried, errors, gave_up;
+  struct hist latency; /* time spent in on_message */
 };
 
 struct instance {

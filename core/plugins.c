@@ -331,3 +331,13 @@ void plugins_stats_json(struct plugin_host *h, struct buf *out) {
   }
   buf_append(out, "}", 1);
 }
+
+void plugins_latency_foreach(struct plugin_host *h,
+                             void (*fn)(void *ud, const char *name,
+                                        const struct hist *lat),
+                             void *ud) {
+  if (!h)
+    return;
+  for (struct slot *sl = h->slots; sl; sl = sl->next)
+    fn(ud, sl->name, &sl->latency);
+}

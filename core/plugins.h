@@ -95,5 +95,11 @@ uint64_t plugins_kept_mapped(const struct plugin_host *h);
 /* Appends per-plugin counters as a JSON object {"NAME":{...},...}. */
 struct buf;
 void plugins_stats_json(struct plugin_host *h, struct buf *out);
+/* I/O thread: fn(ud, name, latency of on_message) for every plugin slot. */
+struct hist;
+void plugins_latency_foreach(struct plugin_host *h,
+                             void (*fn)(void *ud, const char *name,
+                                        const struct hist *lat),
+                             void *ud);
 
 #endif

@@ -14,6 +14,8 @@
 
 /* Monotonic milliseconds, for deadlines and intervals. */
 int64_t now_ms(void);
+/* The monotonic clock in microseconds. */
+int64_t now_us(void);
 /* Wall-clock Unix seconds, for JWT claims. */
 /* The wall clock in milliseconds since 1970-01-01 UTC. */
 int64_t wall_ms(void);

@@ -5,7 +5,8 @@
  * is gone; /metrics is valid Prometheus text (every sample's family has
  * HELP and TYPE, names carry the blazebot_ prefix, values are numbers) and
  * counts what happened: 12 messages received and processed by category,
- * acknowledged, delivered to echo, replies accepted, the connection state.
+ * acknowledged, delivered to echo, replies accepted, the connection state,
+ * and the push-to-ack and plugin call histograms.
  * Other paths are 404, other methods refused; a metrics_listen that cannot
  * be bound stops the start with exit 1. Every metric the Grafana dashboard
  * (examples/grafana/blazebot.json) queries is served.
@@ -73,8 +74,15 @@ static int format_problems(const char *text) {
       while (isalnum((unsigned char)l[n]) || l[n] == '_')
         n++;
       int known = 0;
-      for (int i = 0; i < ntyped; i++)
-        known |= strlen(typed[i]) == n && !strncmp(typed[i], l, n);
+      for (int i = 0; i < ntyped; i++) {
+        size_t t = strlen(typed[i]);
+        known |= t == n && !strncmp(typed[i], l, n);
+        /* a histogram's samples: NAME_bucket, NAME_sum, NAME_count */
+        if (t < n && !strncmp(typed[i], l, t))
+          known |= (n - t == 7 && !strncmp(l + t, "_bucket", 7)) ||
+                   (n - t == 4 && !strncmp(l + t, "_sum", 4)) ||
+                   (n - t == 6 && !strncmp(l + t, "_count", 6));
+      }
       const char *v = strrchr(l, ' ');
       char *end = NULL;
       if (v)
@@ -186,6 +194,14 @@ int main(void) {
     CHECK(sample(text, "blazebot_process_resident_memory_bytes", "") > 1e6);
     CHECK(sample(text, "blazebot_reloads_total", "outcome=\"ok\"") == 0);
     CHECK_INT(dashboard_unknown(text), 0);
+    /* histograms: every acknowledged message timed, every call of echo */
+    double acked = sample(text, "blazebot_messages_acked_total", "");
+    CHECK(sample(text, "blazebot_push_to_ack_seconds_count", "") == acked);
+    CHECK(sample(text, "blazebot_push_to_ack_seconds_bucket", "le=\"+Inf\"") == acked);
+    CHECK(sample(text, "blazebot_push_to_ack_seconds_sum", "") > 0);
+    CHECK(sample(text, "blazebot_plugin_call_seconds_count", "plugin=\"echo\"") == 12);
+    CHECK(sample(text, "blazebot_plugin_call_seconds_bucket",
+                 "plugin=\"echo\",le=\"10\"") == 12);
     free(text);
   }
   h_response_free(&r);
