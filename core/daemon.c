@@ -920,6 +920,18 @@ static void render_metrics(void *ud, struct buf *b) {
           ss->bytes_in);
   counter(b, "blazebot_bytes_sent_total", "Compressed bytes sent to Blaze.",
           ss->bytes_out);
+  size_t nrc;
+  const struct rest_count *rc = rest_counts(d->rest, &nrc);
+  metrics_family(b, "blazebot_rest_requests_total", "counter",
+                 "Mixin REST API requests, by endpoint and HTTP status (0: no answer).");
+  for (size_t i = 0; i < nrc; i++) {
+    char st[16];
+    snprintf(st, sizeof st, "%d", rc[i].status);
+    l[0] = 0;
+    metrics_label(l, sizeof l, "endpoint", rc[i].endpoint);
+    metrics_label(l, sizeof l, "status", st);
+    metrics_sample(b, "blazebot_rest_requests_total", l, (double)rc[i].n);
+  }
   metrics_family(b, "blazebot_reloads_total", "counter", "Reloads (SIGHUP), by outcome.");
   metrics_sample(b, "blazebot_reloads_total", "outcome=\"ok\"",
                  (double)(d->reloads - d->reloads_failed));

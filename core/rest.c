@@ -46,7 +46,48 @@ struct rest {
   struct rest_req *head;
   size_t n;
   int in_connect; /* inside lws_client_connect_via_info */
+  struct rest_count counts[REST_COUNTS];
+  size_t ncounts;
 };
+
+/* Counts q's outcome under its endpoint: the method and the first segment
+ * of the path (after api_url's own prefix), so ids are not labels. */
+static void count(struct rest *r, const struct rest_req *q, int status) {
+  char ep[48];
+  if (q->upload) {
+    snprintf(ep, sizeof ep, "PUT upload");
+  } else {
+    struct url u;
+    size_t skip = 0;
+    if (url_parse(r->cfg->api_url, &u, NULL, 0) == 0) {
+      size_t pl = strlen(u.target);
+      while (pl && u.target[pl - 1] == '/')
+        pl--;
+      if (!strncmp(q->path, u.target, pl))
+        skip = pl;
+    }
+    const char *seg = q->path + skip;
+    size_t n = strcspn(seg + 1, "/?") + 1;
+    snprintf(ep, sizeof ep, "%s %.*s", q->method, (int)(n < 32 ? n : 32), seg);
+  }
+  for (size_t i = 0; i < r->ncounts; i++) {
+    if (r->counts[i].status == status && !strcmp(r->counts[i].endpoint, ep)) {
+      r->counts[i].n++;
+      return;
+    }
+  }
+  if (r->ncounts < REST_COUNTS) {
+    struct rest_count *c = &r->counts[r->ncounts++];
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
+    c->status = status;
+    c->n = 1;
+  }
+}
+
+const struct rest_count *rest_counts(const struct rest *r, size_t *n) {
+  *n = r->ncounts;
+  return r->counts;
+}
 
 static void req_unlink_free(struct rest_req *q) {
   struct rest *r = q->r;
@@ -74,6 +115,7 @@ static void req_finish(struct rest_req *q, int transport_ok) {
   q->done = 1;
   struct rest_result res = {0};
   res.http_status = transport_ok ? q->status : 0;
+  count(q->r, q, res.http_status);
   res.body = q->resp.data ? q->resp.data : "";
   res.body_len = q->resp.len;
   int ok = 0;

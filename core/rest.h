@@ -12,6 +12,7 @@
 
 #include <libwebsockets.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "keystore.h"
@@ -47,6 +48,17 @@ int rest_request(struct rest *r, const char *method, const char *path, const cha
  * Returns 0, or -1 with a reason in err (then cb is not called). */
 int rest_upload(struct rest *r, const char *url, const void *body, size_t len,
                 rest_done_fn cb, void *ud, char *err, size_t errlen);
+/* Requests finished, by endpoint ("POST /messages", "GET /users", "PUT
+ * upload": the method and the first path segment, ids left out) and HTTP
+ * status (0: no answer). I/O thread. */
+#define REST_COUNTS 64
+struct rest_count {
+  char endpoint[48];
+  int status;
+  uint64_t n;
+};
+/* The table and its length (entries past REST_COUNTS are not counted). */
+const struct rest_count *rest_counts(const struct rest *r, size_t *n);
 /* Enforces per-request deadlines (request_timeout_ms); call from the tick. */
 void rest_tick(struct rest *r, int64_t now);
 

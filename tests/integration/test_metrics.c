@@ -150,7 +150,8 @@ int main(void) {
   h_reap(&d);
 
   snprintf(extra, sizeof extra,
-           "plugin_dir = plugins\nmetrics_listen = 127.0.0.1:0\n[plugin.echo]\n");
+           "plugin_dir = plugins\nmetrics_listen = 127.0.0.1:0\nack_transport = rest\n"
+           "[plugin.echo]\n");
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "run", ini) == 0);
   snprintf(path, sizeof path, "%s/run.err", dir);
@@ -194,6 +195,9 @@ int main(void) {
     CHECK(sample(text, "blazebot_process_resident_memory_bytes", "") > 1e6);
     CHECK(sample(text, "blazebot_reloads_total", "outcome=\"ok\"") == 0);
     CHECK_INT(dashboard_unknown(text), 0);
+    /* acks went over REST (ack_transport = rest): counted by endpoint and status */
+    CHECK(sample(text, "blazebot_rest_requests_total",
+                 "endpoint=\"POST /acknowledgements\",status=\"200\"") >= 1);
     /* histograms: every acknowledged message timed, every call of echo */
     double acked = sample(text, "blazebot_messages_acked_total", "");
     CHECK(sample(text, "blazebot_push_to_ack_seconds_count", "") == acked);
