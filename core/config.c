@@ -23,34 +23,15 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "config_keys.h"
 #include "url.h"
-
-enum kind {
-  K_PATH,
-  K_WS_URL,
-  K_HTTP_URL,
-  K_INT,
-  K_SIZE,
-  K_BOOL,
-  K_LOG_LEVEL,
-  K_ACK_TRANSPORT,
-  K_LOG_FORMAT,
-  K_LISTEN /* HOST:PORT, kept as written */
-};
-
-struct keydef {
-  const char *name;
-  int kind;
-  size_t off; /* offset of the field in struct config */
-  long long min, max;
-};
 
 #define KEY(name, kind, min, max)                                                        \
   { #name, kind, offsetof(struct config, name), min, max }
 
 /* The [blazebot] keys. Ranges not fixed by config.h are chosen to catch
  * typos (a missing "000" or an extra one) rather than to limit tuning. */
-static const struct keydef keys[] = {
+const struct keydef config_keys[] = {
     KEY(keystore, K_PATH, 0, 0),
     KEY(blaze_url, K_WS_URL, 0, 0),
     KEY(api_url, K_HTTP_URL, 0, 0),
@@ -81,12 +62,13 @@ static const struct keydef keys[] = {
     KEY(allow_insecure_transport, K_BOOL, 0, 1),
 };
 
-#define NKEYS (sizeof keys / sizeof keys[0])
+#define NKEYS (sizeof config_keys / sizeof config_keys[0])
+const size_t config_nkeys = NKEYS;
 _Static_assert(NKEYS <= 64, "struct config's keys_set has one bit per key");
 
 static int key_index(const char *name) {
   for (size_t i = 0; i < NKEYS; i++) {
-    if (strcmp(keys[i].name, name) == 0)
+    if (strcmp(config_keys[i].name, name) == 0)
       return (int)i;
   }
   return -1;
@@ -390,7 +372,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     } else {
       ld->key_line[i] = ld->lineno;
       ld->cfg->keys_set |= 1ULL << i;
-      ld->key_ok[i] = set_key(ld, &keys[i], value) == 0;
+      ld->key_ok[i] = set_key(ld, &config_keys[i], value) == 0;
     }
     break;
   }
@@ -398,7 +380,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
   return 1;
 }
 
-static int valid_plugin_name(const char *s) {
+int config_valid_plugin_name(const char *s) {
   if (!*s)
     return 0;
   for (; *s; s++) {
@@ -429,7 +411,7 @@ static void on_section(struct loader *ld, const char *name) {
     return;
   }
   const char *pname = name + 7;
-  if (!valid_plugin_name(pname)) {
+  if (!config_valid_plugin_name(pname)) {
     fail(ld, ld->lineno, "bad plugin name in [%s]: use only letters, digits, '_' and '-'",
          name);
     return;
@@ -459,7 +441,7 @@ static void on_section(struct loader *ld, const char *name) {
   ld->section = SEC_PLUGIN;
 }
 
-static int is_space(char c) {
+int config_is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
@@ -468,7 +450,7 @@ static int is_space(char c) {
 static char *find_chars_or_comment(char *s, const char *chars) {
   int was_space = 0;
   while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
-    was_space = is_space(*s);
+    was_space = config_is_space(*s);
     s++;
   }
   return s;
@@ -491,10 +473,10 @@ static char *read_line(char *str, int num, void *stream) {
   }
   if (ld->lineno == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
     s += 3;
-  while (is_space(*s))
+  while (config_is_space(*s))
     s++;
   size_t len = strlen(s);
-  while (len && is_space(s[len - 1]))
+  while (len && config_is_space(s[len - 1]))
     s[--len] = 0;
   if (!*s || *s == ';' || *s == '#')
     return str;
@@ -507,7 +489,7 @@ static char *read_line(char *str, int num, void *stream) {
     }
     *end = 0;
     char *rest = end + 1;
-    while (is_space(*rest))
+    while (config_is_space(*rest))
       rest++;
     if (*rest && *rest != ';' && *rest != '#') {
       fail(ld, ld->lineno, "unexpected text after section header");
@@ -515,9 +497,9 @@ static char *read_line(char *str, int num, void *stream) {
       return str;
     }
     char *name = s + 1;
-    while (is_space(*name))
+    while (config_is_space(*name))
       name++;
-    for (size_t k = strlen(name); k && is_space(name[k - 1]);)
+    for (size_t k = strlen(name); k && config_is_space(name[k - 1]);)
       name[--k] = 0;
     on_section(ld, name);
     return str;
@@ -581,7 +563,8 @@ static void check_all(struct loader *ld) {
         fail(ld, ld->key_line[urls[i]],
              "%s: unencrypted %s to a host other than this machine; use %s, or set "
              "allow_insecure_transport = true",
-             keys[urls[i]].name, i ? "http://" : "ws://", i ? "https://" : "wss://");
+             config_keys[urls[i]].name, i ? "http://" : "ws://",
+             i ? "https://" : "wss://");
     }
   }
   if (usable(ld, rmin) && usable(ld, rmax) &&
@@ -702,285 +685,4 @@ const struct config_plugin *config_find_plugin(const struct config *cfg,
       return &cfg->plugins[i];
   }
   return NULL;
-}
-
-/* ---- config_print ---- */
-
-/* s contains part, ignoring case. */
-static int contains_ci(const char *s, const char *part) {
-  size_t n = strlen(part);
-  for (; *s; s++) {
-    if (strncasecmp(s, part, n) == 0)
-      return 1;
-  }
-  return 0;
-}
-
-static int is_alnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-int config_secret_key(const char *name) {
-  static const char *const parts[] = {"secret",     "token",   "passw",
-                                      "passphrase", "private", "credential"};
-  static const char *const ends[] = {"key", "keys", "pin", "pins", "pwd"};
-  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-    if (contains_ci(name, parts[i]))
-      return 1;
-  }
-  for (const char *s = name; *s;) {
-    if (!is_alnum(*s)) {
-      s++;
-      continue;
-    }
-    const char *b = s;
-    while (is_alnum(*s))
-      s++;
-    const char *e = s; /* the word is [b, e), without trailing digits */
-    while (e > b && e[-1] >= '0' && e[-1] <= '9')
-      e--;
-    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
-      size_t n = strlen(ends[i]);
-      if ((size_t)(e - b) >= n && strncasecmp(e - n, ends[i], n) == 0)
-        return 1;
-    }
-  }
-  return 0;
-}
-
-struct printer {
-  FILE *out;
-  size_t max_line; /* longest line config_load reads (inih's buffer, less its NUL) */
-  int bad;         /* values written as comments: they would not read back */
-};
-
-/* Writes s with control characters as \xHH: for comments, which must stay on
- * one line. */
-static void put_escaped(FILE *out, const char *s) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c < 0x20 || c == 0x7f)
-      fprintf(out, "\\x%02x", c);
-    else
-      fputc(c, out);
-  }
-}
-
-/* s has a ';' right after whitespace: inih reads it as the start of a comment. */
-static int has_inline_comment(const char *s) {
-  for (; *s && s[1]; s++) {
-    if (is_space(s[0]) && s[1] == ';')
-      return 1;
-  }
-  return 0;
-}
-
-/* Why the line "key = value ; comment" (comment NULL: none) would not be
- * read back by config_load as this key and value, or NULL when it would.
- * The reader strips the line, splits it at the first '=' or ':' (the value
- * may hold both), ends the value at a ';' after whitespace and strips it: so
- * there is no quoting, and nothing needs escaping but what cannot be
- * written at all. */
-static const char *unreadable(const struct printer *pr, const char *key,
-                              const char *value, const char *comment, char *why,
-                              size_t cap) {
-  size_t klen = strlen(key);
-  if (!klen || strpbrk(key, "=:\n") || is_space(key[0]) || is_space(key[klen - 1]) ||
-      strchr(";#[", key[0]) || has_inline_comment(key))
-    return "the key name cannot be written in an ini file";
-  size_t vlen = strlen(value);
-  if (strchr(value, '\n'))
-    return "the value holds a line break";
-  if (vlen && (is_space(value[0]) || is_space(value[vlen - 1])))
-    return "the value starts or ends with whitespace, which is stripped";
-  if (has_inline_comment(value))
-    return "the value holds a ';' after whitespace, which starts a comment";
-  /* "key = value", "key =" or "key =;value" (see put_line), then " ; comment". */
-  size_t len = klen + (vlen && value[0] != ';' ? 3 : 2) + vlen;
-  if (comment)
-    len += 3 + strlen(comment);
-  if (len > pr->max_line) {
-    snprintf(why, cap, "the line would be longer than %zu characters", pr->max_line);
-    return why;
-  }
-  return NULL;
-}
-
-/* Writes "key = value", with " ; comment" after it when comment is set, or
- * a comment line saying why that would not read back. */
-static void put_line(struct printer *pr, const char *key, const char *value,
-                     const char *comment) {
-  char buf[80];
-  const char *why = unreadable(pr, key, value, comment, buf, sizeof buf);
-  if (why) {
-    fputs("; ", pr->out);
-    put_escaped(pr->out, key);
-    fputs(" = ", pr->out);
-    put_escaped(pr->out, value);
-    fprintf(pr->out, " ; not written: %s\n", why);
-    pr->bad++;
-    return;
-  }
-  /* A value that starts with ';' follows the '=' directly: after a space it
-   * would be a comment. An empty one leaves nothing after the '='. */
-  const char *sep = !*value || value[0] == ';' ? " =" : " = ";
-  fprintf(pr->out, "%s%s%s%s%s\n", key, sep, value, comment ? " ; " : "",
-          comment ? comment : "");
-}
-
-/* What a path key that is not set means; NULL for one that is required. */
-static const char *unset_meaning(const char *name) {
-  static const char *const meanings[][2] = {
-      {"ca_file", "the system's CA store"},
-      {"plugin_dir", "none, so no plugin can be loaded"},
-      {"status_file", "none, so blazebot --reload cannot find the daemon"},
-      {"dead_letter_file", "none, so messages given up on are only logged"},
-      {"state_dir", "none, so plugins get no private folder"},
-      {"metrics_listen", "none, so no /metrics or /healthz endpoint"},
-  };
-  for (size_t i = 0; i < sizeof meanings / sizeof meanings[0]; i++) {
-    if (strcmp(meanings[i][0], name) == 0)
-      return meanings[i][1];
-  }
-  return strcmp(name, "keystore") == 0 ? NULL : "none";
-}
-
-/* A byte count as config_load reads it: with the largest exact suffix. */
-static void format_size(size_t v, char *buf, size_t cap) {
-  static const char suffix[] = "GMK";
-  for (int i = 0; i < 3; i++) {
-    size_t unit = (size_t)1 << (10 * (3 - i));
-    if (v && v % unit == 0) {
-      snprintf(buf, cap, "%zu%c", v / unit, suffix[i]);
-      return;
-    }
-  }
-  snprintf(buf, cap, "%zu", v);
-}
-
-static void print_blazebot(struct printer *pr, const struct config *cfg) {
-  static const char *const levels[] = {"error", "warn", "info", "debug"};
-  fputs("[blazebot]\n", pr->out);
-  for (size_t i = 0; i < NKEYS; i++) {
-    const struct keydef *k = &keys[i];
-    const void *field = (const char *)cfg + k->off;
-    int dflt = !(cfg->keys_set >> i & 1);
-    char num[32];
-    const char *v = NULL;
-    switch ((enum kind)k->kind) {
-    case K_PATH:
-    case K_WS_URL:
-    case K_HTTP_URL:
-    case K_LISTEN:
-      v = *(char *const *)field;
-      break;
-    case K_LOG_FORMAT:
-      v = *(const int *)field == LOG_FORMAT_JSON ? "json" : "text";
-      break;
-    case K_INT:
-      snprintf(num, sizeof num, "%d", *(const int *)field);
-      v = num;
-      break;
-    case K_SIZE:
-      format_size(*(const size_t *)field, num, sizeof num);
-      v = num;
-      break;
-    case K_BOOL:
-      v = *(const int *)field ? "true" : "false";
-      break;
-    case K_LOG_LEVEL: {
-      int l = *(const int *)field;
-      if (l < 0 || l > 3) {
-        fprintf(pr->out, "; %s = %d ; not written: not a log level\n", k->name, l);
-        pr->bad++;
-        continue;
-      }
-      v = levels[l];
-      break;
-    }
-    case K_ACK_TRANSPORT:
-      v = *(const int *)field == ACK_TRANSPORT_REST ? "rest" : "websocket";
-      break;
-    }
-    if (!v) {
-      const char *meaning = unset_meaning(k->name);
-      if (!meaning) {
-        fprintf(pr->out, "; %s = (not set) ; not written: it is required\n", k->name);
-        pr->bad++;
-      } else {
-        fprintf(pr->out, "; %s = (not set) ; %s%s\n", k->name, dflt ? "default: " : "",
-                meaning);
-      }
-      continue;
-    }
-    put_line(pr, k->name, v, dflt ? "default" : NULL);
-  }
-}
-
-static const struct config_kv *plugin_kv(const struct config_plugin *p, const char *key) {
-  for (size_t i = 0; i < p->nkv; i++) {
-    if (strcmp(p->kv[i].key, key) == 0)
-      return &p->kv[i];
-  }
-  return NULL;
-}
-
-static void print_plugin(struct printer *pr, const struct config_plugin *p) {
-  if (!valid_plugin_name(p->name)) {
-    fputs("; [plugin.", pr->out);
-    put_escaped(pr->out, p->name);
-    fputs("] ; not written, nor its keys: not a valid section name\n", pr->out);
-    pr->bad++;
-    return;
-  }
-  fprintf(pr->out, "[plugin.%s]\n", p->name);
-  for (size_t i = 0; i < p->nkv; i++) {
-    const struct config_kv *kv = &p->kv[i];
-    /* An empty value gives nothing away: it stays visible. */
-    if (*kv->value && config_secret_key(kv->key))
-      put_line(pr, kv->key, "********", "masked");
-    else
-      put_line(pr, kv->key, kv->value, NULL);
-  }
-  /* The host's keys left to their defaults (see loader.c). */
-  if (!plugin_kv(p, "path")) {
-    size_t n = strlen(p->name) + 4;
-    char *file = malloc(n);
-    if (file) {
-      snprintf(file, n, "%s.so", p->name);
-      put_line(pr, "path", file, "default");
-      free(file);
-    }
-  }
-  if (!plugin_kv(p, "enabled"))
-    put_line(pr, "enabled", "true", "default");
-  if (!plugin_kv(p, "categories"))
-    fputs("; categories = (not set) ; default: the plugin's own subscriptions\n",
-          pr->out);
-  if (!plugin_kv(p, "priority"))
-    fputs("; priority = (not set) ; default: the plugin's own\n", pr->out);
-  if (!plugin_kv(p, "max_attempts"))
-    fputs("; max_attempts = (not set) ; default: 5, or 0 (never give up) for a plugin "
-          "flagged to retry forever\n",
-          pr->out);
-}
-
-int config_print(const struct config *cfg, FILE *out) {
-  struct printer pr = {.out = out,
-                       .max_line = ini_max_line > 1 ? (size_t)ini_max_line - 1 : 0};
-  fputs("; effective configuration of ", out);
-  put_escaped(out, cfg->path ? cfg->path : "(unnamed)");
-  fputs("\n"
-        "; Every [blazebot] key is listed; \"; default\" marks a value the file does\n"
-        "; not set. Paths are resolved (absolute): a relative path would resolve\n"
-        "; against the folder of whichever ini it is read from. Values of plugin keys\n"
-        "; that look secret (token, password, key, ...) are masked as ********.\n"
-        "\n",
-        out);
-  print_blazebot(&pr, cfg);
-  for (size_t i = 0; i < cfg->nplugins; i++) {
-    fputc('\n', out);
-    print_plugin(&pr, &cfg->plugins[i]);
-  }
-  return fflush(out) != 0 || ferror(out) ? -1 : pr.bad;
 }
