@@ -190,9 +190,9 @@ void metrics_family(struct buf *b, const char *name, const char *type, const cha
 
 void metrics_sample(struct buf *b, const char *name, const char *labels, double value) {
   if (labels && *labels)
-    buf_appendf(b, "%s{%s} %.17g\n", name, labels, value);
+    buf_appendf(b, "%s{%s} %.15g\n", name, labels, value);
   else
-    buf_appendf(b, "%s %.17g\n", name, value);
+    buf_appendf(b, "%s %.15g\n", name, value);
 }
 
 void metrics_label(char *dst, size_t cap, const char *key, const char *value) {
