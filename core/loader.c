@@ -2,19 +2,23 @@
 /*
  * loader: see loader.h. Everything here runs on the thread that loads (the
  * main thread at startup, the I/O thread during a reload) and touches only
- * the instance being opened, the host's staging folder and generation count,
- * and the slot list.
+ * the instance being opened, the host's staging folder and generation count
+ * (the fallback without memfds), and the slot list.
  */
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,55 +62,323 @@ static int safe_mode(const struct stat *st, const char *what, const char *path, 
   return 0;
 }
 
-/* Copies the plugin file (opened without following links, checked on the
- * open descriptor) to a private staged file: glibc would hand back the old
- * handle for a path it already has loaded, and the copy cannot be changed
- * under us after the checks. */
-static int stage(struct plugin_host *h, const char *name, const char *src, char *dst,
-                 size_t dstlen, struct stat *id, char *err, size_t errlen) {
-  int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) {
-    snprintf(err, errlen, "cannot open %s: %s", src,
-             errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+/* Opens plugin_dir without following a symbolic link (O_NOFOLLOW: the last
+ * component; the folders above it are the operator's) and checks the open
+ * directory (fstat: owner, mode). Returns the descriptor, or -1 with err. */
+static int open_plugin_dir(const struct config *cfg, char *err, size_t errlen) {
+  if (!cfg->plugin_dir) {
+    snprintf(err, errlen,
+             "%s: plugins are configured but [blazebot] plugin_dir is not set",
+             cfg->path);
+    return -1;
+  }
+  int fd = open(cfg->plugin_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    struct stat lst;
+    /* lstat only words the message; nothing is decided on it. */
+    if (lstat(cfg->plugin_dir, &lst) == 0 && S_ISLNK(lst.st_mode))
+      snprintf(err, errlen,
+               "plugin_dir %s is a symbolic link; refusing to follow it (name the real "
+               "directory)",
+               cfg->plugin_dir);
+    else if (e == ENOTDIR || e == ELOOP)
+      snprintf(err, errlen, "plugin_dir %s is not a directory", cfg->plugin_dir);
+    else
+      snprintf(err, errlen, "plugin_dir %s: %s", cfg->plugin_dir, strerror(e));
     return -1;
   }
   struct stat st;
-  if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+  if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "plugin_dir %s is not a directory", cfg->plugin_dir);
+    close(fd);
+    return -1;
+  }
+  if (safe_mode(&st, "plugin_dir", cfg->plugin_dir, err, errlen) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Opens file inside the open plugin_dir without following a symbolic link
+ * (nor blocking on a FIFO) and checks the open file: a regular file, owner,
+ * mode. Everything after reads through this one descriptor. */
+static int open_plugin_file(int dirfd, const char *file, const char *src, struct stat *st,
+                            char *err, size_t errlen) {
+  int fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", src,
+             errno == ELOOP ? "it is a symbolic link; refusing to follow it"
+                            : strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
     snprintf(err, errlen, "%s is not a regular file", src);
-    close(in);
+    close(fd);
     return -1;
   }
-  if (safe_mode(&st, "plugin file", src, err, errlen) < 0) {
-    close(in);
+  if (safe_mode(st, "plugin file", src, err, errlen) < 0) {
+    close(fd);
     return -1;
   }
-  *id = st;
-  snprintf(dst, dstlen, "%s/%s.%u.so", h->stage_dir, name, ++h->gen);
-  int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-  if (out < 0) {
-    snprintf(err, errlen, "cannot stage %s: %s", src, strerror(errno));
-    close(in);
-    return -1;
+  return fd;
+}
+
+/* Writes all of buf[0..n) to fd. */
+static int write_all(int fd, const char *buf, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, buf, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    buf += w;
+    n -= (size_t)w;
   }
+  return 0;
+}
+
+/* Copies everything readable from in (from its start) to out. */
+static int copy_all(int in, int out) {
   char buf[65536];
-  ssize_t n;
-  int rc = 0;
-  while ((n = read(in, buf, sizeof buf)) > 0) {
-    if (write(out, buf, (size_t)n) != n) {
-      rc = -1;
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    if (n == 0)
+      return 0;
+    if (write_all(out, buf, (size_t)n) < 0)
+      return -1;
+  }
+}
+
+/* The daemon's own ELF header (defined by GNU ld, gold and lld): a plugin
+ * must match its class, byte order and machine. */
+extern const ElfW(Ehdr) __ehdr_start __attribute__((weak, visibility("hidden")));
+
+static const char *machine_name(unsigned m) {
+  switch (m) {
+  case EM_X86_64:
+    return "x86-64";
+  case EM_386:
+    return "i386";
+  case EM_AARCH64:
+    return "AArch64";
+  case EM_ARM:
+    return "ARM";
+  case EM_RISCV:
+    return "RISC-V";
+  case EM_PPC64:
+    return "PowerPC64";
+  case EM_PPC:
+    return "PowerPC";
+  case EM_S390:
+    return "s390";
+  case EM_MIPS:
+    return "MIPS";
+  default:
+    return NULL;
+  }
+}
+
+static void describe_machine(char *out, size_t outlen, unsigned m) {
+  const char *n = machine_name(m);
+  if (n)
+    snprintf(out, outlen, "%s", n);
+  else
+    snprintf(out, outlen, "ELF machine %u", m);
+}
+
+/* off + len, saturated. */
+static uint64_t end_of(uint64_t off, uint64_t len) {
+  return len > UINT64_MAX - off ? UINT64_MAX : off + len;
+}
+
+/* Checks the ELF headers of the private copy (fd, size bytes): the exact
+ * bytes dlopen maps. Catches what dlopen reports vaguely or not at all: not
+ * an ELF file, another architecture, not a shared object, a truncated file. */
+static int check_elf(int fd, off_t size, const char *src, char *err, size_t errlen) {
+  unsigned char ident[EI_NIDENT] = {0};
+  ssize_t n = pread(fd, ident, sizeof ident, 0);
+  if (n < SELFMAG || memcmp(ident, ELFMAG, SELFMAG) != 0) {
+    snprintf(err, errlen, "%s: cannot load: not an ELF file (%lld bytes, no ELF header)",
+             src, (long long)size);
+    return -1;
+  }
+  if (n < EI_NIDENT) {
+    snprintf(err, errlen,
+             "%s: cannot load: truncated (%lld bytes; the ELF header alone needs %zu)",
+             src, (long long)size, sizeof(ElfW(Ehdr)));
+    return -1;
+  }
+  const unsigned char *me = (const unsigned char *)&__ehdr_start;
+  if (me && (ident[EI_CLASS] != me[EI_CLASS] || ident[EI_DATA] != me[EI_DATA])) {
+    const int c = ident[EI_CLASS], d = ident[EI_DATA];
+    snprintf(err, errlen,
+             "%s: cannot load: built for another architecture (%s %s ELF; this daemon is "
+             "%d-bit %s)",
+             src,
+             c == ELFCLASS32   ? "32-bit"
+             : c == ELFCLASS64 ? "64-bit"
+                               : "unknown-class",
+             d == ELFDATA2LSB   ? "little-endian"
+             : d == ELFDATA2MSB ? "big-endian"
+                                : "unknown-byte-order",
+             (int)sizeof(void *) * 8,
+             me[EI_DATA] == ELFDATA2MSB ? "big-endian" : "little-endian");
+    return -1;
+  }
+  ElfW(Ehdr) eh;
+  if (size < (off_t)sizeof eh || pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh) {
+    snprintf(err, errlen,
+             "%s: cannot load: truncated (%lld bytes; the ELF header alone needs %zu)",
+             src, (long long)size, sizeof eh);
+    return -1;
+  }
+  if (me && eh.e_machine != __ehdr_start.e_machine) {
+    char theirs[64], ours[64];
+    describe_machine(theirs, sizeof theirs, eh.e_machine);
+    describe_machine(ours, sizeof ours, __ehdr_start.e_machine);
+    snprintf(
+        err, errlen,
+        "%s: cannot load: built for another architecture (%s; this daemon runs on %s)",
+        src, theirs, ours);
+    return -1;
+  }
+  if (eh.e_type != ET_DYN) {
+    snprintf(err, errlen, "%s: cannot load: not a shared object (ELF type: %s)", src,
+             eh.e_type == ET_EXEC   ? "executable"
+             : eh.e_type == ET_REL  ? "relocatable object file"
+             : eh.e_type == ET_CORE ? "core dump"
+                                    : "unknown");
+    return -1;
+  }
+  if (eh.e_phnum == 0 || eh.e_phentsize != sizeof(ElfW(Phdr))) {
+    snprintf(err, errlen,
+             "%s: cannot load: malformed ELF file (no usable program headers)", src);
+    return -1;
+  }
+  /* Everything the headers point at must lie inside the file. */
+  const uint64_t fsize = (uint64_t)size;
+  uint64_t need = sizeof eh;
+  const uint64_t ph_end = end_of(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr)));
+  if (ph_end > need)
+    need = ph_end;
+  if (eh.e_shoff && eh.e_shnum) {
+    uint64_t e = end_of(eh.e_shoff, (uint64_t)eh.e_shnum * eh.e_shentsize);
+    if (e > need)
+      need = e;
+  }
+  for (unsigned i = 0; ph_end <= fsize && i < eh.e_phnum; i++) {
+    ElfW(Phdr) ph;
+    if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) !=
+        (ssize_t)sizeof ph)
       break;
-    }
+    uint64_t e = end_of(ph.p_offset, ph.p_filesz);
+    if (ph.p_type == PT_LOAD && e > need)
+      need = e;
   }
-  if (n < 0)
-    rc = -1;
-  close(in);
-  if (close(out) < 0)
-    rc = -1;
-  if (rc < 0) {
+  if (need > fsize) {
+    snprintf(err, errlen,
+             "%s: cannot load: truncated (%lld bytes; its ELF headers need %llu)", src,
+             (long long)size, (unsigned long long)need);
+    return -1;
+  }
+  return 0;
+}
+
+#define MEMFD_PATH "/proc/self/fd/"
+
+/* The private copy of a plugin: its descriptor and the path dlopen gets. */
+struct copy {
+  int fd;
+  int on_disk; /* the staged-file fallback: path is to be unlinked */
+  char path[600];
+};
+
+/* The copy in memory: a sealed memfd, dlopened as /proc/self/fd/N. Returns
+ * 0, 1 when memfds cannot be used here (the caller falls back to a staged
+ * file), or -1 with err. */
+static int stage_memfd(const char *name, int in, const char *src, struct copy *c,
+                       char *err, size_t errlen) {
+  if (access(MEMFD_PATH, X_OK) < 0)
+    return 1; /* no /proc: the memfd could not be named to dlopen */
+  char label[128];
+  snprintf(label, sizeof label, "blazebot-plugin-%s", name);
+  int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    if (errno == ENOSYS)
+      return 1;
+    snprintf(err, errlen, "cannot copy %s into memory: %s", src, strerror(errno));
+    return -1;
+  }
+  if (copy_all(in, fd) < 0) {
+    snprintf(err, errlen, "cannot copy %s into memory: %s", src, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) <
+      0) {
+    snprintf(err, errlen, "cannot seal the copy of %s: %s", src, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  c->fd = fd;
+  c->on_disk = 0;
+  snprintf(c->path, sizeof c->path, MEMFD_PATH "%d", fd);
+  return 0;
+}
+
+/* The fallback when memfds are unavailable: a private file in the host's
+ * staging folder under $TMPDIR (which must then allow exec), named uniquely
+ * (glibc hands back the old handle for a path it already has loaded). */
+static int stage_file(struct plugin_host *h, const char *name, int in, const char *src,
+                      struct copy *c, char *err, size_t errlen) {
+  if (loader_ensure_stage_dir(h, err, errlen) < 0)
+    return -1;
+  snprintf(c->path, sizeof c->path, "%s/%s.%u.so", h->stage_dir, name, ++h->gen);
+  int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+  if (fd < 0) {
     snprintf(err, errlen, "cannot stage %s: %s", src, strerror(errno));
-    unlink(dst);
+    return -1;
   }
-  return rc;
+  if (copy_all(in, fd) < 0) {
+    snprintf(err, errlen, "cannot stage %s: %s", src, strerror(errno));
+    close(fd);
+    unlink(c->path);
+    return -1;
+  }
+  c->fd = fd;
+  c->on_disk = 1;
+  return 0;
+}
+
+/* Makes the private copy of the plugin file opened as in (already checked):
+ * in memory, or staged on disk when memfds are unavailable. */
+static int stage(struct plugin_host *h, const char *name, int in, const char *src,
+                 struct copy *c, char *err, size_t errlen) {
+  int rc = stage_memfd(name, in, src, c, err, errlen);
+  if (rc <= 0)
+    return rc;
+  static atomic_int told;
+  if (!atomic_exchange(&told, 1))
+    log_warn("plugins: memfd_create or /proc/self/fd is unavailable; staging plugin "
+             "copies in a private folder under $TMPDIR instead (it must not be noexec)");
+  return stage_file(h, name, in, src, c, err, errlen);
+}
+
+/* The memfd behind a handle dlopened from /proc/self/fd/N, or -1. */
+static int handle_memfd(void *dl) {
+  struct link_map *lm = NULL;
+  if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_name ||
+      strncmp(lm->l_name, MEMFD_PATH, strlen(MEMFD_PATH)) != 0)
+    return -1;
+  char *end;
+  long fd = strtol(lm->l_name + strlen(MEMFD_PATH), &end, 10);
+  return *end || fd < 0 || fd > 1 << 30 ? -1 : (int)fd;
 }
 
 /* The subscriptions of in under section sec: the ini's categories/priority
@@ -188,12 +460,28 @@ int loader_max_attempts_for(int parsed, const struct blazebot_plugin *desc) {
 }
 
 /* Drops an instance whose init never ran or failed: nothing of it is
- * registered with the host any more (see host_cancel_timers). */
+ * registered with the host any more (see host_cancel_timers). The memfd of
+ * its copy stays open for as long as the mapping lives, so that no other
+ * plugin's copy gets the same /proc/self/fd/N name while this one is
+ * loaded (glibc would hand back this handle for that name); it is closed
+ * once dlclose has really unmapped the copy. */
 void loader_close(struct instance *in, int may_unload) {
   if (!in)
     return;
-  if (in->dl && may_unload)
+  if (in->dl && may_unload) {
+    int fd = handle_memfd(in->dl);
     dlclose(in->dl);
+    if (fd >= 0) {
+      char path[64];
+      snprintf(path, sizeof path, MEMFD_PATH "%d", fd);
+      /* Still loaded (NODELETE, unique symbols): keep the name taken. */
+      void *still = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+      if (still)
+        dlclose(still);
+      else
+        close(fd);
+    }
+  }
   config_free(in->cfg);
   free(in);
 }
@@ -247,23 +535,21 @@ int loader_plugin_src(const struct config *cfg, const struct config_plugin *sec,
         cfg->path, kv ? kv->line : sec->line, file);
     return -1;
   }
-  snprintf(src, srclen, "%s/%s", cfg->plugin_dir, file);
+  if ((size_t)snprintf(src, srclen, "%s/%s", cfg->plugin_dir ? cfg->plugin_dir : "",
+                       file) >= srclen) {
+    snprintf(err, errlen, "%s:%d: plugin_dir/path is too long", cfg->path,
+             kv ? kv->line : sec->line);
+    return -1;
+  }
   return 0;
 }
 
 int loader_check_plugin_dir(const struct config *cfg, char *err, size_t errlen) {
-  struct stat st;
-  if (!cfg->plugin_dir) {
-    snprintf(err, errlen,
-             "%s: plugins are configured but [blazebot] plugin_dir is not set",
-             cfg->path);
+  int fd = open_plugin_dir(cfg, err, errlen);
+  if (fd < 0)
     return -1;
-  }
-  if (stat(cfg->plugin_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-    snprintf(err, errlen, "plugin_dir %s is not a directory", cfg->plugin_dir);
-    return -1;
-  }
-  return safe_mode(&st, "plugin_dir", cfg->plugin_dir, err, errlen);
+  close(fd);
+  return 0;
 }
 
 int loader_ensure_stage_dir(struct plugin_host *h, char *err, size_t errlen) {
@@ -298,24 +584,58 @@ struct instance *loader_open(struct plugin_host *h, const struct config *cfg,
   int max_attempts;
   if (loader_parse_max_attempts(sec, cfg, &max_attempts, err, errlen) < 0)
     goto fail;
-  char staged[600];
   const char *src = in->src;
+  if (loader_plugin_src(cfg, sec, in->src, sizeof in->src, err, errlen) < 0)
+    goto fail;
+  /* One descriptor from the check to the copy: plugin_dir is opened and
+   * checked (no symlink, owner, mode), the file is opened relative to that
+   * descriptor without following a link, checked with fstat on its own
+   * descriptor, and copied from that same descriptor into a sealed memfd.
+   * Replacing the file (or plugin_dir) after the checks changes nothing:
+   * the descriptor keeps the checked inode, so the bytes copied are the
+   * checked file's, and the sealed copy cannot change before or after
+   * dlopen. Only its owner (root or the daemon's user, checked) could still
+   * rewrite that inode in place while it is read. The ELF checks read the
+   * sealed copy, the exact bytes dlopen maps. */
+  int dirfd = open_plugin_dir(cfg, err, errlen);
+  if (dirfd < 0)
+    goto fail;
   struct stat id;
-  if (loader_plugin_src(cfg, sec, in->src, sizeof in->src, err, errlen) < 0 ||
-      loader_ensure_stage_dir(h, err, errlen) < 0 ||
-      stage(h, sec->name, src, staged, sizeof staged, &id, err, errlen) < 0)
+  int fd = open_plugin_file(dirfd, strrchr(in->src, '/') + 1, src, &id, err, errlen);
+  close(dirfd);
+  if (fd < 0)
     goto fail;
   in->dev = id.st_dev;
   in->ino = id.st_ino;
   in->size = id.st_size;
   in->mtime = id.st_mtim;
-  in->dl = dlopen(staged, RTLD_NOW | RTLD_LOCAL);
-  unlink(staged); /* the mapping stays; nothing is left on disk */
+  struct copy copy;
+  int rc = stage(h, sec->name, fd, src, &copy, err, errlen);
+  close(fd);
+  if (rc < 0)
+    goto fail;
+  struct stat cst;
+  int bad = fstat(copy.fd, &cst) < 0;
+  if (bad)
+    snprintf(err, errlen, "cannot read the copy of %s: %s", src, strerror(errno));
+  if (bad || check_elf(copy.fd, cst.st_size, src, err, errlen) < 0) {
+    close(copy.fd);
+    if (copy.on_disk)
+      unlink(copy.path);
+    goto fail;
+  }
+  in->dl = dlopen(copy.path, RTLD_NOW | RTLD_LOCAL);
+  const char *e = in->dl ? NULL : dlerror();
+  if (copy.on_disk) {
+    unlink(copy.path); /* the mapping stays; nothing is left on disk */
+    close(copy.fd);
+  } else if (!in->dl) {
+    close(copy.fd); /* on success the handle owns it (see loader_close) */
+  }
   if (!in->dl) {
-    const char *e = dlerror();
-    /* dlerror names the staged copy, which is already gone: drop it. */
-    size_t sl = strlen(staged);
-    if (e && strncmp(e, staged, sl) == 0 && strncmp(e + sl, ": ", 2) == 0)
+    /* dlerror names the private copy, which means nothing to the operator. */
+    size_t sl = strlen(copy.path);
+    if (e && strncmp(e, copy.path, sl) == 0 && strncmp(e + sl, ": ", 2) == 0)
       e += sl + 2;
     snprintf(err, errlen, "%s: cannot load: %s", src, e ? e : "unknown error");
     goto fail;

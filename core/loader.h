@@ -2,9 +2,12 @@
 /*
  * loader: turns a [plugin.NAME] section into a checked instance, or a
  * refusal with one precise reason: the file named by the section (inside
- * plugin_dir, which must be a safe directory), a private staged copy of it
- * (opened without following links, checked for type, mode and owner),
- * dlopen RTLD_NOW|RTLD_LOCAL, the entry symbol, the ABI major and minor, the
+ * plugin_dir, which must be a safe directory and not a symbolic link),
+ * opened without following links and checked on its descriptor (type, mode,
+ * owner), a private copy of it in a sealed memfd (a staged file under
+ * $TMPDIR only where memfds are unavailable), its ELF headers (class,
+ * machine, type, not truncated), dlopen RTLD_NOW|RTLD_LOCAL of the copy
+ * (/proc/self/fd/N), the entry symbol, the ABI major and minor, the
  * descriptor's size, name and required callbacks, its copy, and the
  * subscriptions and max_attempts (the ini overrides the descriptor). Also
  * the slots (a plugin name's stable place in the host) and the duplicate
@@ -37,7 +40,8 @@ int loader_parse_max_attempts(const struct config_plugin *sec, const struct conf
 /* The ini's max_attempts (parsed), or the plugin's default. */
 int loader_max_attempts_for(int parsed, const struct blazebot_plugin *desc);
 /* Frees an instance whose init never ran or failed, or that was shut down;
- * dlcloses it when may_unload. */
+ * dlcloses it when may_unload (and then closes the memfd of its copy once
+ * the copy is really unmapped; a copy left mapped keeps its memfd open). */
 void loader_close(struct instance *in, int may_unload);
 /* The section is enabled; *bad (when given) is set, and logged, when its
  * enabled key is not a boolean. */
@@ -48,11 +52,15 @@ int loader_enabled_bad(const struct config_plugin *sec);
 /* plugin_dir/file of a section, checked to stay inside plugin_dir. */
 int loader_plugin_src(const struct config *cfg, const struct config_plugin *sec,
                       char *src, size_t srclen, char *err, size_t errlen);
-/* plugin_dir is set, a directory, and safe. */
+/* plugin_dir is set, a directory that is not a symbolic link, and safe
+ * (owned by root or the daemon's user, not group- or other-writable).
+ * loader_open checks it again on every load. */
 int loader_check_plugin_dir(const struct config *cfg, char *err, size_t errlen);
-/* Creates the host's staging folder once. */
+/* Creates the host's staging folder once (only the fallback for systems
+ * without memfd_create uses it). */
 int loader_ensure_stage_dir(struct plugin_host *h, char *err, size_t errlen);
-/* Stages, opens and checks the plugin of sec (no init, no slot). */
+/* Checks plugin_dir and the file, copies it, opens and checks the plugin of
+ * sec (no init, no slot). */
 struct instance *loader_open(struct plugin_host *h, const struct config *cfg,
                              const struct config_plugin *sec, char *err, size_t errlen);
 /* The slot of plugin name, or NULL. */

@@ -265,6 +265,9 @@ int main(int argc, char **argv) {
 
   log_info("blazebot %s starting: bot %s, %s", BLAZEBOT_VERSION, ks->user_id,
            cfg->blaze_url);
+  if (geteuid() == 0)
+    log_warn("running as root: plugins run with root's rights; run blazebot as a "
+             "dedicated user (see examples/systemd/)");
   int exit_code = 0;
   struct daemon *d = daemon_new(cfg, ks, NULL, NULL, &exit_code);
   if (!d)

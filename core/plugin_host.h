@@ -73,7 +73,7 @@ struct instance {
   struct sub subs[MAX_SUBSCRIPTIONS];
   int nsubs;
   char src[1024];
-  /* The file's identity when it was staged: a reload compares it. */
+  /* The file's identity when it was copied: a reload compares it. */
   dev_t dev;
   ino_t ino;
   off_t size;

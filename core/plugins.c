@@ -79,8 +79,7 @@ struct plugin_host *plugins_new(const struct config *cfg,
   if (!enabled)
     return h;
   char err[1024];
-  if (loader_check_plugin_dir(cfg, err, sizeof err) < 0 ||
-      loader_ensure_stage_dir(h, err, sizeof err) < 0) {
+  if (loader_check_plugin_dir(cfg, err, sizeof err) < 0) {
     log_error("%s", err);
     *refused += enabled;
     return h;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * plugins: the plugin host. Loads each enabled [plugin.NAME] from plugin_dir
- * (dlopen RTLD_NOW|RTLD_LOCAL of a private staged copy), checks its ABI,
+ * (dlopen RTLD_NOW|RTLD_LOCAL of a private sealed in-memory copy), checks its ABI,
  * calls init with the host services table, builds the routing table
  * (category → subscribers by priority), and runs every plugin callback on the
  * plugin instance's own strand so one instance never runs two callbacks at

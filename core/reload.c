@@ -168,10 +168,7 @@ static struct task *task_new(struct reload *r, struct plugin_host *h, struct slo
 static void plan_build(struct plugin_host *h, struct reload *r, struct slot *sl,
                        const struct config_plugin *sec, struct instance *cur) {
   char err[1200];
-  if (!cur && loader_check_plugin_dir(r->cfg, err, sizeof err) < 0) {
-    refuse(r, sec->name, 0, err);
-    return;
-  }
+  /* loader_open checks plugin_dir and the file itself, on every load. */
   struct instance *neu = loader_open(h, r->cfg, sec, err, sizeof err);
   if (!neu) {
     refuse(r, sec->name, cur != NULL, err);
@@ -199,12 +196,15 @@ static void plan_one(struct plugin_host *h, struct reload *r,
     return;
   }
   char src[1024], err[1200];
-  if (loader_plugin_src(r->cfg, sec, src, sizeof src, err, sizeof err) < 0) {
+  if (loader_plugin_src(r->cfg, sec, src, sizeof src, err, sizeof err) < 0 ||
+      loader_check_plugin_dir(r->cfg, err, sizeof err) < 0) {
     refuse(r, sec->name, 1, err);
     return;
   }
+  /* lstat: a file replaced by a symbolic link counts as changed (and is
+   * refused by loader_open). */
   struct stat st;
-  int same_file = stat(src, &st) == 0 && strcmp(src, cur->src) == 0 &&
+  int same_file = lstat(src, &st) == 0 && strcmp(src, cur->src) == 0 &&
                   st.st_dev == cur->dev && st.st_ino == cur->ino &&
                   st.st_size == cur->size && st.st_mtim.tv_sec == cur->mtime.tv_sec &&
                   st.st_mtim.tv_nsec == cur->mtime.tv_nsec;

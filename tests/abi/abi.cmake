@@ -47,6 +47,14 @@ blazebot_abi_fixture(twin_a fixture_twin.c TWIN_VERSION="a")
 blazebot_abi_fixture(twin_b fixture_twin.c TWIN_VERSION="b")
 blazebot_abi_fixture(smallest fixture_smallest.c)
 
+# An LD_PRELOAD shim whose memfd_create fails with ENOSYS: the refusal test
+# runs the daemon's staged-file fallback with it.
+add_library(abi_nomemfd MODULE ${BLAZEBOT_ABI_DIR}/nomemfd_preload.c)
+set_target_properties(abi_nomemfd PROPERTIES PREFIX "" C_STANDARD 11
+  LIBRARY_OUTPUT_DIRECTORY ${BLAZEBOT_ABI_FIXTURE_OUT})
+blazebot_warnings(abi_nomemfd)
+set(BLAZEBOT_ABI_FIXTURES ${BLAZEBOT_ABI_FIXTURES} abi_nomemfd)
+
 add_executable(abi_refusals ${BLAZEBOT_ABI_DIR}/test_refusals.c)
 target_link_libraries(abi_refusals PRIVATE blazebot_harness)
 blazebot_warnings(abi_refusals)

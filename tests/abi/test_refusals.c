@@ -7,7 +7,12 @@
  * stderr as "plugin NAME refused: <reason>". The oldest descriptor the v1
  * promise covers must load (exit 0). A refused plugin also stops a real run,
  * its healthy neighbours still load, and no staged copy is left behind in
- * TMPDIR. Fixture paths come from ABI_FIXTURE_DIR (set by abi.cmake).
+ * TMPDIR (plugins are copied into memfds; TMPDIR is not even needed, and
+ * the staged-file fallback for kernels without memfd_create cleans up too).
+ * Hostile files (truncated, another architecture, not a shared object, not
+ * ELF at all, symbolic links, a symlinked or world-writable plugin_dir) are
+ * refused in one line each, without a crash. Fixture paths come from
+ * ABI_FIXTURE_DIR (set by abi.cmake).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -55,6 +60,25 @@ static int copy_file(const char *src, const char *dst, mode_t mode) {
   return rc;
 }
 
+/* Copies the first len bytes of src to dst (mode 0644), then writes
+ * patch[0..plen) at offset at (plen 0: no patch). Returns 0/-1. */
+static int copy_patched(const char *src, const char *dst, size_t len, off_t at,
+                        const void *patch, size_t plen) {
+  if (copy_file(src, dst, 0644) < 0 || truncate(dst, (off_t)len) < 0)
+    return -1;
+  int fd = open(dst, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int rc = plen && pwrite(fd, patch, plen, at) != (ssize_t)plen ? -1 : 0;
+  close(fd);
+  return rc;
+}
+
+static off_t file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
 /* A fresh case folder: plugins/ (0755), tmp/ (TMPDIR of the run), keystore. */
 static int setup_case(struct setup *s, const char *tag) {
   const char *d = h_dir(tag);
@@ -77,11 +101,16 @@ static int install(struct setup *s, const char *fixture, const char *as, mode_t 
   return copy_file(src, dst, mode);
 }
 
+/* Writes the ini: plugin_dir = dir, then the given [plugin.*] sections. */
+static int write_ini_dir(struct setup *s, const char *dir, const char *sections) {
+  char extra[3000];
+  snprintf(extra, sizeof extra, "plugin_dir = %s\n%s", dir, sections);
+  return h_config(s->dir, NULL, s->ks, extra, s->ini, sizeof s->ini);
+}
+
 /* Writes the ini: plugin_dir = plugins, then the given [plugin.*] sections. */
 static int write_ini(struct setup *s, const char *sections) {
-  char extra[3000];
-  snprintf(extra, sizeof extra, "plugin_dir = plugins\n%s", sections);
-  return h_config(s->dir, NULL, s->ks, extra, s->ini, sizeof s->ini);
+  return write_ini_dir(s, "plugins", sections);
 }
 
 /* 1 when the staging folder of the run left nothing behind. */
@@ -197,7 +226,8 @@ static void case_not_shared_object(void) {
   CHECK(write_ini(&s, "[plugin.x]\n") == 0);
   CHECK_INT(run(&s, "check", 1), 1);
   CHECK(h_contains(s.err, "plugin x refused: "));
-  CHECK(h_contains(s.err, "x.so: cannot load"));
+  CHECK(
+      h_contains(s.err, "x.so: cannot load: not an ELF file (28 bytes, no ELF header)"));
   CHECK(tmp_is_empty(&s));
 }
 
@@ -297,8 +327,174 @@ static void case_symlink(void) {
   CHECK(write_ini(&s, "[plugin.good]\n") == 0);
   CHECK_INT(run(&s, "check", 1), 1);
   CHECK(h_contains(s.err, "plugin good refused: "));
-  CHECK(h_contains(s.err, "it is a symbolic link"));
+  CHECK(h_contains(s.err, "it is a symbolic link; refusing to follow it"));
   CHECK(tmp_is_empty(&s));
+}
+
+/* A plugin_dir that is a symbolic link is refused, even to a good folder:
+ * the link could be repointed between a check and a load. */
+static void case_dir_symlink(void) {
+  struct setup s;
+  char link_path[700], needle[900];
+  CHECK(setup_case(&s, "refusals-dirlink") == 0);
+  CHECK(install(&s, "good", "good.so", 0644) == 0);
+  snprintf(link_path, sizeof link_path, "%s/plugins-link", s.dir);
+  CHECK(symlink("plugins", link_path) == 0);
+  CHECK(write_ini_dir(&s, "plugins-link", "[plugin.good]\n") == 0);
+  CHECK_INT(run(&s, "check", 1), 1);
+  snprintf(needle, sizeof needle,
+           "plugin_dir %s is a symbolic link; refusing to follow it (name the real "
+           "directory)",
+           link_path);
+  CHECK(h_contains(s.err, needle));
+  CHECK_INT(h_count(s.err, "is a symbolic link"), 1);
+  CHECK(!h_contains(s.out, "configuration OK"));
+  /* The real folder loads. */
+  CHECK(write_ini(&s, "[plugin.good]\n") == 0);
+  CHECK_INT(run(&s, "check-real", 1), 0);
+  CHECK(tmp_is_empty(&s));
+}
+
+/* Damaged or foreign files, each refused in one precise line before
+ * dlopen sees them: cut short, another machine, another ELF class, an
+ * executable rather than a shared object, and an empty file. */
+static void case_hostile_elf(void) {
+  struct setup s;
+  char good[1024], path[800];
+  CHECK(setup_case(&s, "refusals-hostile") == 0);
+  snprintf(good, sizeof good, "%s/abi_good.so", ABI_FIXTURE_DIR);
+  off_t size = file_size(good);
+  CHECK(size > 4096);
+
+  snprintf(path, sizeof path, "%s/cut.so", s.plugins);
+  CHECK(copy_patched(good, path, 1000, 0, NULL, 0) == 0);
+
+  /* e_machine (offset 18, native byte order): another architecture's. */
+  unsigned short mach = 0;
+  int fd = open(good, O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0 && pread(fd, &mach, sizeof mach, 18) == (ssize_t)sizeof mach);
+  if (fd >= 0)
+    close(fd);
+  unsigned short other = mach == 183 ? 62 : 183; /* AArch64, or x86-64 */
+  snprintf(path, sizeof path, "%s/foreign.so", s.plugins);
+  CHECK(copy_patched(good, path, (size_t)size, 18, &other, sizeof other) == 0);
+
+  /* EI_CLASS (offset 4): the other word size. */
+  unsigned char cls = sizeof(void *) == 8 ? 1 : 2;
+  snprintf(path, sizeof path, "%s/class.so", s.plugins);
+  CHECK(copy_patched(good, path, (size_t)size, 4, &cls, 1) == 0);
+
+  /* e_type (offset 16): ET_EXEC. */
+  unsigned short exec_type = 2;
+  snprintf(path, sizeof path, "%s/exe.so", s.plugins);
+  CHECK(copy_patched(good, path, (size_t)size, 16, &exec_type, sizeof exec_type) == 0);
+
+  snprintf(path, sizeof path, "%s/empty.so", s.plugins);
+  CHECK(h_write(path, "", 0644) == 0);
+
+  CHECK(write_ini(&s, "[plugin.cut]\n[plugin.foreign]\n[plugin.class]\n[plugin.exe]\n"
+                      "[plugin.empty]\n") == 0);
+  CHECK_INT(run(&s, "check", 1), 1);
+  CHECK_INT(h_count(s.err, " refused: "), 5);
+  char needle[900];
+  snprintf(needle, sizeof needle,
+           "plugin cut refused: %s/cut.so: cannot load: truncated (1000 bytes; its ELF "
+           "headers need ",
+           s.plugins);
+  CHECK(h_contains(s.err, needle));
+  snprintf(needle, sizeof needle,
+           "plugin foreign refused: %s/foreign.so: cannot load: built for another "
+           "architecture (%s; "
+           "this daemon runs on %s)",
+           s.plugins, other == 183 ? "AArch64" : "x86-64",
+           mach == 62    ? "x86-64"
+           : mach == 183 ? "AArch64"
+                         : "?");
+  if (mach == 62 || mach == 183)
+    CHECK(h_contains(s.err, needle));
+  else
+    CHECK(h_contains(s.err, "foreign.so: cannot load: built for another architecture ("));
+  CHECK(h_contains(s.err, "plugin class refused: "));
+  CHECK(h_contains(
+      s.err, sizeof(void *) == 8
+                 ? "class.so: cannot load: built for another architecture (32-bit "
+                 : "class.so: cannot load: built for another architecture (64-bit "));
+  CHECK(h_contains(s.err, "plugin exe refused: "));
+  CHECK(h_contains(s.err,
+                   "exe.so: cannot load: not a shared object (ELF type: executable)"));
+  CHECK(h_contains(s.err, "plugin empty refused: "));
+  CHECK(h_contains(s.err,
+                   "empty.so: cannot load: not an ELF file (0 bytes, no ELF header)"));
+  /* Refused on the headers, before dlopen could say it vaguely. */
+  CHECK(!h_contains(s.err, "invalid ELF header"));
+  CHECK(!h_contains(s.err, "file too short"));
+  CHECK(!h_contains(s.out, "configuration OK"));
+  CHECK(tmp_is_empty(&s));
+}
+
+/* Not a regular file: a FIFO is refused without blocking on it. */
+static void case_fifo(void) {
+  struct setup s;
+  char path[700];
+  CHECK(setup_case(&s, "refusals-fifo") == 0);
+  snprintf(path, sizeof path, "%s/pipe.so", s.plugins);
+  CHECK(mkfifo(path, 0644) == 0);
+  CHECK(write_ini(&s, "[plugin.pipe]\n") == 0);
+  CHECK_INT(run(&s, "check", 1), 1);
+  CHECK(h_contains(s.err, "plugin pipe refused: "));
+  CHECK(h_contains(s.err, "pipe.so is not a regular file"));
+}
+
+/* The copy lives in memory: a TMPDIR that does not exist (or is noexec)
+ * does not matter. */
+static void case_no_tmpdir(void) {
+  struct setup s;
+  CHECK(setup_case(&s, "refusals-notmp") == 0);
+  CHECK(install(&s, "good", "good.so", 0644) == 0);
+  CHECK(install(&s, "twin_a", "twin.so", 0644) == 0);
+  CHECK(write_ini(&s, "[plugin.good]\n[plugin.t1]\npath = twin.so\n"
+                      "[plugin.t2]\npath = twin.so\n") == 0);
+  CHECK(rmdir(s.tmp) == 0);
+  CHECK_INT(run(&s, "check", 1), 0);
+  CHECK(h_contains(s.out, "3 plugin(s) loaded"));
+  CHECK(!h_contains(s.err, "staging"));
+}
+
+/* Without memfd_create (ENOSYS, faked by an LD_PRELOAD shim) the daemon
+ * says so once and stages private files under TMPDIR instead; the copies
+ * and their folder are gone when it exits, and refusals are the same. */
+static void case_no_memfd(void) {
+  struct setup s;
+  char shim[1024], asan[1200];
+  CHECK(setup_case(&s, "refusals-nomemfd") == 0);
+  CHECK(install(&s, "good", "good.so", 0644) == 0);
+  CHECK(install(&s, "twin_a", "twin.so", 0644) == 0);
+  CHECK(install(&s, "noentry", "noentry.so", 0644) == 0);
+  CHECK(write_ini(&s, "[plugin.good]\n[plugin.t1]\npath = twin.so\n"
+                      "[plugin.t2]\npath = twin.so\n") == 0);
+  snprintf(shim, sizeof shim, "%s/abi_nomemfd.so", ABI_FIXTURE_DIR);
+  const char *old = getenv("ASAN_OPTIONS");
+  /* The shim comes before the sanitizer runtime in a sanitizer build. */
+  snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old ? old : "",
+           old && old[0] ? ":" : "");
+  char *saved = old ? strdup(old) : NULL;
+  setenv("ASAN_OPTIONS", asan, 1);
+  setenv("LD_PRELOAD", shim, 1);
+  CHECK_INT(run(&s, "check", 1), 0);
+  CHECK(h_contains(s.out, "3 plugin(s) loaded"));
+  CHECK_INT(h_count(s.err, "memfd_create or /proc/self/fd is unavailable"), 1);
+  CHECK(tmp_is_empty(&s));
+  CHECK(write_ini(&s, "[plugin.noentry]\n") == 0);
+  CHECK_INT(run(&s, "check-noentry", 1), 1);
+  CHECK(h_contains(s.err, "plugin noentry refused: "));
+  CHECK(h_contains(s.err, "no blazebot_plugin_v1 entry symbol"));
+  CHECK(tmp_is_empty(&s));
+  unsetenv("LD_PRELOAD");
+  if (saved)
+    setenv("ASAN_OPTIONS", saved, 1);
+  else
+    unsetenv("ASAN_OPTIONS");
+  free(saved);
 }
 
 /* Several plugins at once: one line per refusal, the good one still loads,
@@ -366,6 +562,11 @@ int main(void) {
   case_dir_mode();
   case_paths();
   case_symlink();
+  case_dir_symlink();
+  case_hostile_elf();
+  case_fifo();
+  case_no_tmpdir();
+  case_no_memfd();
   case_mixed();
   return check_done("abi.refusals");
 }
