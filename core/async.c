@@ -31,31 +31,51 @@ struct job *async_current_job(struct instance *in) {
   return NULL;
 }
 
-/* The job of a message in's on_message handles now (on this thread) or in
- * holds; NULL otherwise. */
-struct job *async_job_of_view(struct instance *in, const struct blazebot_message *msg) {
-  struct job *job = async_current_job(in);
-  if (job && msg == in->current_view)
-    return job;
-  job = NULL;
+struct hold *async_pin(struct instance *in, blazebot_hold *handle,
+                       const struct blazebot_message *msg) {
+  uint64_t id = (uint64_t)(uintptr_t)handle;
+  struct hold *found = NULL;
   pthread_mutex_lock(&in->h->mu);
-  for (struct hold *hd = in->holds; hd && !job; hd = hd->next)
-    if (&((struct job_route *)hd->job->route)->view == msg)
-      job = hd->job;
+  for (struct hold *hd = in->holds; hd && !found; hd = hd->next) {
+    if (hd->release_pending)
+      continue;
+    if (handle ? hd->id == id : &((struct job_route *)hd->job->route)->view == msg)
+      found = hd;
+  }
+  if (found)
+    found->sending++;
   pthread_mutex_unlock(&in->h->mu);
-  return job;
+  return found;
 }
 
-/* The job of a hold of in; NULL when it is not (or no longer) held. */
-struct job *async_job_of_hold(struct instance *in, blazebot_hold *handle) {
-  uint64_t id = (uint64_t)(uintptr_t)handle;
-  struct job *job = NULL;
+/* Host mutex held: takes hd out of in's list (it may be detached already,
+ * by async_release_holds). */
+static void hold_unlink_locked(struct instance *in, struct hold *hd) {
+  for (struct hold **pp = &in->holds; *pp; pp = &(*pp)->next) {
+    if (*pp == hd) {
+      *pp = hd->next;
+      return;
+    }
+  }
+}
+
+/* Ends hd (host mutex not held): its result joins the delivery's outcome. */
+static void hold_end(struct instance *in, struct hold *hd, int result) {
   pthread_mutex_lock(&in->h->mu);
-  for (struct hold *hd = in->holds; hd && !job; hd = hd->next)
-    if (hd->id == id)
-      job = hd->job;
+  hold_unlink_locked(in, hd);
+  int last = exec_hold_drop_locked(hd->job, result);
   pthread_mutex_unlock(&in->h->mu);
-  return job;
+  if (last)
+    exec_resume_post(hd->job);
+  free(hd);
+}
+
+void async_unpin(struct instance *in, struct hold *hd) {
+  pthread_mutex_lock(&in->h->mu);
+  int end = --hd->sending == 0 && hd->release_pending;
+  pthread_mutex_unlock(&in->h->mu);
+  if (end)
+    hold_end(in, hd, hd->release_result);
 }
 
 blazebot_hold *async_hold(blazebot_ctx *ctx, const struct blazebot_message *msg) {
@@ -80,53 +100,52 @@ blazebot_hold *async_hold(blazebot_ctx *ctx, const struct blazebot_message *msg)
   return (blazebot_hold *)(uintptr_t)hd->id;
 }
 
-/* Host mutex held: takes hold id out of in's list. */
-static struct hold *hold_take_locked(struct instance *in, uint64_t id) {
-  for (struct hold **pp = &in->holds; *pp; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      struct hold *hd = *pp;
-      *pp = hd->next;
-      return hd;
-    }
-  }
-  return NULL;
-}
-
 int async_release(blazebot_ctx *ctx, blazebot_hold *handle, int result) {
   struct instance *in = inst_of(ctx);
   if (!in || !handle)
     return -1;
+  uint64_t id = (uint64_t)(uintptr_t)handle;
   pthread_mutex_lock(&in->h->mu);
-  struct hold *hd = hold_take_locked(in, (uint64_t)(uintptr_t)handle);
-  int last = hd ? exec_hold_drop_locked(hd->job, result) : 0;
+  struct hold *hd = in->holds;
+  while (hd && (hd->id != id || hd->release_pending))
+    hd = hd->next;
+  int now = hd && !hd->sending;
+  if (hd && !now) {
+    /* A send tied to it is being queued on another thread: the last one
+     * ends the hold (async_unpin). */
+    hd->release_pending = 1;
+    hd->release_result = result;
+  }
   pthread_mutex_unlock(&in->h->mu);
   if (!hd) {
     log_warn("plugin %s: release() of a hold that is not taken (released twice?)",
              in->name);
     return -1;
   }
-  if (last)
-    exec_resume_post(hd->job);
-  free(hd);
+  if (now)
+    hold_end(in, hd, result);
   return 0;
 }
 
 void async_release_holds(struct plugin_host *h, struct instance *in) {
-  pthread_mutex_lock(&h->mu);
-  struct hold *list = in->holds;
-  in->holds = NULL;
-  pthread_mutex_unlock(&h->mu);
-  while (list) {
-    struct hold *hd = list;
-    list = hd->next;
+  /* Those with a send in progress are marked and ended by that send. */
+  for (;;) {
+    pthread_mutex_lock(&h->mu);
+    struct hold *hd = in->holds;
+    while (hd && hd->release_pending)
+      hd = hd->next;
+    int now = hd && !hd->sending;
+    if (hd && !now) {
+      hd->release_pending = 1;
+      hd->release_result = BLAZEBOT_RETRY;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!hd)
+      return;
     log_warn("plugin %s: message %s still held at shutdown; it comes again (RETRY)",
              in->name, hd->job->id);
-    pthread_mutex_lock(&h->mu);
-    int last = exec_hold_drop_locked(hd->job, BLAZEBOT_RETRY);
-    pthread_mutex_unlock(&h->mu);
-    if (last)
-      exec_resume_post(hd->job);
-    free(hd);
+    if (now)
+      hold_end(in, hd, BLAZEBOT_RETRY);
   }
 }
 

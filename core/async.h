@@ -23,11 +23,16 @@ struct job;
 /* The job a send from this thread belongs to: only the thread running
  * on_message for the instance, during that call; NULL otherwise. */
 struct job *async_current_job(struct instance *in);
-/* The job of msg: the one in's on_message handles now (on this thread) or
- * one it holds; NULL otherwise. */
-struct job *async_job_of_view(struct instance *in, const struct blazebot_message *msg);
-/* The job of a hold of in; NULL when it is not (or no longer) held. */
-struct job *async_job_of_hold(struct instance *in, blazebot_hold *handle);
+struct hold;
+/* A send tied to a held message begins: the hold of in named handle, or
+ * (handle NULL) the one whose message view is msg, pinned so that a release
+ * on another thread cannot end the delivery (and free the job) before the
+ * send is queued. NULL when there is no such hold, or it is being released.
+ * Every pin is followed by async_unpin. */
+struct hold *async_pin(struct instance *in, blazebot_hold *handle,
+                       const struct blazebot_message *msg);
+/* The send is queued (or failed): completes a release that came meanwhile. */
+void async_unpin(struct instance *in, struct hold *hd);
 
 /* plugin.h: hold, release, api_request, upload. */
 blazebot_hold *async_hold(blazebot_ctx *ctx, const struct blazebot_message *msg);

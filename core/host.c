@@ -136,7 +136,12 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
   if (!in || !msg || !category) {
     return -1;
   }
-  struct job *job = async_job_of_view(in, msg);
+  struct job *job = async_current_job(in);
+  struct hold *pin = NULL;
+  if (!job || msg != in->current_view) {
+    pin = async_pin(in, NULL, msg);
+    job = pin ? pin->job : NULL;
+  }
   if (!job) {
     log_warn("plugin %s: reply() outside on_message for that message (and not holding "
              "it); use send()",
@@ -148,14 +153,16 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
                          .category = category,
                          .data = data,
                          .len = len};
-  char id[UUID_STR_LEN];
-  if (derive_id(in, job, &m, id) < 0)
-    return -1;
-  char sent_id[UUID_STR_LEN];
-  if (in->h->svc.send(in->h->svc.ud, job, &m, sent_id) != 0)
-    return -1;
-  queued(in, job, &m, sent_id, id_out);
-  return 0;
+  char id[UUID_STR_LEN], sent_id[UUID_STR_LEN];
+  int rc = derive_id(in, job, &m, id) < 0 ||
+                   in->h->svc.send(in->h->svc.ud, job, &m, sent_id) != 0
+               ? -1
+               : 0;
+  if (rc == 0)
+    queued(in, job, &m, sent_id, id_out);
+  if (pin)
+    async_unpin(in, pin);
+  return rc;
 }
 
 /* One send_result: in the instance's ledger (work_outstanding) from the
@@ -214,6 +221,36 @@ static int svc_send_result(blazebot_ctx *ctx, const struct blazebot_outgoing *om
   return send_common(in, om, done, arg, id_out);
 }
 
+/* Queues m tied to job (or to nothing), with a result ticket when done. */
+static int send_tied(struct instance *in, struct job *job, struct outbox_msg *m,
+                     blazebot_send_fn done, void *arg, char id_out[BLAZEBOT_ID_LEN]) {
+  char id[UUID_STR_LEN];
+  if (derive_id(in, job, m, id) < 0)
+    return -1;
+  struct send_ticket *t = NULL;
+  if (done) {
+    t = calloc(1, sizeof *t);
+    if (!t)
+      return -1;
+    t->inst = in;
+    t->done = done;
+    t->arg = arg;
+    m->result = ticket_settled;
+    m->result_arg = t;
+    atomic_fetch_add(&in->work_outstanding, 1);
+  }
+  char sent_id[UUID_STR_LEN];
+  if (in->h->svc.send(in->h->svc.ud, job, m, sent_id) != 0) {
+    if (t) {
+      atomic_fetch_sub(&in->work_outstanding, 1);
+      free(t);
+    }
+    return -1;
+  }
+  queued(in, job, m, sent_id, id_out);
+  return 0;
+}
+
 static int send_common(struct instance *in, const struct blazebot_outgoing *om,
                        blazebot_send_fn done, void *arg, char id_out[BLAZEBOT_ID_LEN]) {
   if (!om || om->size < offsetof(struct blazebot_outgoing, representative_id))
@@ -231,39 +268,20 @@ static int send_common(struct instance *in, const struct blazebot_outgoing *om,
                          .representative_id = o.representative_id,
                          .silent = (o.flags & BLAZEBOT_SEND_SILENT) != 0};
   struct job *job = async_current_job(in);
+  struct hold *pin = NULL;
   if (o.hold) {
-    job = async_job_of_hold(in, o.hold);
-    if (!job) {
+    pin = async_pin(in, o.hold, NULL);
+    if (!pin) {
       log_warn("plugin %s: send() under a hold that is not taken (released already?)",
                in->name);
       return -1;
     }
+    job = pin->job;
   }
-  char id[UUID_STR_LEN];
-  if (derive_id(in, job, &m, id) < 0)
-    return -1;
-  struct send_ticket *t = NULL;
-  if (done) {
-    t = calloc(1, sizeof *t);
-    if (!t)
-      return -1;
-    t->inst = in;
-    t->done = done;
-    t->arg = arg;
-    m.result = ticket_settled;
-    m.result_arg = t;
-    atomic_fetch_add(&in->work_outstanding, 1);
-  }
-  char sent_id[UUID_STR_LEN];
-  if (in->h->svc.send(in->h->svc.ud, job, &m, sent_id) != 0) {
-    if (t) {
-      atomic_fetch_sub(&in->work_outstanding, 1);
-      free(t);
-    }
-    return -1;
-  }
-  queued(in, job, &m, sent_id, id_out);
-  return 0;
+  int rc = send_tied(in, job, &m, done, arg, id_out);
+  if (pin)
+    async_unpin(in, pin);
+  return rc;
 }
 
 static int svc_uuid(blazebot_ctx *ctx, char out[BLAZEBOT_ID_LEN]) {

@@ -119,6 +119,11 @@ struct hold {
   struct hold *next;
   uint64_t id;
   struct job *job;
+  /* Sends tied to the hold in progress on some thread (async_pin): while
+   * there are any, a release is only recorded (release_pending) and the
+   * last of those sends completes it, so the job outlives every send. */
+  int sending;
+  int release_pending, release_result;
 };
 
 struct timer {
