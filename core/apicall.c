@@ -88,6 +88,24 @@ static int valid_path(const char *p) {
   return 1;
 }
 
+/* Any thread: puts c on the inbox and wakes the loop; -1 (c freed) once
+ * closed. */
+static int enqueue(struct apicalls *a, struct call *c) {
+  c->a = a;
+  pthread_mutex_lock(&a->mu);
+  if (a->closed) {
+    pthread_mutex_unlock(&a->mu);
+    call_free(c);
+    return -1;
+  }
+  c->next = a->inbox;
+  a->inbox = c;
+  a->pending++;
+  pthread_mutex_unlock(&a->mu);
+  a->wake(a->wake_ud);
+  return 0;
+}
+
 int apicalls_submit(struct apicalls *a, const char *method, const char *path,
                     const void *body, size_t len, int timeout_ms, apicall_done_fn done,
                     void *arg) {
@@ -112,19 +130,7 @@ int apicalls_submit(struct apicalls *a, const char *method, const char *path,
   c->timeout_ms = timeout_ms;
   c->done = done;
   c->arg = arg;
-  c->a = a;
-  pthread_mutex_lock(&a->mu);
-  if (a->closed) {
-    pthread_mutex_unlock(&a->mu);
-    call_free(c);
-    return -1;
-  }
-  c->next = a->inbox;
-  a->inbox = c;
-  a->pending++;
-  pthread_mutex_unlock(&a->mu);
-  a->wake(a->wake_ud);
-  return 0;
+  return enqueue(a, c);
 }
 
 int apicalls_upload(struct apicalls *a, const void *data, size_t len, int timeout_ms,
@@ -148,19 +154,7 @@ int apicalls_upload(struct apicalls *a, const void *data, size_t len, int timeou
   c->timeout_ms = timeout_ms ? timeout_ms : 2 * a->request_timeout_ms;
   c->up_done = done;
   c->arg = arg;
-  c->a = a;
-  pthread_mutex_lock(&a->mu);
-  if (a->closed) {
-    pthread_mutex_unlock(&a->mu);
-    call_free(c);
-    return -1;
-  }
-  c->next = a->inbox;
-  a->inbox = c;
-  a->pending++;
-  pthread_mutex_unlock(&a->mu);
-  a->wake(a->wake_ud);
-  return 0;
+  return enqueue(a, c);
 }
 
 size_t apicalls_pending(struct apicalls *a) {
@@ -179,8 +173,6 @@ static void unlink_call(struct apicalls *a, struct call *c) {
   }
 }
 
-/* Hands the result to the caller. The call stays linked while rest still
- * has its request (orphan), otherwise it is freed. */
 /* Hands the result to the caller. The call stays linked while rest still
  * has its request (orphan), otherwise it is freed. For an upload, r is the
  * failing step's answer (ok: the attachment is done) and why says what. */

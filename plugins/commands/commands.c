@@ -447,13 +447,6 @@ static void lookup_free(struct plugin *pl, struct lookup *lk) {
   free(lk);
 }
 
-static char *dup_str(const char *s) {
-  char *p = malloc(strlen(s) + 1);
-  if (p)
-    strcpy(p, s);
-  return p;
-}
-
 /* The answer of GET /users/{id}: the reply with the profile, or the
  * unavailable text; then the hold goes (RETRY when the reply could not be
  * queued: the next attempt finds the profile in the cache). */
@@ -530,8 +523,8 @@ static int answer_with_profile(struct plugin *pl, const struct blazebot_message 
     return reply_now(pl, msg, cmd->reply, cached);
 
   lk = calloc(1, sizeof *lk);
-  if (!lk || !(lk->reply = dup_str(cmd->reply)) ||
-      !(lk->unavailable = dup_str(unavailable))) {
+  if (!lk || !(lk->reply = profile_strdup(cmd->reply)) ||
+      !(lk->unavailable = profile_strdup(unavailable))) {
     if (lk) {
       free(lk->reply);
       free(lk);

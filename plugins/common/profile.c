@@ -778,3 +778,10 @@ int profile_config(blazebot_ctx *ctx, const struct blazebot_host *host, int64_t 
   *cache_max = (size_t)max;
   return 0;
 }
+
+char *profile_strdup(const char *s) {
+  char *p = malloc(strlen(s) + 1);
+  if (p)
+    strcpy(p, s);
+  return p;
+}

@@ -52,6 +52,8 @@ struct profile {
 
 /* Frees the strings of p and sets them to NULL. */
 void profile_clear(struct profile *p);
+/* A malloc'ed copy of s (strdup is not C99); NULL when out of memory. */
+char *profile_strdup(const char *s);
 
 /* Whether id looks like a Mixin user id: a UUID, 8-4-4-4-12 hex digits. Only
  * such ids are put into a request path. */

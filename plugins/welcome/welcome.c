@@ -143,13 +143,6 @@ static void lookup_free(struct welcome *w, struct lookup *lk) {
   free(lk);
 }
 
-static char *dup_str(const char *s) {
-  char *p = malloc(strlen(s) + 1);
-  if (p)
-    strcpy(p, s);
-  return p;
-}
-
 /* Sends tpl, expanded for participant, into msg's conversation: tied to msg
  * (inside on_message when hold is NULL, else under hold). Returns PASS, or
  * RETRY when it could not be queued. */
@@ -249,8 +242,8 @@ static int welcome_on_message(void *state, const struct blazebot_message *msg) {
     return greet(w, msg, NULL, c->text, participant, cached);
 
   lk = calloc(1, sizeof *lk);
-  if (!lk || !(lk->text = dup_str(c->text)) ||
-      !(lk->text_unknown = dup_str(c->text_unknown))) {
+  if (!lk || !(lk->text = profile_strdup(c->text)) ||
+      !(lk->text_unknown = profile_strdup(c->text_unknown))) {
     if (lk) {
       free(lk->text);
       free(lk);
