@@ -26,6 +26,16 @@
 #include "config_keys.h"
 #include "url.h"
 
+/* Hostile or broken files get a precise error, not a pathological run:
+ * a line longer than CONFIG_LINE_MAX is reported and skipped without being
+ * stored, a file over CONFIG_FILE_MAX (a device, a runaway generator) stops
+ * the read, and after CONFIG_ERRORS_SHOWN errors the rest are only counted. */
+#define CONFIG_LINE_MAX 4096
+#define CONFIG_FILE_MAX (4 << 20)
+#define CONFIG_ERRORS_SHOWN 20
+#define CONFIG_PLUGINS_MAX 256
+#define CONFIG_PLUGIN_KEYS_MAX 1000
+
 #define KEY(name, kind, min, max)                                                        \
   { #name, kind, offsetof(struct config, name), min, max }
 
@@ -80,10 +90,11 @@ enum section { SEC_NONE, SEC_SKIP, SEC_BLAZEBOT, SEC_PLUGIN };
 struct loader {
   const char *path;
   FILE *f;
-  char *line; /* getline buffer */
-  size_t cap;
-  int lineno; /* physical line last read */
+  char line[CONFIG_LINE_MAX + 2]; /* the current line, NUL-terminated */
+  size_t total;                   /* bytes read so far */
+  int lineno;                     /* physical line last read */
   int nerr;
+  int stop;    /* the file is unusable (too large, a read error): read no further */
   int section; /* enum section */
   int blazebot_line;
   int key_line[NKEYS]; /* where each [blazebot] key was set, 0 = not set */
@@ -98,7 +109,8 @@ __attribute__((format(printf, 3, 4))) static void fail(struct loader *ld, int li
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  log_error("%s:%d: %s", ld->path, line, msg);
+  if (ld->nerr < CONFIG_ERRORS_SHOWN)
+    log_error("%s:%d: %s", ld->path, line, msg);
   ld->nerr++;
 }
 
@@ -324,6 +336,11 @@ static void plugin_key(struct loader *ld, const char *name, const char *value) {
       return;
     }
   }
+  if (p->nkv >= CONFIG_PLUGIN_KEYS_MAX) {
+    fail(ld, ld->lineno, "too many keys in [plugin.%s] (at most %d)", p->name,
+         CONFIG_PLUGIN_KEYS_MAX);
+    return;
+  }
   struct config_kv *kv = realloc(p->kv, (p->nkv + 1) * sizeof *kv);
   if (!kv) {
     fail(ld, ld->lineno, "out of memory");
@@ -423,6 +440,11 @@ static void on_section(struct loader *ld, const char *name) {
       return;
     }
   }
+  if (cfg->nplugins >= CONFIG_PLUGINS_MAX) {
+    fail(ld, ld->lineno, "too many [plugin.NAME] sections (at most %d)",
+         CONFIG_PLUGINS_MAX);
+    return;
+  }
   struct config_plugin *p = realloc(cfg->plugins, (cfg->nplugins + 1) * sizeof *p);
   if (!p) {
     fail(ld, ld->lineno, "out of memory");
@@ -456,19 +478,94 @@ static char *find_chars_or_comment(char *s, const char *chars) {
   return s;
 }
 
+/* Reads one physical line into ld->line without its '\n'. Returns its
+ * length (at most CONFIG_LINE_MAX + 1: one more means "too long", the rest
+ * was consumed and dropped), or -1 at the end of the file or when reading
+ * must stop. Byte by byte, so that nothing unbounded is ever allocated. */
+static long next_line(struct loader *ld, int *has_nul) {
+  size_t n = 0;
+  int c = EOF;
+  *has_nul = 0;
+  if (ld->stop)
+    return -1;
+  while ((c = getc(ld->f)) != EOF) {
+    if (++ld->total > CONFIG_FILE_MAX) {
+      fail(ld, ld->lineno + 1, "file too large (over %d MiB): not a config file?",
+           CONFIG_FILE_MAX >> 20);
+      ld->stop = 1;
+      return -1;
+    }
+    if (c == '\n')
+      break;
+    if (c == 0)
+      *has_nul = 1;
+    if (n <= CONFIG_LINE_MAX)
+      ld->line[n++] = (char)c;
+  }
+  if (c == EOF && (n == 0 || ferror(ld->f)))
+    return -1;
+  ld->line[n] = 0;
+  return (long)n;
+}
+
+/* 1 when the n bytes at s are well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF), as names and values end up in JSON
+ * logs, metrics labels and plugins' strings. */
+static int utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2, min = 0x80, c &= 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, min = 0x800, c &= 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, min = 0x10000, c &= 0x07;
+    } else {
+      return 0;
+    }
+    if (n - i < len)
+      return 0;
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      c = (c << 6) | (s[i + k] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
 /* The ini_reader: returns the next line for inih, counting physical lines.
  * Blank, comment, section and malformed lines are dealt with here and given
  * to inih as empty lines. */
 static char *read_line(char *str, int num, void *stream) {
   struct loader *ld = stream;
-  ssize_t n = getline(&ld->line, &ld->cap, ld->f);
+  int has_nul;
+  long n = next_line(ld, &has_nul);
   if (n < 0)
     return NULL;
   ld->lineno++;
   char *s = ld->line;
   str[0] = 0;
-  if ((size_t)n != strlen(s)) {
+  if (n > CONFIG_LINE_MAX) {
+    fail(ld, ld->lineno, "line too long (at most %d characters)",
+         num - 1 < CONFIG_LINE_MAX ? num - 1 : CONFIG_LINE_MAX);
+    return str;
+  }
+  if (has_nul) {
     fail(ld, ld->lineno, "line contains a NUL byte");
+    return str;
+  }
+  if (!utf8_valid((const unsigned char *)s, (size_t)n)) {
+    fail(ld, ld->lineno, "line is not valid UTF-8");
     return str;
   }
   if (ld->lineno == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
@@ -509,6 +606,8 @@ static char *read_line(char *str, int num, void *stream) {
     fail(ld, ld->lineno, "expected 'key = value', '[section]' or a comment");
     return str;
   }
+  if (ld->section == SEC_SKIP)
+    return str; /* the section header was already reported */
   if (num < 1 || len > (size_t)num - 1) {
     fail(ld, ld->lineno, "line too long (at most %d characters)", num - 1);
     return str;
@@ -635,8 +734,10 @@ int config_load(const char *path, struct config **out) {
   else if (rc > 0)
     fail(&ld, rc, "syntax error"); /* a line the reader let through but inih refused */
   fclose(ld.f);
-  free(ld.line);
-  check_all(&ld);
+  if (!ld.stop)
+    check_all(&ld);
+  if (ld.nerr > CONFIG_ERRORS_SHOWN)
+    log_error("%s: %d more errors not shown", path, ld.nerr - CONFIG_ERRORS_SHOWN);
   if (ld.nerr) {
     config_free(ld.cfg);
     return ld.nerr;

@@ -4,9 +4,12 @@
  * prescribes: session_private_key (C, hex) wins, then a private_key holding
  * an RSA PEM (A), then a private_key in base64 (B). Error messages name the
  * file and the field but never quote a value of a key field, and every
- * buffer that held secret bytes (the file, decoded keys) is wiped before it
- * is freed. jansson's own copies of the strings are freed unwiped; they live
- * only for the duration of keystore_load.
+ * buffer that held secret bytes is wiped before it is freed: the file, the
+ * decoded keys, and jansson's own copies (its lexer's buffers and the string
+ * values), through an allocator that wipes what this thread frees while it
+ * parses a keystore. The key itself lives in OpenSSL's secure heap: pages
+ * locked in memory (where RLIMIT_MEMLOCK allows) and left out of core dumps
+ * (MADV_DONTDUMP).
  */
 #include "keystore.h"
 
@@ -14,28 +17,107 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base64.h"
+#include "log.h"
 #include "util.h"
 
 #define KEYSTORE_MAX_BYTES (64 * 1024)
+
+/* OpenSSL's secure heap: an Ed25519 key takes 32 bytes of it, a 4096-bit
+ * RSA key about 2 KiB; the rest is room for a reload's second key. */
+#define SECURE_HEAP_BYTES (64 * 1024)
+#define SECURE_HEAP_MIN 32
+
+/* Set while this thread loads a keystore: jansson's and OpenSSL's frees
+ * (their lexer and decoder buffers, string values, DER copies) wipe the
+ * block first. Other threads pay one thread-local test per free. */
+static _Thread_local bool wipe_frees;
+
+static void *wiping_malloc(size_t n) {
+  return malloc(n);
+}
+
+static void wiping_free(void *p) {
+  if (p && wipe_frees)
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+  free(p);
+}
+
+static void *crypto_malloc(size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  return malloc(n);
+}
+
+static void crypto_free(void *p, const char *file, int line) {
+  (void)file;
+  (void)line;
+  wiping_free(p);
+}
+
+/* A realloc that leaves no copy behind in wiping mode. */
+static void *crypto_realloc(void *p, size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (!p || !wipe_frees)
+    return realloc(p, n);
+  if (n == 0) {
+    wiping_free(p);
+    return NULL;
+  }
+  void *q = malloc(n);
+  if (q) {
+    size_t old = malloc_usable_size(p);
+    memcpy(q, p, old < n ? old : n);
+    wiping_free(p);
+  }
+  return q;
+}
+
+static void protect_once(void) {
+  /* Plain malloc/free underneath, so a block from either side may be
+   * freed by the other: installing them late is harmless for jansson,
+   * and OpenSSL refuses them (keeping its own) once it allocated. */
+  json_set_alloc_funcs(wiping_malloc, wiping_free);
+  int mem = CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free);
+  int rc = CRYPTO_secure_malloc_init(SECURE_HEAP_BYTES, SECURE_HEAP_MIN);
+  if (rc == 0)
+    log_warn("keystore: OpenSSL's secure heap is unavailable; the key may appear in "
+             "core dumps");
+  else if (rc == 2)
+    log_debug("keystore: secure heap not locked in memory (RLIMIT_MEMLOCK); it is "
+              "still left out of core dumps");
+  if (!mem)
+    log_debug("keystore: OpenSSL allocated before keystore_protect; its temporary "
+              "copies of the key are freed unwiped");
+}
+
+void keystore_protect(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, protect_once);
+}
 
 /* Reads the whole file into a NUL-terminated buffer after the type and
  * permission checks, done on the open descriptor so they apply to the
  * file actually read. */
 static int read_file(const char *path, int check_mode, char **out, size_t *outlen,
                      char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0)
     return error_set(err, errlen, "keystore %s: cannot open: %s", path, strerror(errno));
   struct stat st;
@@ -95,6 +177,26 @@ static int read_file(const char *path, int check_mode, char **out, size_t *outle
   return 0;
 }
 
+/* Whoever may write to the keystore's folder may replace the keystore
+ * (rename over it) and make the bot someone else: worth a warning. A
+ * sticky folder (like /tmp) forbids renaming over another user's file. */
+static void warn_folder(const char *path) {
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  struct stat st;
+  if (stat(dir, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) &&
+      !(st.st_mode & S_ISVTX))
+    log_warn("keystore %s: its folder %s is writable by group or others (mode %04o), "
+             "who could replace the keystore; run: chmod go-w %s",
+             path, dir, (unsigned)(st.st_mode & 07777), dir);
+}
+
 /* The string member name of obj, or NULL with err set. */
 static const char *get_string(json_t *obj, const char *path, const char *name, char *err,
                               size_t errlen) {
@@ -127,7 +229,23 @@ static int get_uuid(json_t *obj, const char *path, const char *name,
 static EVP_PKEY *ed25519_from_seed(const unsigned char seed[32], const unsigned char *pub,
                                    const char *path, const char *field, char *err,
                                    size_t errlen) {
-  EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+  /* Decoded from PKCS#8 rather than made by EVP_PKEY_new_raw_private_key:
+   * OpenSSL 3.0 keeps a raw key in its ordinary heap, a decoded one in its
+   * secure heap. RFC 8410's OneAsymmetricKey for Ed25519 is this 16-byte
+   * prefix and the 32-byte seed. */
+  static const unsigned char prefix[16] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30,
+                                           0x05, 0x06, 0x03, 0x2b, 0x65, 0x70,
+                                           0x04, 0x22, 0x04, 0x20};
+  unsigned char der[48];
+  memcpy(der, prefix, sizeof prefix);
+  memcpy(der + sizeof prefix, seed, 32);
+  const unsigned char *p = der;
+  EVP_PKEY *pk = d2i_AutoPrivateKey(NULL, &p, (long)sizeof der);
+  OPENSSL_cleanse(der, sizeof der);
+  if (pk && EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519) {
+    EVP_PKEY_free(pk);
+    pk = NULL;
+  }
   if (!pk) {
     ERR_clear_error();
     error_set(err, errlen, "keystore %s: field \"%s\" is not a usable Ed25519 key", path,
@@ -304,11 +422,16 @@ int keystore_load(const char *path, int check_mode, struct keystore **out, char 
   *out = NULL;
   char *text = NULL;
   size_t len = 0;
+  keystore_protect();
   if (read_file(path, check_mode, &text, &len, err, errlen) < 0)
     return -1;
+  if (check_mode)
+    warn_folder(path);
   struct keystore *ks = calloc(1, sizeof *ks);
+  wipe_frees = true;
   int rc = ks ? parse(path, text, len, ks, err, errlen)
               : error_set(err, errlen, "keystore %s: out of memory", path);
+  wipe_frees = false;
   OPENSSL_cleanse(text, len);
   free(text);
   if (rc < 0) {

@@ -34,6 +34,12 @@ int keystore_load(const char *path, int check_mode, struct keystore **out, char 
                   size_t errlen);
 void keystore_free(struct keystore *ks);
 
+/* Sets up, once per process, where keys live: OpenSSL's secure heap (left
+ * out of core dumps, locked in memory where allowed) and jansson's frees
+ * that wipe while a keystore is parsed. keystore_load calls it; call it
+ * earlier only to have it happen before threads start. */
+void keystore_protect(void);
+
 /* 1 when a and b are the same identity: user, session and key. */
 int keystore_equal(const struct keystore *a, const struct keystore *b);
 

@@ -166,6 +166,9 @@ static int reload_running(const char *path) {
 }
 
 int main(int argc, char **argv) {
+  /* First, before OpenSSL allocates anything: keys in the secure heap,
+   * keystore parsing that leaves no copy behind. */
+  keystore_protect();
   const char *path = "/etc/blazebot/blazebot.ini";
   const char *stats_file = NULL, *replay = NULL;
   int check = 0, reload = 0, print = 0;

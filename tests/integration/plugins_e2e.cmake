@@ -100,3 +100,7 @@ blazebot_pe2e_test(api11)
 blazebot_pe2e_test(logs)
 # metrics_listen: /metrics (Prometheus text) and /healthz of a real session.
 blazebot_pe2e_test(metrics)
+# Key material nowhere a core dump, a scraper or a log would find it: the
+# daemon's memory read through /proc/PID/mem, for each keystore generation.
+blazebot_pe2e_test(secrets)
+target_link_libraries(itest_secrets PRIVATE blazebot_core) # hex and base64 decoding

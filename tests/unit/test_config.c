@@ -902,6 +902,121 @@ static void test_print_unwritable(void) {
   config_free(cfg);
 }
 
+/* Writes n bytes of data to DIR/name and loads it. */
+static int load_bytes(const char *name, const void *data, size_t n, struct config **cfg,
+                      char *path, size_t pathlen) {
+  snprintf(path, pathlen, "%s/%s", tmpdir, name);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) {
+    CHECK(fwrite(data, 1, n, f) == n);
+    fclose(f);
+  }
+  return load(path, cfg);
+}
+
+/* The text head, then count lines "<pre><index><post>". */
+static char *repeat(const char *head, const char *pre, int count, const char *post) {
+  size_t cap = strlen(head) + (size_t)count * (strlen(pre) + strlen(post) + 16) + 1;
+  char *s = malloc(cap), *p = s;
+  CHECK(s != NULL);
+  if (!s)
+    return NULL;
+  p += sprintf(p, "%s", head);
+  for (int i = 0; i < count; i++)
+    p += sprintf(p, "%s%d%s", pre, i, post);
+  return s;
+}
+
+/* Hostile files: each gets a precise error (file:line) and no crash, in
+ * bounded memory and time. */
+static void test_hostile(void) {
+  struct config *cfg = (struct config *)1;
+  char path[600];
+
+  /* 10,000 unknown sections: 10,000 errors, the first 20 shown. */
+  char *text = repeat("[blazebot]\nkeystore = k\n", "[s", 10000, "]\n");
+  CHECK_INT(load_text("sections.ini", text, &cfg, path, sizeof path), 10000);
+  CHECK(cfg == NULL);
+  CHECK(logged(path, 3, "unknown section [s0]"));
+  CHECK(logged(path, 22, "unknown section [s19]"));
+  CHECK(strstr(logtext, "[s20]") == NULL);
+  CHECK(strstr(logtext, ": 9980 more errors not shown") != NULL);
+  free(text);
+
+  /* 10,000 plugin sections: 256 are taken, the rest refused. */
+  cfg = (struct config *)1;
+  text = repeat("[blazebot]\nkeystore = k\n", "[plugin.p", 10000, "]\n");
+  CHECK_INT(load_text("plugins.ini", text, &cfg, path, sizeof path), 10000 - 256);
+  CHECK(logged(path, 2 + 257, "too many [plugin.NAME] sections (at most 256)"));
+  free(text);
+
+  /* 10,000 keys in one plugin section: 1,000 are taken. */
+  cfg = (struct config *)1;
+  text = repeat("[blazebot]\nkeystore = k\n[plugin.p]\n", "k", 10000, " = v\n");
+  CHECK_INT(load_text("keys.ini", text, &cfg, path, sizeof path), 9000);
+  CHECK(logged(path, 3 + 1001, "too many keys in [plugin.p] (at most 1000)"));
+  free(text);
+
+  /* A 1 MiB line, then a good file: the line is one error, and the lines
+   * after it are still read and numbered right. */
+  size_t big = 1u << 20;
+  char *line = malloc(big + 64);
+  CHECK(line != NULL);
+  if (line) {
+    int n = sprintf(line, "[blazebot]\nkeystore = k\nx = ");
+    memset(line + n, 'a', big);
+    n += (int)big;
+    n += sprintf(line + n, "\nbogus = 1\n");
+    cfg = (struct config *)1;
+    CHECK_INT(load_bytes("longline.ini", line, (size_t)n, &cfg, path, sizeof path), 2);
+    CHECK(logged(path, 3, "line too long"));
+    CHECK(logged(path, 4, "unknown key 'bogus'"));
+    free(line);
+  }
+
+  /* NUL bytes in a value, in a comment and in a key (+ the keystore
+   * missing since its line was refused). */
+  static const char nul[] = "[blazebot]\nkeystore = k\x00z\n; note \x00\nwork\x00"
+                            "ers = 2\n";
+  cfg = (struct config *)1;
+  CHECK_INT(load_bytes("nul.ini", nul, sizeof nul - 1, &cfg, path, sizeof path), 4);
+  CHECK(logged(path, 2, "line contains a NUL byte"));
+  CHECK(logged(path, 3, "line contains a NUL byte"));
+  CHECK(logged(path, 4, "line contains a NUL byte"));
+
+  /* Invalid UTF-8: a stray continuation byte, an overlong '/', a UTF-16
+   * surrogate, a sequence cut short, a byte that never starts one; valid
+   * multi-byte text is fine. */
+  static const char *const bad_utf8[] = {
+      "v = a\x80z\n", "v = \xC0\xAF\n",   "v = \xED\xA0\x80\n",    "v = \xE2\x82\n",
+      "v = \xFF\n",   "[plugin.\xC3(]\n", "v = \xF4\x90\x80\x80\n"};
+  for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+    char buf[200];
+    snprintf(buf, sizeof buf, "[blazebot]\nkeystore = k\n[plugin.u]\n%s", bad_utf8[i]);
+    expect_error(buf, 4, "line is not valid UTF-8");
+  }
+  cfg = NULL;
+  CHECK_INT(load_text("utf8.ini",
+                      "[blazebot]\nkeystore = k\n[plugin.u]\n"
+                      "greeting = Grüß dich, 你好 \xF0\x9F\x91\x8B\n",
+                      &cfg, path, sizeof path),
+            0);
+  CHECK(cfg != NULL);
+  if (cfg) {
+    const struct config_plugin *p = config_find_plugin(cfg, "u");
+    CHECK(p && p->nkv == 1 &&
+          strcmp(p->kv[0].value, "Grüß dich, 你好 \xF0\x9F\x91\x8B") == 0);
+    config_free(cfg);
+  }
+
+  /* Something that is not a config file at all: the read stops at 4 MiB. */
+  cfg = (struct config *)1;
+  CHECK_INT(load("/dev/zero", &cfg), 1);
+  CHECK(cfg == NULL);
+  CHECK(strstr(logtext, "/dev/zero:1: file too large (over 4 MiB)") != NULL);
+}
+
 int main(void) {
   make_tmpdir();
   test_defaults();
@@ -910,6 +1025,7 @@ int main(void) {
   test_plugins();
   test_errors();
   test_many_errors();
+  test_hostile();
   test_print_defaults();
   test_print_explicit();
   test_secret_keys();

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -308,11 +309,144 @@ static void test_generation_a(void) {
   EVP_PKEY_free(rsa);
 }
 
+/* Captures what keystore_load logs (warnings) into text. */
+static int load_logged(const char *path, struct keystore **ks, char *text, size_t cap) {
+  char logpath[600], err[512] = "";
+  snprintf(logpath, sizeof logpath, "%s/log.txt", tmpdir);
+  int fd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  int saved = dup(2);
+  dup2(fd, 2);
+  int rc = keystore_load(path, 1, ks, err, sizeof err);
+  dup2(saved, 2);
+  close(saved);
+  ssize_t n = pread(fd, text, cap - 1, 0);
+  text[n > 0 ? n : 0] = 0;
+  close(fd);
+  unlink(logpath);
+  return rc;
+}
+
+/* Hostile files: huge, truncated, of the wrong type, reached through a
+ * symbolic link, in a folder others may write to. */
+static void test_hostile(void) {
+  struct ed_key k;
+  ed_key_new(&k);
+  const char *secrets[] = {k.seed_hex, NULL};
+  char path[600], sub[600], link_path[700], text[4096];
+  snprintf(path, sizeof path, "%s/h.json", tmpdir);
+
+  /* Huge: refused before it is read. */
+  size_t big = 1u << 20;
+  char *huge = malloc(big + 1);
+  CHECK(huge != NULL);
+  if (huge) {
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = 0;
+    write_text(path, huge, 0600);
+    expect_fail(path, 1, "is too large (over 65536 bytes)", NULL);
+    free(huge);
+  }
+
+  /* Truncated anywhere: never loads, never quotes the key. */
+  json_t *obj = gen_c(k.seed_hex);
+  char *full = json_dumps(obj, JSON_INDENT(2));
+  json_decref(obj);
+  size_t n = strlen(full);
+  for (size_t cut = 0; cut < n - 1; cut += 7) {
+    char *part = strndup(full, cut);
+    write_text(path, part, 0600);
+    struct keystore *ks = (struct keystore *)1;
+    char err[512] = "";
+    CHECK_INT(keystore_load(path, 1, &ks, err, sizeof err), -1);
+    CHECK(ks == NULL);
+    CHECK(strstr(err, "not valid JSON") != NULL);
+    char head[17];
+    snprintf(head, sizeof head, "%s", k.seed_hex);
+    CHECK(strstr(err, head) == NULL);
+    free(part);
+  }
+  free(full);
+
+  /* Not a regular file: a FIFO (opening it must not wait for a writer), a
+   * character device, a folder. */
+  unlink(path);
+  CHECK(mkfifo(path, 0600) == 0);
+  expect_fail(path, 1, "is not a regular file", NULL);
+  unlink(path);
+  expect_fail("/dev/zero", 1, "is not a regular file", NULL);
+  expect_fail(tmpdir, 1, "is not a regular file", NULL);
+
+  /* Wrong JSON types at the top. */
+  write_text(path, "\"session_private_key\"", 0600);
+  expect_fail(path, 1, "not valid JSON (line 1: '[' or '{' expected)", secrets);
+  write_text(path, "null", 0600);
+  expect_fail(path, 1, "not valid JSON (line 1: '[' or '{' expected)", secrets);
+
+  /* A symbolic link: the checks apply to the file it reaches. */
+  write_json(path, gen_c(k.seed_hex), 0644);
+  snprintf(link_path, sizeof link_path, "%s/link.json", tmpdir);
+  unlink(link_path);
+  CHECK(symlink(path, link_path) == 0);
+  expect_fail(link_path, 1, "accessible by group or others (mode 0644)", secrets);
+  CHECK(chmod(path, 0600) == 0);
+  struct keystore *ks = NULL;
+  CHECK_INT(load_logged(link_path, &ks, text, sizeof text), 0);
+  CHECK(ks && has_pub(ks, k.pub));
+  keystore_free(ks);
+  CHECK(strstr(text, "writable by group or others") == NULL);
+  unlink(link_path);
+
+  /* A folder others may write to: loaded, with a warning naming it. */
+  snprintf(sub, sizeof sub, "%s/shared", tmpdir);
+  CHECK(mkdir(sub, 0700) == 0);
+  CHECK(chmod(sub, 0777) == 0);
+  snprintf(link_path, sizeof link_path, "%s/ks.json", sub);
+  write_json(link_path, gen_c(k.seed_hex), 0600);
+  ks = NULL;
+  CHECK_INT(load_logged(link_path, &ks, text, sizeof text), 0);
+  CHECK(ks != NULL);
+  keystore_free(ks);
+  char want[800];
+  snprintf(want, sizeof want, "its folder %s is writable by group or others (mode 0777)",
+           sub);
+  CHECK(strstr(text, want) != NULL);
+  /* Sticky, like /tmp: others cannot rename over the file; no warning. */
+  CHECK(chmod(sub, 01777) == 0);
+  ks = NULL;
+  CHECK_INT(load_logged(link_path, &ks, text, sizeof text), 0);
+  keystore_free(ks);
+  CHECK(strstr(text, "writable") == NULL);
+  unlink(link_path);
+  rmdir(sub);
+  unlink(path);
+}
+
+/* The key lives in OpenSSL's secure heap (left out of core dumps). */
+static void test_secure_heap(void) {
+  struct ed_key k;
+  ed_key_new(&k);
+  char path[600], err[512] = "";
+  snprintf(path, sizeof path, "%s/s.json", tmpdir);
+  write_json(path, gen_c(k.seed_hex), 0600);
+  struct keystore *ks = NULL;
+  CHECK_INT(keystore_load(path, 1, &ks, err, sizeof err), 0);
+  CHECK(CRYPTO_secure_malloc_initialized() == 1);
+  size_t used = CRYPTO_secure_used();
+  CHECK(used >= 32);
+  keystore_free(ks);
+  CHECK(CRYPTO_secure_used() < used);
+  unlink(path);
+}
+
 int main(void) {
   make_tmpdir();
   test_generation_c();
   test_generation_b();
   test_generation_a();
+  test_hostile();
+  test_secure_heap();
   scratch_remove(tmpdir);
   return check_done("keystore");
 }
