@@ -60,7 +60,7 @@ const struct keydef config_keys[] = {
     KEY(reconnect_min_ms, K_INT, 10, 3600000),
     KEY(reconnect_max_ms, K_INT, 10, 3600000),
     KEY(outbox_capacity, K_INT, 1, 10000000),
-    KEY(send_rate_per_min, K_INT, 1, 100000),
+    KEY(send_rate_per_min, K_INT, 0, 100000),
     KEY(dedupe_capacity, K_INT, 1, 10000000),
     KEY(workers, K_INT, 1, 64),
     KEY(shutdown_timeout_ms, K_INT, 0, 3600000),

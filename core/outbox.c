@@ -202,6 +202,14 @@ static void requeue(struct outbox *o, struct item *it) {
   conv_wake(o, c);
 }
 
+/* send_rate_per_min = 0 lifts the client-side limit: said once, when it
+ * starts to apply. */
+static void warn_unlimited(const struct config *cfg, const struct config *old) {
+  if (cfg->send_rate_per_min == 0 && (!old || old->send_rate_per_min != 0))
+    log_warn("send_rate_per_min = 0: replies are not rate limited; Mixin's quota is "
+             "100,000 messages a minute, and the server refuses what exceeds it");
+}
+
 struct outbox *outbox_new(const struct config *cfg, struct session *s, struct rest *rest,
                           outbox_settled_fn settled, void *settled_ud,
                           void (*wake)(void *), void *wake_ud) {
@@ -220,6 +228,7 @@ struct outbox *outbox_new(const struct config *cfg, struct session *s, struct re
   pthread_cond_init(&o->room, NULL);
   o->tokens = 1;
   o->tokens_at = now_ms();
+  warn_unlimited(cfg, NULL);
   return o;
 }
 
@@ -249,6 +258,7 @@ void outbox_free(struct outbox *o) {
 }
 
 void outbox_set_config(struct outbox *o, const struct config *cfg) {
+  warn_unlimited(cfg, o->cfg);
   o->cfg = cfg;
   pthread_mutex_lock(&o->mu);
   o->capacity = (size_t)cfg->outbox_capacity;
@@ -606,12 +616,15 @@ static void pump(struct outbox *o, int64_t now) {
 }
 
 static void pump_once(struct outbox *o, int64_t now) {
-  /* Token bucket: send_rate_per_min spread evenly, burst of one second. */
+  /* Token bucket: send_rate_per_min spread evenly, burst of one second;
+   * 0 = no client-side limit (the bucket is always full). */
   double rate = o->cfg->send_rate_per_min / 60000.0;
   double burst = rate * 1000 > 1 ? rate * 1000 : 1;
   o->tokens += (double)(now - o->tokens_at) * rate;
   o->tokens_at = now;
-  if (o->tokens > burst)
+  if (o->cfg->send_rate_per_min == 0)
+    o->tokens = 1e9;
+  else if (o->tokens > burst)
     o->tokens = burst;
   if (session_is_held(o->s)) {
     /* The socket is not read while held: messages in flight over it are

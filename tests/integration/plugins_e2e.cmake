@@ -104,3 +104,5 @@ blazebot_pe2e_test(metrics)
 # daemon's memory read through /proc/PID/mem, for each keystore generation.
 blazebot_pe2e_test(secrets)
 target_link_libraries(itest_secrets PRIVATE blazebot_core) # hex and base64 decoding
+# send_rate_per_min: a limit holds, and 0 (reloaded) lifts it with a warning.
+blazebot_pe2e_test(rate)
