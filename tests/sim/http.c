@@ -506,13 +506,18 @@ static int write_body(struct lws *wsi, struct http_req *r) {
 /* ---- control API ---- */
 
 /* text with every "%d" replaced by i, appended to out. */
-static int substitute(struct buf *out, const char *text, long i) {
+/* text with "%d" replaced by i (the message's number in this push) and
+ * "%n" by n (its index in the store, which latency samples name). */
+static int substitute(struct buf *out, const char *text, long i, size_t n) {
   buf_reset(out);
   for (const char *p = text; *p;) {
-    const char *q = strstr(p, "%d");
+    const char *q = p;
+    while ((q = strchr(q, '%')) && q[1] != 'd' && q[1] != 'n')
+      q++;
     if (!q)
       return buf_append(out, p, strlen(p));
-    if (buf_append(out, p, (size_t)(q - p)) < 0 || buf_appendf(out, "%ld", i) < 0)
+    if (buf_append(out, p, (size_t)(q - p)) < 0 ||
+        (q[1] == 'd' ? buf_appendf(out, "%ld", i) : buf_appendf(out, "%zu", n)) < 0)
       return -1;
     p = q + 2;
   }
@@ -530,8 +535,10 @@ static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
   json_t *jtext = json_object_get(root, "text");
   json_t *juser = json_object_get(root, "user_id");
   json_t *jconv = json_object_get(root, "conversation_id");
+  json_t *jrate = json_object_get(root, "rate");
   const char *err = NULL;
   long count = jc ? (long)json_integer_value(jc) : 1;
+  long rate = jrate ? (long)json_integer_value(jrate) : 0;
   if (jc && (!json_is_integer(jc) || count < 1 || count > SIM_MAX_PUSH))
     err = "count must be an integer 1..1000000";
   else if (jcat && (!json_is_string(jcat) || json_string_length(jcat) == 0 ||
@@ -543,6 +550,8 @@ static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
     err = "user_id must be a UUID";
   else if (jconv && (!json_is_string(jconv) || !uuid_valid(json_string_value(jconv))))
     err = "conversation_id must be a UUID";
+  else if (jrate && (!json_is_integer(jrate) || rate < 1 || rate > 1000000))
+    err = "rate must be an integer 1..1000000 (messages a second)";
   if (err) {
     json_decref(root);
     return http_respond_plain_error(wsi, r, 400, err);
@@ -560,14 +569,17 @@ static int control_push(struct sim *sim, struct lws *wsi, struct http_req *r) {
   long made = 0;
   if (fixed_user == SIZE_MAX || !ids)
     goto oom;
+  int64_t start_us = now_us();
   for (; made < count; made++) {
     size_t user = juser ? fixed_user : store_next_user(sim);
-    if (substitute(&data, text, made) < 0)
+    if (substitute(&data, text, made, sim->nmsgs) < 0)
       goto oom;
     size_t idx = store_add(sim, user, cat, jconv ? conv : NULL,
                            data.data ? data.data : "", data.len, 0);
     if (idx == SIM_MSG_INDEX_NONE)
       goto oom;
+    if (rate) /* paced: one every 1/rate s from now, in order */
+      sim->msgs[idx].visible_us = start_us + (int64_t)(made * 1000000.0 / (double)rate);
     if (made < 1000)
       json_array_append_new(ids, json_string(sim->msgs[idx].message_id));
   }
@@ -621,6 +633,8 @@ static int control_dispatch(struct sim *sim, struct lws *wsi, struct http_req *r
     return http_respond_json(wsi, r, 200, store_users_json(sim));
   if (get && !strcmp(p, "attachments"))
     return http_respond_json(wsi, r, 200, files_list_json(sim));
+  if (get && !strcmp(p, "latency"))
+    return http_respond_json(wsi, r, 200, store_latency_json(sim));
   if (get && !strcmp(p, "messages")) {
     struct buf b = {0};
     int rc = store_messages_json(sim, &b) < 0

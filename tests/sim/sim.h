@@ -148,11 +148,14 @@ struct sim_msg {
   size_t user;         /* index into sim.users */
   unsigned char *data; /* payload bytes, or the literal data text if poison */
   size_t data_len;
-  uint64_t skip_conn; /* connection serial that got it as a fault push */
+  uint64_t skip_conn;    /* connection serial that got it as a fault push */
+  int64_t visible_us;    /* a paced push: not pushed before (monotonic us) */
+  int64_t first_push_us; /* when it was first written to the bot, 0 = never */
   uint32_t ack_count;
   uint32_t push_count;
   unsigned acked : 1;
-  unsigned poison : 1; /* fault message: not counted by --exit-when-acked */
+  unsigned answered : 1; /* a latency sample was taken for it */
+  unsigned poison : 1;   /* fault message: not counted by --exit-when-acked */
 };
 
 /* One message the bot sent (CREATE_MESSAGE or POST /messages). */
@@ -421,6 +424,15 @@ struct sim {
 
   struct sim_chat chat;
 
+  /* Push-to-reply latency: a reply whose text is "#N" answers message N
+   * (pushed with the text "#%n"); one sample per message. */
+  struct sim_latency {
+    uint32_t index;    /* the message */
+    uint32_t lat_us;   /* first push to the reply's arrival */
+    int64_t pushed_us; /* monotonic */
+  } * latency;
+  size_t nlatency, latency_cap;
+
   lws_sorted_usec_list_t tick_sul;
   int64_t start_ms;
   int stop;
@@ -478,6 +490,8 @@ size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup);
 /* The data object of a successful CREATE_MESSAGE reply. */
 json_t *sent_reply_view(const struct sim *sim, const struct sim_sent *s);
 json_t *sent_list_json(const struct sim *sim);
+/* GET /_sim/latency: {"samples": [[index, pushed_us, latency_us], ...]}. */
+json_t *store_latency_json(const struct sim *sim);
 /* GET /_sim/messages as compact JSON appended to out. Returns 0/-1. */
 int store_messages_json(const struct sim *sim, struct buf *out);
 json_t *stats_json(const struct sim *sim);

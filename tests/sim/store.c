@@ -194,6 +194,7 @@ void store_fini(struct sim *sim) {
   for (size_t i = 0; i < sim->nsent; i++)
     free(sim->sent[i].data);
   free(sim->sent);
+  free(sim->latency);
   sim->sent = NULL;
   sim->nsent = sim->sent_cap = 0;
   free(sim->users);
@@ -597,6 +598,47 @@ int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why,
   return 0;
 }
 
+/* A reply "#N" to message N (pushed as "#%n" with the same text): one
+ * latency sample, from its first push to now. */
+static void note_latency(struct sim *sim, const struct sim_sent *s) {
+  const unsigned char *d = s->data;
+  if (!d || s->data_len < 2 || s->data_len > 12 || d[0] != '#')
+    return;
+  size_t n = 0;
+  for (size_t i = 1; i < s->data_len; i++) {
+    if (d[i] < '0' || d[i] > '9')
+      return;
+    n = n * 10 + (size_t)(d[i] - '0');
+  }
+  if (n >= sim->nmsgs)
+    return;
+  struct sim_msg *m = &sim->msgs[n];
+  if (m->answered || !m->first_push_us || m->data_len != s->data_len ||
+      memcmp(m->data, d, s->data_len) != 0)
+    return;
+  if (grow((void **)&sim->latency, &sim->latency_cap, sim->nlatency,
+           sizeof *sim->latency) < 0)
+    return;
+  int64_t lat = now_us() - m->first_push_us;
+  sim->latency[sim->nlatency++] =
+      (struct sim_latency){.index = (uint32_t)n,
+                           .lat_us = (uint32_t)(lat < 0            ? 0
+                                                : lat > UINT32_MAX ? UINT32_MAX
+                                                                   : lat),
+                           .pushed_us = m->first_push_us};
+  m->answered = 1;
+}
+
+json_t *store_latency_json(const struct sim *sim) {
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < sim->nlatency; i++) {
+    const struct sim_latency *l = &sim->latency[i];
+    json_array_append_new(a, json_pack("[I,I,I]", (json_int_t)l->index,
+                                       (json_int_t)l->pushed_us, (json_int_t)l->lat_us));
+  }
+  return json_pack("{s:o}", "samples", a ? a : json_array());
+}
+
 size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup) {
   int64_t idx;
   *dup = 0;
@@ -620,6 +662,7 @@ size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup) {
   sim->st.created++;
   log_debug("bot sent %s %s via %s", s->category, s->message_id, s->via);
   size_t at = sim->nsent++;
+  note_latency(sim, &sim->sent[at]);
   if (chat_enabled(sim))
     chat_on_sent(sim, &sim->sent[at]);
   return at;

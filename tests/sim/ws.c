@@ -503,9 +503,13 @@ static int push_next(struct sim_conn *c) {
     struct sim_msg *m = &sim->msgs[c->cursor];
     const char *source =
         c->cursor < c->list_mark ? "LIST_PENDING_MESSAGES" : "CREATE_MESSAGE";
+    if (!m->acked && m->visible_us > now_us())
+      return 0; /* a paced push: schedule_more wakes us when it is due */
     c->cursor++;
     if (m->acked || m->skip_conn == c->serial)
       continue;
+    if (!m->first_push_us)
+      m->first_push_us = now_us();
     char id[UUID_STR_LEN];
     if (uuid_v4(id) < 0)
       return -1;
@@ -521,10 +525,20 @@ static int fault_for(const struct sim_conn *c) {
   return c->silent ? -1 : faults_due(c->sim);
 }
 
+/* The next stored message is a paced one not due yet: when, in ms from
+ * now (at least 1), else 0. */
+static int64_t paced_wait_ms(const struct sim_conn *c) {
+  if (!c->listing || c->cursor >= c->sim->nmsgs)
+    return 0;
+  const struct sim_msg *m = &c->sim->msgs[c->cursor];
+  int64_t wait_us = m->acked ? 0 : m->visible_us - now_us();
+  return wait_us > 0 ? (wait_us + 999) / 1000 : 0;
+}
+
 static int has_work(const struct sim_conn *c, int64_t now) {
   return c->want_ping || c->replies.head || fault_for(c) >= 0 ||
          (c->receipts.head && c->receipts.head->due_ms <= now) ||
-         (c->listing && c->cursor < c->sim->nmsgs);
+         (c->listing && c->cursor < c->sim->nmsgs && !paced_wait_ms(c));
 }
 
 static void on_wake(lws_sorted_usec_list_t *sul) {
@@ -536,11 +550,16 @@ static void schedule_more(struct sim_conn *c) {
   if (c->silent)
     return;
   int64_t now = now_ms();
-  if (has_work(c, now))
+  int64_t paced = paced_wait_ms(c);
+  if (has_work(c, now)) {
     lws_callback_on_writable(c->wsi);
-  else if (c->receipts.head)
+  } else if (c->receipts.head || paced) {
+    int64_t wait = c->receipts.head ? c->receipts.head->due_ms - now : paced;
+    if (paced && paced < wait)
+      wait = paced;
     lws_sul_schedule(c->sim->ctx, 0, &c->wake_sul, on_wake,
-                     (c->receipts.head->due_ms - now) * LWS_US_PER_MS);
+                     (wait > 0 ? wait : 0) * LWS_US_PER_MS);
+  }
   if (c->flow_off && c->replies.count + c->receipts.count <= QUEUE_LOW) {
     c->flow_off = 0;
     lws_rx_flow_control(c->wsi, 1);
