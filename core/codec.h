@@ -30,6 +30,10 @@ void codec_set_max(struct codec *c, size_t max_out);
 /* Inflates one complete gzip member from in; the result is appended to out
  * (out->len grows; out is NUL-terminated). Returns a CODEC_* code. */
 int codec_inflate(struct codec *c, const void *in, size_t len, struct buf *out);
+/* Frames of at most this many bytes are sent stored (uncompressed) inside
+ * their gzip member: valid gzip for any reader, at a tenth of the CPU. */
+#define CODEC_STORE_MAX 1024
+
 /* Deflates in as one gzip member appended to out. Returns a CODEC_* code. */
 int codec_deflate(struct codec *c, const void *in, size_t len, struct buf *out);
 /* Text for a CODEC_* code. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -132,11 +133,30 @@ static void test_roundtrip(void) {
   codec_free(c);
 }
 
+/* 1 when `gzip -dc` turns z into exactly want. */
+static int gnu_gunzip_ok(const void *z, size_t zlen, const void *want, size_t n) {
+  char path[] = "/tmp/blazebot-codec-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return 0;
+  int ok = write(fd, z, zlen) == (ssize_t)zlen;
+  close(fd);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "gzip -dc < %s", path);
+  FILE *p = ok ? popen(cmd, "r") : NULL;
+  unsigned char *got = malloc(n + 1);
+  size_t have = p && got ? fread(got, 1, n + 1, p) : 0;
+  ok = p && pclose(p) == 0 && have == n && (n == 0 || memcmp(got, want, n) == 0);
+  free(got);
+  unlink(path);
+  return ok;
+}
+
 static void test_interop(void) {
   struct codec *c = codec_new(MAX_OUT, 3);
   unsigned char *src = malloc(300000);
   struct buf z = {0}, out = {0};
-  static const size_t sizes[] = {0, 5, 1000, 300000};
+  static const size_t sizes[] = {0, 5, 1000, 1023, 1024, 1025, 300000};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     fill(src, sizes[i], (int)(i & 1));
     /* zlib writes, the codec reads. */
@@ -152,6 +172,15 @@ static void test_interop(void) {
     /* A proper gzip header: magic, deflate method. */
     CHECK((unsigned char)z.data[0] == 0x1f && (unsigned char)z.data[1] == 0x8b &&
           z.data[2] == 8);
+    /* Small frames are stored: 23 bytes of framing, the data as is. */
+    if (sizes[i] <= CODEC_STORE_MAX) {
+      CHECK_INT(z.len, sizes[i] + 23);
+      CHECK(memcmp(z.data + 15, src, sizes[i]) == 0);
+    } else {
+      CHECK(z.len < sizes[i] + 23 || (i & 1));
+    }
+    /* GNU gzip, another implementation than zlib, reads it too. */
+    CHECK(gnu_gunzip_ok(z.data, z.len, src, sizes[i]));
   }
   free(src);
   buf_fini(&z);
