@@ -25,7 +25,8 @@ struct codec {
   z_stream inf;
   z_stream def;
   size_t max_out;
-  int inf_ok; /* 1 once inflateInit2 succeeded, so codec_free knows what to end */
+  size_t store_max; /* frames up to this size go stored */
+  int inf_ok;       /* 1 once inflateInit2 succeeded, so codec_free knows what to end */
   int def_ok;
 };
 
@@ -34,6 +35,7 @@ struct codec *codec_new(size_t max_out, int level) {
   if (!c)
     return NULL;
   c->max_out = max_out;
+  c->store_max = CODEC_STORE_MAX;
   if (level < Z_DEFAULT_COMPRESSION || level > Z_BEST_COMPRESSION)
     level = Z_DEFAULT_COMPRESSION;
   /* 16 + MAX_WBITS selects the gzip wrapper (RFC 1952) in both directions. */
@@ -62,6 +64,10 @@ void codec_free(struct codec *c) {
 
 void codec_set_max(struct codec *c, size_t max_out) {
   c->max_out = max_out;
+}
+
+void codec_set_store_max(struct codec *c, size_t n) {
+  c->store_max = n;
 }
 
 const char *codec_strerror(int code) {
@@ -244,7 +250,7 @@ int codec_deflate(struct codec *c, const void *in, size_t len, struct buf *out) 
    * compression (a 250-byte reply shrinks by about 13%) and deflate's fixed
    * costs, resetting its hash table and building Huffman codes, are most of
    * their CPU; they go stored. */
-  if (len <= CODEC_STORE_MAX)
+  if (c->store_max && len <= c->store_max)
     return deflate_stored(in, len, out);
   const size_t base = out->len;
   const unsigned char *src = in;

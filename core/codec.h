@@ -33,6 +33,9 @@ int codec_inflate(struct codec *c, const void *in, size_t len, struct buf *out);
 /* Frames of at most this many bytes are sent stored (uncompressed) inside
  * their gzip member: valid gzip for any reader, at a tenth of the CPU. */
 #define CODEC_STORE_MAX 1024
+/* Changes that threshold for c (0: compress every frame, as the real Blaze
+ * server does, which the simulator imitates). */
+void codec_set_store_max(struct codec *c, size_t n);
 
 /* Deflates in as one gzip member appended to out. Returns a CODEC_* code. */
 int codec_deflate(struct codec *c, const void *in, size_t len, struct buf *out);

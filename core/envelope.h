@@ -26,6 +26,11 @@ struct envelope {
   int error_status;
   int error_code;
   const char *error_description; /* "" when absent; also reads "desciption" */
+  /* envelope_scan only (root, data and params stay NULL): */
+  const char *data_raw; /* the "data" member's text when it is an object */
+  size_t data_raw_len;
+  const char *data_source; /* its "source" when a string, else "" */
+  char scan_buf[64 + 64 + 256 + 48];
 };
 
 /* Parses one frame (inflated JSON). Returns 0, or -1 with a reason in err
@@ -33,6 +38,15 @@ struct envelope {
 int envelope_parse(const char *json, size_t len, struct envelope *out, char *err,
                    size_t errlen);
 void envelope_fini(struct envelope *env);
+
+/* What the daemon's session needs of a frame, without building a tree
+ * (most frames are answers and receipts, read for a few members): id,
+ * action, the error object and where the "data" object lies, with its
+ * "source". The whole frame is validated as JSON all the same (jscan.h).
+ * Returns 0, or -1 with a reason in err like envelope_parse. out points
+ * into json for data_raw: keep json until done with out. */
+int envelope_scan(const char *json, size_t len, struct envelope *out, char *err,
+                  size_t errlen);
 
 /* One incoming message. All strings are NUL-terminated and never NULL ("" when
  * absent). data is the decoded payload (NUL-terminated one past data_len). */
@@ -50,7 +64,7 @@ struct message {
   const char *updated_at;
   const unsigned char *data;
   size_t data_len;
-  const char *raw_json; /* the "data" object of the frame, compact JSON */
+  const char *raw_json; /* the "data" object of the frame, as the server sent it */
   size_t raw_json_len;
   int64_t received_ms; /* set by the caller */
 };
@@ -71,6 +85,10 @@ enum {
  * acknowledge a poison message, else "". */
 int envelope_message(json_t *data, struct message **out, char message_id_out[64],
                      char *err, size_t errlen);
+/* The same from the data object's JSON text (an envelope's data_raw): no
+ * tree is built, and raw_json is that text exactly as the server sent it. */
+int envelope_message_raw(const char *text, size_t len, struct message **out,
+                         char message_id_out[64], char *err, size_t errlen);
 
 /* Appends {"id":id,"action":action[,"params":params]} as compact JSON to
  * out; params may be NULL. Returns 0/-1. */

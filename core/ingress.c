@@ -228,7 +228,8 @@ static void push_malformed(struct ingress *in, const char *mid, const char *err)
 void ingress_push(struct ingress *in, const struct envelope *env) {
   struct message *m = NULL;
   char mid[64], err[256];
-  if (envelope_message(env->data, &m, mid, err, sizeof err) < 0) {
+  if (envelope_message_raw(env->data_raw, env->data_raw_len, &m, mid, err, sizeof err) <
+      0) {
     push_malformed(in, mid, err);
     return;
   }

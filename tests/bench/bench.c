@@ -24,6 +24,9 @@
  *                        messages pushed around a SIGHUP that swaps the echo
  *                        plugin, at the same steady rate
  *   idle_rss_kib         the daemon connected, echo loaded, nothing to do
+ *
+ * The simulator has 1,000 users, each writing in a conversation of their
+ * own (replies in one conversation go one at a time, in order).
  *   peak_rss_kib_100k    VmHWM over the 100,000-message echo run
  *
  * Usage: blazebot-bench [--quick] [--json FILE]
@@ -165,6 +168,11 @@ struct run {
 
 static char plugins_dir[700];
 
+/* Users writing to the bot, each in a conversation of their own: replies
+ * keep their order within a conversation (one in flight at a time), so a
+ * busy bot has many. */
+#define BENCH_USERS "1000"
+
 /* A scratch folder with a keystore and a plugin folder holding echo.so. */
 static int prepare(const char *name, char *dir, size_t dcap, char *ks, size_t kcap) {
   snprintf(dir, dcap, "%s", h_dir(name));
@@ -190,7 +198,7 @@ static struct run flood(const char *name, int n, int echo) {
   if (prepare(name, dir, sizeof dir, ks, sizeof ks) < 0)
     return r;
   snprintf(pre, sizeof pre, "%d", n);
-  const char *args[] = {"--preload", pre, NULL};
+  const char *args[] = {"--preload", pre, "--users", BENCH_USERS, NULL};
   struct sim sim;
   if (h_sim_start_(&sim, dir, ks, args) < 0)
     return r;
@@ -249,7 +257,8 @@ static struct latency steady(int count, int rate) {
   if (prepare("bench-latency", dir, sizeof dir, ks, sizeof ks) < 0)
     return L;
   struct sim sim;
-  if (h_sim_start_(&sim, dir, ks, NULL) < 0)
+  const char *args[] = {"--users", BENCH_USERS, NULL};
+  if (h_sim_start_(&sim, dir, ks, args) < 0)
     return L;
   h_config(dir, &sim, ks, config_extra(1), ini, sizeof ini);
   struct proc d;

@@ -454,6 +454,8 @@ static int setup(struct sim *sim, const struct sim_fault *faults, size_t nfaults
   memcpy(sim->bot_id, sim->ks->user_id, sizeof sim->bot_id);
   memcpy(sim->session_id, sim->ks->session_id, sizeof sim->session_id);
   sim->codec = codec_new(SIM_MAX_INFLATED, 3);
+  if (sim->codec) /* every frame compressed, as Blaze's server does */
+    codec_set_store_max(sim->codec, 0);
   if (!sim->codec || store_init(sim) < 0 || files_init(sim) < 0 || preload(sim) < 0) {
     log_error("out of memory");
     return -1;
