@@ -218,29 +218,28 @@ static void on_rest_reply(void *ud, int ok, const struct rest_result *res) {
 
 static void send_batch(struct acks *a, struct batch *b) {
   b->via = current_transport(a);
-  if (b->via == ACK_TRANSPORT_WEBSOCKET) {
-    json_t *arr = json_array();
-    for (int i = 0; i < b->n; i++)
-      json_array_append_new(
-          arr, json_pack("{s:s,s:s}", "message_id", b->ids[i], "status", "READ"));
-    json_t *params = json_pack("{s:o}", "messages", arr);
-    int rc = params ? session_request(a->s, "ACKNOWLEDGE_MESSAGE_RECEIPTS", params, NULL,
-                                      on_ws_reply, b)
-                    : -1;
-    json_decref(params);
+  /* The entries as JSON text (the ids are UUIDs): the REST body as is, or
+   * the WebSocket request's {"messages": [...]}. */
+  buf_reset(&a->body);
+  int ws = b->via == ACK_TRANSPORT_WEBSOCKET;
+  int bad = buf_append(&a->body, ws ? "{\"messages\":[" : "[", ws ? 13 : 1) < 0;
+  for (int i = 0; i < b->n && !bad; i++)
+    bad = (i && buf_append(&a->body, ",", 1) < 0) ||
+          buf_append(&a->body, "{\"message_id\":\"", 15) < 0 ||
+          buf_append(&a->body, b->ids[i], strlen(b->ids[i])) < 0 ||
+          buf_append(&a->body, "\",\"status\":\"READ\"}", 18) < 0;
+  bad = bad || buf_append(&a->body, ws ? "]}" : "]", ws ? 2 : 1) < 0;
+  if (ws) {
+    int rc = bad ? -1
+                 : session_request_text(a->s, "ACKNOWLEDGE_MESSAGE_RECEIPTS",
+                                        a->body.data, a->body.len, NULL, on_ws_reply, b);
     if (rc < 0) {
       batch_retry(a, b, 1);
       return;
     }
   } else {
-    buf_reset(&a->body);
-    buf_append(&a->body, "[", 1);
-    for (int i = 0; i < b->n; i++)
-      buf_appendf(&a->body, "%s{\"message_id\":\"%s\",\"status\":\"READ\"}", i ? "," : "",
-                  b->ids[i]);
-    buf_append(&a->body, "]", 1);
-    if (rest_request(a->r, "POST", "/acknowledgements", a->body.data, a->body.len,
-                     on_rest_reply, b) < 0) {
+    if (bad || rest_request(a->r, "POST", "/acknowledgements", a->body.data, a->body.len,
+                            on_rest_reply, b) < 0) {
       batch_retry(a, b, 0);
       return;
     }

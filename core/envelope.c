@@ -439,15 +439,31 @@ static int append_json_string(struct buf *b, const char *s) {
   return rc;
 }
 
-int envelope_request(struct buf *out, const char *id, const char *action,
-                     json_t *params) {
+int envelope_append_string(struct buf *out, const char *s) {
+  size_t base = out->len;
+  if (append_json_string(out, s) == 0)
+    return 0;
+  out->len = base;
+  if (out->data)
+    out->data[base] = 0;
+  return -1;
+}
+
+/* Writes the request with params from a tree (params_text NULL) or from
+ * text. */
+static int request(struct buf *out, const char *id, const char *action, json_t *params,
+                   const char *params_text, size_t params_len) {
   size_t base = out->len;
   if (!id || !action)
     return -1;
   if (buf_append(out, "{\"id\":", 6) < 0 || append_json_string(out, id) < 0 ||
       buf_append(out, ",\"action\":", 10) < 0 || append_json_string(out, action) < 0)
     goto fail;
-  if (params) {
+  if (params_text) {
+    if (buf_append(out, ",\"params\":", 10) < 0 ||
+        buf_append(out, params_text, params_len) < 0)
+      goto fail;
+  } else if (params) {
     if (buf_append(out, ",\"params\":", 10) < 0 ||
         json_dump_callback(params, dump_to_buf, out, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
       goto fail;
@@ -460,4 +476,14 @@ fail:
   if (out->data)
     out->data[base] = 0;
   return -1;
+}
+
+int envelope_request(struct buf *out, const char *id, const char *action,
+                     json_t *params) {
+  return request(out, id, action, params, NULL, 0);
+}
+
+int envelope_request_text(struct buf *out, const char *id, const char *action,
+                          const char *params, size_t len) {
+  return request(out, id, action, NULL, params ? params : "null", params ? len : 4);
 }

@@ -94,5 +94,11 @@ int envelope_message_raw(const char *text, size_t len, struct message **out,
  * out; params may be NULL. Returns 0/-1. */
 struct buf;
 int envelope_request(struct buf *out, const char *id, const char *action, json_t *params);
+/* The same with params already JSON text (len bytes), spliced as is. */
+int envelope_request_text(struct buf *out, const char *id, const char *action,
+                          const char *params, size_t len);
+/* Appends s as a JSON string (quoted, escaped). Returns 0, or -1 when s is
+ * not valid UTF-8 or memory ran out. */
+int envelope_append_string(struct buf *out, const char *s);
 
 #endif

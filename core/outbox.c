@@ -20,6 +20,7 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "envelope.h"
 #include "log.h"
 
 #define MAX_INFLIGHT 256    /* WebSocket requests in flight */
@@ -31,7 +32,8 @@ struct conv;
 
 struct item {
   struct item *next;
-  json_t *params; /* CREATE_MESSAGE params, owned */
+  char *params; /* CREATE_MESSAGE params as JSON text, owned */
+  size_t params_len;
   char message_id[UUID_STR_LEN];
   char conv_id[UUID_STR_LEN]; /* lowercase */
   struct conv *conv;          /* I/O thread, once taken off the inbox */
@@ -42,7 +44,7 @@ struct item {
   void *result_arg;
   struct item *rprev, *rnext;
   uint64_t seq; /* order of arrival on the I/O thread */
-  size_t wire;  /* upper bound of its JSON size */
+  size_t wire;  /* its JSON size */
   int attempts;
   int solo; /* a REST batch holding it was refused: send it alone */
   int64_t due;
@@ -133,7 +135,7 @@ static void list_insert_ordered(struct list *l, struct item *it) {
 }
 
 static void item_free(struct item *it) {
-  json_decref(it->params);
+  free(it->params);
   free(it);
 }
 
@@ -291,36 +293,45 @@ int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
     free(it);
     return -2;
   }
+  /* The params as JSON text, written once, sent as is over the socket or
+   * in a POST /messages batch. */
   size_t elen = base64_encoded_len(m->len, 1);
-  char *b64 = malloc(elen + 1);
-  if (!b64) {
+  struct buf b = {0};
+  int bad = buf_reserve(&b, elen + 2 * strlen(m->category) + 5 * UUID_STR_LEN + 200) < 0;
+  bad = bad || buf_append(&b, "{\"conversation_id\":\"", 20) < 0 ||
+        buf_append(&b, m->conversation_id, 36) < 0 ||
+        buf_append(&b, "\",\"message_id\":\"", 16) < 0 ||
+        buf_append(&b, it->message_id, 36) < 0 ||
+        buf_append(&b, "\",\"category\":", 13) < 0 ||
+        envelope_append_string(&b, m->category) < 0 ||
+        buf_append(&b, ",\"data_base64\":\"", 16) < 0 || buf_reserve(&b, elen + 2) < 0;
+  if (!bad) {
+    base64_encode(m->data, m->len, 1, b.data + b.len);
+    b.len += elen;
+    bad = buf_append(&b, "\"", 1) < 0;
+  }
+  static const char *const opt_keys[] = {
+      ",\"recipient_id\":\"", ",\"representative_id\":\"", ",\"quote_message_id\":\""};
+  const char *opt_vals[] = {m->recipient_id, m->representative_id, m->quote_message_id};
+  for (int i = 0; i < 3 && !bad; i++) {
+    if (opt_vals[i] && *opt_vals[i])
+      bad = buf_append(&b, opt_keys[i], strlen(opt_keys[i])) < 0 ||
+            buf_append(&b, opt_vals[i], 36) < 0 || buf_append(&b, "\"", 1) < 0;
+  }
+  if (!bad && m->silent)
+    bad = buf_append(&b, ",\"silent\":true", 14) < 0;
+  if (!bad)
+    bad = buf_append(&b, "}", 1) < 0;
+  if (bad) {
+    buf_fini(&b);
     free(it);
     return -2;
   }
-  base64_encode(m->data, m->len, 1, b64);
-  it->params =
-      json_pack("{s:s,s:s,s:s,s:s%}", "conversation_id", m->conversation_id, "message_id",
-                it->message_id, "category", m->category, "data_base64", b64, elen);
-  free(b64);
-  if (!it->params) {
-    free(it);
-    return -2;
-  }
-  if (m->recipient_id && *m->recipient_id)
-    json_object_set_new(it->params, "recipient_id", json_string(m->recipient_id));
-  if (m->representative_id && *m->representative_id)
-    json_object_set_new(it->params, "representative_id",
-                        json_string(m->representative_id));
-  if (m->quote_message_id && *m->quote_message_id)
-    json_object_set_new(it->params, "quote_message_id", json_string(m->quote_message_id));
-  if (m->silent)
-    json_object_set_new(it->params, "silent", json_true());
+  it->params = b.data;
+  it->params_len = b.len;
   /* The server refuses a message over 128 KB; refusing it here tells the
    * plugin at once instead of retrying a message that can never go out. */
-  size_t bound = elen + 6 * strlen(m->category) + 5 * UUID_STR_LEN + 256;
-  size_t wire = bound <= OUTBOX_MAX_MESSAGE_BYTES
-                    ? bound
-                    : json_dumpb(it->params, NULL, 0, JSON_COMPACT);
+  size_t wire = b.len;
   if (wire > OUTBOX_MAX_MESSAGE_BYTES) {
     log_warn("outbox: refused a %s message of %zu bytes (%zu as JSON): over the server's "
              "limit of %d bytes",
@@ -552,14 +563,12 @@ static int send_rest_batch(struct outbox *o) {
       if ((it->solo && b->n) || bytes + it->wire + 1 > OUTBOX_MAX_MESSAGE_BYTES)
         break;
       list_pop(&c->fifo);
-      char *j = json_dumps(it->params, JSON_COMPACT);
-      if (!j) {
+      if ((b->n && buf_append(&o->body, ",", 1) < 0) ||
+          buf_append(&o->body, it->params, it->params_len) < 0) {
         list_insert_ordered(&c->fifo, it);
         break;
       }
-      buf_appendf(&o->body, "%s%s", b->n ? "," : "", j);
-      bytes += strlen(j) + 1;
-      free(j);
+      bytes += it->params_len + 1;
       take_token(o);
       c->busy++;
       b->items[b->n++] = it;
@@ -642,7 +651,8 @@ static void pump_once(struct outbox *o, int64_t now) {
          session_is_open(o->s)) {
     struct conv *c = run_pop(o);
     struct item *it = list_pop(&c->fifo);
-    int rc = session_request(o->s, "CREATE_MESSAGE", it->params, NULL, on_reply, it);
+    int rc = session_request_text(o->s, "CREATE_MESSAGE", it->params, it->params_len,
+                                  NULL, on_reply, it);
     if (rc < 0) {
       list_insert_ordered(&c->fifo, it);
       conv_wake(o, c);

@@ -45,8 +45,9 @@ struct session {
 
   int state;
   struct lws *wsi;
-  char *token;     /* only during the handshake; wiped after */
-  struct url dial; /* the blaze_url of the current attempt (lws points into it) */
+  char *token;            /* only during the handshake; wiped after */
+  struct uuid_series ids; /* request ids */
+  struct url dial;        /* the blaze_url of the current attempt (lws points into it) */
   int64_t next_attempt;
   int attempt;     /* consecutive failed attempts, for backoff */
   int auth_401;    /* consecutive 401s */
@@ -346,21 +347,22 @@ static int queue_json(struct session *s, const char *json, size_t len) {
   return 0;
 }
 
+/* params: a tree, or (text non-NULL) JSON text of len bytes. */
 static int send_request(struct session *s, const char *action, json_t *params,
-                        const char *id, session_reply_fn cb, void *ud) {
+                        const char *text, size_t len, const char *id, session_reply_fn cb,
+                        void *ud) {
   char fresh[UUID_STR_LEN];
   if (!id) {
-    if (uuid_v4(fresh) < 0)
-      return SESSION_ENOMEM;
+    uuid_series_next(&s->ids, fresh);
     id = fresh;
   }
   struct pending *p = pending_new(&s->pending, id);
   if (!p)
     return SESSION_ENOMEM;
   buf_reset(&s->json);
-  int rc = envelope_request(&s->json, id, action, params) < 0
-               ? SESSION_ENOMEM
-               : queue_json(s, s->json.data, s->json.len);
+  int built = text ? envelope_request_text(&s->json, id, action, text, len)
+                   : envelope_request(&s->json, id, action, params);
+  int rc = built < 0 ? SESSION_ENOMEM : queue_json(s, s->json.data, s->json.len);
   if (rc < 0) {
     pending_release(&s->pending, p);
     return rc;
@@ -378,7 +380,17 @@ int session_request(struct session *s, const char *action, json_t *params, const
     return SESSION_ENOTOPEN;
   if (s->rx_paused)
     return SESSION_EHELD;
-  return send_request(s, action, params, id, cb, ud);
+  return send_request(s, action, params, NULL, 0, id, cb, ud);
+}
+
+int session_request_text(struct session *s, const char *action, const char *params,
+                         size_t len, const char *id, session_reply_fn cb, void *ud) {
+  if (s->state != ST_OPEN || !s->wsi)
+    return SESSION_ENOTOPEN;
+  if (s->rx_paused)
+    return SESSION_EHELD;
+  return send_request(s, action, NULL, params ? params : "null", params ? len : 4, id, cb,
+                      ud);
 }
 
 static void on_list_reply(void *ud, const struct envelope *env, int err) {
@@ -603,7 +615,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     s->consecutive_timeouts = 0;
     wipe_token(s);
     s->rx_off = 0;
-    if (send_request(s, "LIST_PENDING_MESSAGES", NULL, NULL, on_list_reply, s) < 0)
+    if (send_request(s, "LIST_PENDING_MESSAGES", NULL, NULL, 0, NULL, on_list_reply, s) <
+        0)
       return -1;
     break;
   case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -673,6 +686,10 @@ struct session *session_new(struct lws_context *ctx, const struct config *cfg,
   s->ud = ud;
   s->state = ST_IDLE;
   s->next_attempt = INT64_MAX;
+  if (uuid_series_init(&s->ids) < 0) {
+    free(s);
+    return NULL;
+  }
   s->codec = codec_new(cfg->max_frame_bytes, 3);
   if (!s->codec) {
     free(s);

@@ -94,6 +94,10 @@ int session_is_closed(const struct session *s);
  * negative SESSION_E* code (then cb is not called). */
 int session_request(struct session *s, const char *action, json_t *params, const char *id,
                     session_reply_fn cb, void *ud);
+/* The same with params as JSON text (len bytes), written into the frame as
+ * is: for requests built without a jansson tree (replies). */
+int session_request_text(struct session *s, const char *action, const char *params,
+                         size_t len, const char *id, session_reply_fn cb, void *ud);
 /* Holds (1) or releases (0) the socket for back pressure. While held the
  * socket is not read at all (lws_rx_flow_control) and new requests are
  * refused with SESSION_EHELD: acknowledgements and outgoing messages go over

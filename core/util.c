@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -54,6 +55,22 @@ int uuid_v4(char out[UUID_STR_LEN]) {
   return 0;
 }
 
+int uuid_series_init(struct uuid_series *s) {
+  s->n = 0;
+  return RAND_bytes(s->base, sizeof s->base) == 1 ? 0 : -1;
+}
+
+void uuid_series_next(struct uuid_series *s, char out[UUID_STR_LEN]) {
+  unsigned char b[16];
+  memcpy(b, s->base, sizeof b);
+  uint64_t n = ++s->n;
+  for (int i = 0; i < 8; i++)
+    b[8 + i] ^= (unsigned char)(n >> (8 * (7 - i)));
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  format_uuid(b, out);
+}
+
 int uuid_valid(const char *s) {
   if (!s)
     return 0;
@@ -99,6 +116,15 @@ int uuid_unique_conversation(const char *a, const char *b, char out[UUID_STR_LEN
   return 0;
 }
 
+/* SHA-1 fetched once: an implicit fetch on every digest (EVP_sha1() in
+ * EVP_DigestInit_ex) takes OpenSSL's provider locks each time. Kept for
+ * the process's life. */
+static EVP_MD *sha1;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+static void sha1_fetch(void) {
+  sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 int uuid_derive(const char *parent_id, const char *label, uint32_t ordinal,
                 char out[UUID_STR_LEN]) {
   if (!parent_id || !uuid_valid(parent_id) || !label || !*label)
@@ -120,10 +146,11 @@ int uuid_derive(const char *parent_id, const char *label, uint32_t ordinal,
   int tl = snprintf(tail, sizeof tail, "/%u", (unsigned)ordinal);
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int dl = 0;
+  pthread_once(&sha1_once, sha1_fetch);
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   if (!ctx)
     return -1;
-  int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+  int ok = EVP_DigestInit_ex(ctx, sha1 ? sha1 : EVP_sha1(), NULL) == 1 &&
            EVP_DigestUpdate(ctx, ns, sizeof ns) == 1 &&
            EVP_DigestUpdate(ctx, name, 37) == 1 &&
            EVP_DigestUpdate(ctx, label, strlen(label)) == 1 &&

@@ -24,6 +24,16 @@ int64_t wall_s(void);
 /* Fills out with a random (version 4) UUID from OpenSSL's CSPRNG. Returns 0
  * or -1 if the CSPRNG failed. */
 int uuid_v4(char out[UUID_STR_LEN]);
+/* A series of distinct version-4 UUIDs without a call to the random
+ * generator each: base (16 random bytes, from uuid_series_init) with n
+ * mixed into its last 8 bytes. For request ids, unique per series; not
+ * secrets. */
+struct uuid_series {
+  unsigned char base[16];
+  uint64_t n;
+};
+int uuid_series_init(struct uuid_series *s);
+void uuid_series_next(struct uuid_series *s, char out[UUID_STR_LEN]);
 /* 1 if s is a canonical lowercase or uppercase 8-4-4-4-12 UUID string. */
 int uuid_valid(const char *s);
 /* The 1:1 conversation id of two users (protocol.md §6.3): MD5 of the two

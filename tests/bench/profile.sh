@@ -32,6 +32,7 @@ api_url = http://127.0.0.1:$port
 plugin_dir = plugins
 send_rate_per_min = 0
 log_level = warn
+request_timeout_ms = 600000
 [plugin.echo]
 INI
 valgrind --tool=callgrind --callgrind-out-file=callgrind.out "$build/blazebot" -c blazebot.ini \
