@@ -64,6 +64,7 @@ struct daemon {
 
   int sigfd;
   atomic_int stop_requested; /* set by daemon_stop from any thread */
+  atomic_int wake_pending;   /* a wake-up is on its way to the loop */
   int stopping;              /* I/O thread: graceful stop in progress */
   int64_t stop_deadline;
   int64_t close_deadline;
@@ -388,7 +389,10 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
   switch (reason) {
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
     /* Workers finished jobs or queued messages: handle them now rather than
-     * at the next tick. */
+     * at the next tick. Cleared first: work queued from here on wakes the
+     * loop again. */
+    if (d)
+      atomic_store(&d->wake_pending, 0);
     if (d && d->dispatch) {
       int64_t now = now_ms();
       ingress_drain(d->ingress);
@@ -414,9 +418,13 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
   return 0;
 }
 
+/* Wakes the loop from another thread, coalesced like uv_async_send: one
+ * wake-up (a pipe write and a loop pass) covers everything queued before
+ * the loop takes it. */
 static void wake(void *ud) {
   struct daemon *d = ud;
-  lws_cancel_service(d->ctx);
+  if (!atomic_exchange(&d->wake_pending, 1))
+    lws_cancel_service(d->ctx);
 }
 
 /* The plugin host's send (see plugin_host_services). */

@@ -16,7 +16,7 @@ cd "$out"
 rm -rf plugins && mkdir -m 755 plugins
 cp "$build/plugins/echo/echo.so" plugins/ 2>/dev/null || cp "$(find "$build/plugins" -name echo.so | head -1)" plugins/
 chmod 644 plugins/echo.so
-sim="$build/tests/sim/blazebot-sim"
+sim="${SIM:-$build/tests/sim/blazebot-sim}"
 "$sim" keygen -o keystore.json >/dev/null 2>&1 || true
 "$sim" --keystore keystore.json --listen 127.0.0.1:0 --port-file sim.port --preload "$n" --users 1000 \
   >sim.out 2>sim.err &
