@@ -29,8 +29,9 @@
  * own (replies in one conversation go one at a time, in order).
  *   peak_rss_kib_100k    VmHWM over the 100,000-message echo run
  *
- * Usage: blazebot-bench [--quick] [--json FILE]
- * (--quick: small counts, to check that it runs; figures meaningless).
+ * Usage: blazebot-bench [--quick] [--floor] [--json FILE]
+ * (--quick: small counts, to check that it runs; figures meaningless;
+ * --floor: only the floor, e.g. under callgrind).
  */
 #include <jansson.h>
 #include <signal.h>
@@ -326,15 +327,17 @@ static struct latency steady(int count, int rate) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0;
+  int quick = 0, floor_only = 0;
   const char *json_path = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick"))
       quick = 1;
+    else if (!strcmp(argv[i], "--floor"))
+      floor_only = 1;
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
       json_path = argv[++i];
     else {
-      fprintf(stderr, "usage: blazebot-bench [--quick] [--json FILE]\n");
+      fprintf(stderr, "usage: blazebot-bench [--quick] [--floor] [--json FILE]\n");
       return 2;
     }
   }
@@ -351,6 +354,8 @@ int main(int argc, char **argv) {
   printf("%-34s %10.1f us/msg (%zu-byte frames)\n", "floor (inflate+parse+build+deflate)",
          floor, frame_bytes);
   fflush(stdout);
+  if (floor_only) /* e.g. under callgrind, to count the floor's instructions */
+    return 0;
 
   struct run rx = flood("bench-receive", n_big, 0);
   printf("%-34s %10.0f msg/s  daemon %5.1f us/msg  sim %5.1f us/msg%s\n", "receive + ack",
