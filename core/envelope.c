@@ -114,6 +114,8 @@ struct scan_state {
   struct envelope *env;
   char *id, *action, *desc, *source; /* into env->scan_buf */
   int have_action, action_bad;
+  int have_description, have_desciption;
+  char desc2[256]; /* "desciption" */
 };
 
 static int scan_error_member(void *ud, const char *key, size_t klen, int kesc,
@@ -131,12 +133,17 @@ static int scan_error_member(void *ud, const char *key, size_t klen, int kesc,
                       : v > INT_MAX                ? INT_MAX
                       : v < INT_MIN                ? INT_MIN
                                                    : (int)v;
-  } else if (type == JSCAN_STRING && (jscan_key_is(key, klen, kesc, "description") ||
-                                      (jscan_key_is(key, klen, kesc, "desciption") &&
-                                       !env->error_description[0]))) {
+  } else if (type == JSCAN_STRING && jscan_key_is(key, klen, kesc, "description")) {
+    /* like envelope_parse: "description" when it is a string, else the
+     * docs' spelling "desciption" (the last of each, as jansson keeps) */
+    st->have_description = 1;
     if (jscan_string(val, vlen, st->desc, 256) < 0)
       snprintf(st->desc, 256, "(description too long)");
     env->error_description = st->desc;
+  } else if (type == JSCAN_STRING && jscan_key_is(key, klen, kesc, "desciption")) {
+    if (jscan_string(val, vlen, st->desc2, 256) < 0)
+      snprintf(st->desc2, 256, "(description too long)");
+    st->have_desciption = 1;
   }
   return 0;
 }
@@ -176,8 +183,13 @@ static int scan_member(void *ud, const char *key, size_t klen, int kesc, const c
     env->has_error = type == JSCAN_OBJECT;
     env->error_status = env->error_code = 0;
     env->error_description = "";
+    st->have_description = st->have_desciption = 0;
     if (type == JSCAN_OBJECT)
       jscan_object(val, vlen, scan_error_member, st, NULL);
+    if (!st->have_description && st->have_desciption) {
+      memcpy(st->desc, st->desc2, 256);
+      env->error_description = st->desc;
+    }
   }
   return 0;
 }

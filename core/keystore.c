@@ -356,6 +356,20 @@ static EVP_PKEY *load_rsa_pem(const char *pem, const char *path, char *err,
               "keystore %s: field \"private_key\" is not an RSA key of 1024+ bits", path);
     return NULL;
   }
+  /* A damaged key (its modulus no longer p * q, say) still parses, and
+   * every token signed with it would then be refused: check it now. */
+  EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(pk, NULL);
+  int consistent = pc && EVP_PKEY_check(pc) == 1;
+  EVP_PKEY_CTX_free(pc);
+  ERR_clear_error();
+  if (!consistent) {
+    EVP_PKEY_free(pk);
+    error_set(err, errlen,
+              "keystore %s: field \"private_key\" is not a consistent RSA key (its parts "
+              "do not match)",
+              path);
+    return NULL;
+  }
   return pk;
 }
 

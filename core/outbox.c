@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "log.h"
+#include "util.h"
 
 #define MAX_INFLIGHT 256    /* WebSocket requests in flight */
 #define MAX_REST_INFLIGHT 4 /* POST /messages batches in flight */
@@ -275,9 +276,11 @@ static int opt_uuid(const char *s) {
 int outbox_send(struct outbox *o, const struct outbox_msg *m, void *owner,
                 char id_out[UUID_STR_LEN], int wait_ms) {
   if (!m || !uuid_valid(m->conversation_id) || !m->category || !*m->category ||
-      strlen(m->category) > 64 || !opt_uuid(m->recipient_id) ||
-      !opt_uuid(m->message_id) || !opt_uuid(m->representative_id) ||
-      !opt_uuid(m->quote_message_id) || (m->len && !m->data)) {
+      strlen(m->category) > 64 ||
+      !utf8_valid((const unsigned char *)m->category, strlen(m->category)) ||
+      !opt_uuid(m->recipient_id) || !opt_uuid(m->message_id) ||
+      !opt_uuid(m->representative_id) || !opt_uuid(m->quote_message_id) ||
+      (m->len && !m->data)) {
     log_warn("outbox: refused a message with a missing or invalid field");
     return -1;
   }

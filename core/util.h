@@ -64,4 +64,8 @@ int error_set(char *err, size_t errlen, const char *fmt, ...)
 /* A uniform random integer in [0, n) (n > 0), for backoff jitter. */
 uint32_t rand_below(uint32_t n);
 
+/* 1 when the n bytes at s are well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF). */
+int utf8_valid(const unsigned char *s, size_t n);
+
 #endif
