@@ -87,7 +87,7 @@ function(blazebot_add_plugin name)
   target_link_options(${name} PRIVATE "LINKER:--version-script=${map}")
   # Clang does not link the sanitizer runtimes into shared objects, so with
   # sanitizers a Clang-built plugin has undefined __asan_* symbols by design.
-  if(NOT (BLAZEBOT_SANITIZE AND CMAKE_C_COMPILER_ID MATCHES "Clang"))
+  if(NOT ((BLAZEBOT_SANITIZE OR BLAZEBOT_TSAN) AND CMAKE_C_COMPILER_ID MATCHES "Clang"))
     target_link_options(${name} PRIVATE "LINKER:-z,defs")
   endif()
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${map}")

@@ -24,10 +24,12 @@ static struct instance *inst_of(blazebot_ctx *ctx) {
 /* ---- the message being handled, and holds ------------------------------------- */
 
 /* The job a send from this thread belongs to: only the thread running
- * on_message for the instance, during that call. */
+ * on_message for the instance, during that call. Any thread may ask: one
+ * that sees a job also sees the thread stored before it (exec_deliver). */
 struct job *async_current_job(struct instance *in) {
-  if (in->current_job && pthread_equal(in->current_thread, pthread_self()))
-    return in->current_job;
+  struct job *job = atomic_load(&in->current_job);
+  if (job && pthread_equal(atomic_load(&in->current_thread), pthread_self()))
+    return job;
   return NULL;
 }
 
@@ -83,7 +85,7 @@ blazebot_hold *async_hold(blazebot_ctx *ctx, const struct blazebot_message *msg)
   if (!in || !msg)
     return NULL;
   struct job *job = async_current_job(in);
-  if (!job || msg != in->current_view) {
+  if (!job || msg != atomic_load(&in->current_view)) {
     log_warn("plugin %s: hold() outside on_message for that message", in->name);
     return NULL;
   }
@@ -110,9 +112,11 @@ int async_release(blazebot_ctx *ctx, blazebot_hold *handle, int result) {
   while (hd && (hd->id != id || hd->release_pending))
     hd = hd->next;
   int now = hd && !hd->sending;
-  if (hd && !now) {
-    /* A send tied to it is being queued on another thread: the last one
-     * ends the hold (async_unpin). */
+  if (hd) {
+    /* Taken under the lock, so that neither a second release nor a send
+     * (async_pin) on another thread finds it before hold_end unlinks it.
+     * While a send tied to it is being queued, the last such send ends it
+     * (async_unpin). */
     hd->release_pending = 1;
     hd->release_result = result;
   }
@@ -128,22 +132,27 @@ int async_release(blazebot_ctx *ctx, blazebot_hold *handle, int result) {
 }
 
 void async_release_holds(struct plugin_host *h, struct instance *in) {
-  /* Those with a send in progress are marked and ended by that send. */
+  /* Each is taken under the lock like a release (a release by the plugin
+   * on another thread no longer finds it); those with a send in progress
+   * are ended by that send, which may free them at once, so the message id
+   * is copied first. */
   for (;;) {
+    char id[UUID_STR_LEN];
     pthread_mutex_lock(&h->mu);
     struct hold *hd = in->holds;
     while (hd && hd->release_pending)
       hd = hd->next;
     int now = hd && !hd->sending;
-    if (hd && !now) {
+    if (hd) {
       hd->release_pending = 1;
       hd->release_result = BLAZEBOT_RETRY;
+      memcpy(id, hd->job->id, sizeof id);
     }
     pthread_mutex_unlock(&h->mu);
     if (!hd)
       return;
     log_warn("plugin %s: message %s still held at shutdown; it comes again (RETRY)",
-             in->name, hd->job->id);
+             in->name, id);
     if (now)
       hold_end(in, hd, BLAZEBOT_RETRY);
   }
@@ -209,6 +218,14 @@ int async_api_request(blazebot_ctx *ctx, const char *method, const char *path,
   c->done = done;
   c->arg = arg;
   atomic_fetch_add(&in->work_outstanding, 1);
+  if (atomic_load(&in->closing)) {
+    /* The shutdown began after the check above: it may already have seen
+     * the ledger empty, so this call must not start (counted first, then
+     * checked again: the shutdown sets closing, then waits for the count). */
+    atomic_fetch_sub(&in->work_outstanding, 1);
+    free(c);
+    return -1;
+  }
   if (in->h->svc.api(in->h->svc.ud, method, path, body, body_len, (int)timeout_ms,
                      api_answered, c) < 0) {
     atomic_fetch_sub(&in->work_outstanding, 1);
@@ -288,6 +305,11 @@ int async_upload(blazebot_ctx *ctx, const void *data, size_t len, const char *mi
   c->done = done;
   c->arg = arg;
   atomic_fetch_add(&in->work_outstanding, 1);
+  if (atomic_load(&in->closing)) { /* see async_api_request */
+    atomic_fetch_sub(&in->work_outstanding, 1);
+    free(c);
+    return -1;
+  }
   if (in->h->svc.upload(in->h->svc.ud, data, len, (int)timeout_ms, upload_answered, c) <
       0) {
     atomic_fetch_sub(&in->work_outstanding, 1);

@@ -181,14 +181,15 @@ void exec_deliver(struct dispatch_item *it) {
   r->outcome = BLAZEBOT_PASS;
   pthread_mutex_unlock(&h->mu);
   atomic_store(&r->sent, 0);
-  in->current_job = job;
-  in->current_view = &r->view;
-  in->current_thread = pthread_self();
+  /* Services called on other threads read these (async_current_job). */
+  atomic_store(&in->current_thread, pthread_self());
+  atomic_store(&in->current_view, &r->view);
+  atomic_store(&in->current_job, job);
   int64_t t0 = now_us();
   int rc = in->desc.on_message(in->state, &r->view);
   hist_observe_us(&sl->latency, (uint64_t)(now_us() - t0));
-  in->current_job = NULL;
-  in->current_view = NULL;
+  atomic_store(&in->current_job, NULL);
+  atomic_store(&in->current_view, NULL);
   atomic_fetch_add(&sl->delivered, 1);
   pthread_mutex_lock(&h->mu);
   int last = exec_hold_drop_locked(job, rc);

@@ -50,23 +50,40 @@ static void svc_log(blazebot_ctx *ctx, int level, const char *fmt, ...) {
   va_end(ap);
 }
 
-static const struct config_kv *find_kv(struct instance *in, const char *key) {
-  if (!in || !in->section || !key)
+/* key in the instance's section, or NULL. Under the host mutex, since a
+ * config-only reload swaps the section on the plugin's strand while other
+ * threads of the plugin may ask (plugin_host.h). With cfg, also a
+ * reference to the snapshot the entry lives in (config_free it): the
+ * entry stays valid after a swap until the caller is done with it. */
+static const struct config_kv *find_kv(struct instance *in, const char *key,
+                                       const struct config **cfg) {
+  if (cfg)
+    *cfg = NULL;
+  if (!in || !key)
     return NULL;
-  for (size_t i = 0; i < in->section->nkv; i++)
-    if (strcmp(in->section->kv[i].key, key) == 0)
-      return &in->section->kv[i];
-  return NULL;
+  const struct config_kv *kv = NULL;
+  pthread_mutex_lock(&in->h->mu);
+  const struct config_plugin *sec = in->section;
+  for (size_t i = 0; sec && i < sec->nkv && !kv; i++)
+    if (strcmp(sec->kv[i].key, key) == 0)
+      kv = &sec->kv[i];
+  if (kv && cfg)
+    *cfg = config_ref(in->cfg);
+  pthread_mutex_unlock(&in->h->mu);
+  return kv;
 }
 
+/* The value is borrowed until the next reconfigure (plugin.h): the old
+ * snapshot is freed once reconfigure returned. */
 static const char *svc_config_get(blazebot_ctx *ctx, const char *key) {
-  const struct config_kv *kv = find_kv(inst_of(ctx), key);
+  const struct config_kv *kv = find_kv(inst_of(ctx), key, NULL);
   return kv ? kv->value : NULL;
 }
 
 static int svc_config_int(blazebot_ctx *ctx, const char *key, int64_t def, int64_t *out) {
   struct instance *in = inst_of(ctx);
-  const struct config_kv *kv = find_kv(in, key);
+  const struct config *cfg;
+  const struct config_kv *kv = find_kv(in, key, &cfg);
   if (out)
     *out = def;
   if (!kv)
@@ -74,32 +91,33 @@ static int svc_config_int(blazebot_ctx *ctx, const char *key, int64_t def, int64
   char *end;
   errno = 0;
   long long v = strtoll(kv->value, &end, 10);
-  if (errno || end == kv->value || *end) {
-    log_error("%s:%d: [plugin.%s] %s: '%s' is not an integer", in->cfg->path, kv->line,
+  int bad = errno || end == kv->value || *end;
+  if (bad)
+    log_error("%s:%d: [plugin.%s] %s: '%s' is not an integer", cfg->path, kv->line,
               in->name, key, kv->value);
-    return -1;
-  }
-  if (out)
+  else if (out)
     *out = v;
-  return 0;
+  config_free(cfg);
+  return bad ? -1 : 0;
 }
 
 static int svc_config_bool(blazebot_ctx *ctx, const char *key, int def, int *out) {
   struct instance *in = inst_of(ctx);
-  const struct config_kv *kv = find_kv(in, key);
+  const struct config *cfg;
+  const struct config_kv *kv = find_kv(in, key, &cfg);
   if (out)
     *out = def;
   if (!kv)
     return 0;
   int v;
-  if (loader_parse_bool(kv->value, &v) < 0) {
-    log_error("%s:%d: [plugin.%s] %s: '%s' is not a boolean (true/false)", in->cfg->path,
+  int bad = loader_parse_bool(kv->value, &v) < 0;
+  if (bad)
+    log_error("%s:%d: [plugin.%s] %s: '%s' is not a boolean (true/false)", cfg->path,
               kv->line, in->name, key, kv->value);
-    return -1;
-  }
-  if (out)
+  else if (out)
     *out = v;
-  return 0;
+  config_free(cfg);
+  return bad ? -1 : 0;
 }
 
 /* Gives m the id derived from the message being handled, the plugin's name
@@ -138,7 +156,7 @@ static int svc_reply(blazebot_ctx *ctx, const struct blazebot_message *msg,
   }
   struct job *job = async_current_job(in);
   struct hold *pin = NULL;
-  if (!job || msg != in->current_view) {
+  if (!job || msg != atomic_load(&in->current_view)) {
     pin = async_pin(in, NULL, msg);
     job = pin ? pin->job : NULL;
   }
@@ -238,6 +256,14 @@ static int send_tied(struct instance *in, struct job *job, struct outbox_msg *m,
     m->result = ticket_settled;
     m->result_arg = t;
     atomic_fetch_add(&in->work_outstanding, 1);
+    if (atomic_load(&in->closing)) {
+      /* The shutdown began after svc_send_result's check: counted first,
+       * then checked again, so it either waits for this ticket or the
+       * send does not happen. */
+      atomic_fetch_sub(&in->work_outstanding, 1);
+      free(t);
+      return -1;
+    }
   }
   char sent_id[UUID_STR_LEN];
   if (in->h->svc.send(in->h->svc.ud, job, m, sent_id) != 0) {

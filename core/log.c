@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 static atomic_int g_level = LOGL_INFO; /* written by main.c / reload */
-static int g_journal = -1;             /* lazily detected, benign race */
+/* Under journald (JOURNAL_STREAM): detected at the first line, which any
+ * thread may write; a relaxed atomic, since every thread finds the same. */
+static atomic_int g_journal = -1;
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
 static const int syslog_prio[] = {3, 4, 6, 7};
@@ -119,18 +121,21 @@ static size_t timestamp(char *out, size_t cap) {
 
 /* The start of a line: the time (or journald's priority) and the level. */
 static size_t head(char *line, size_t cap, int level, int json) {
-  if (g_journal < 0)
-    g_journal = getenv("JOURNAL_STREAM") != NULL;
+  int journal = atomic_load_explicit(&g_journal, memory_order_relaxed);
+  if (journal < 0) {
+    journal = getenv("JOURNAL_STREAM") != NULL;
+    atomic_store_explicit(&g_journal, journal, memory_order_relaxed);
+  }
   size_t n = 0;
   if (json) {
     /* Under journald the priority prefix still comes first (it is not part
      * of the stored message). */
-    if (g_journal)
+    if (journal)
       n = (size_t)snprintf(line, cap, "<%d>", syslog_prio[level]);
     n += (size_t)snprintf(line + n, cap - n, "{\"time\":\"");
     n += timestamp(line + n, cap - n);
     n += (size_t)snprintf(line + n, cap - n, "\",\"level\":\"%s\"", names[level]);
-  } else if (g_journal) {
+  } else if (journal) {
     n = (size_t)snprintf(line, cap, "<%d>", syslog_prio[level]);
   } else {
     n = timestamp(line, cap);

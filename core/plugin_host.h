@@ -62,7 +62,11 @@ struct instance {
   struct instance *next; /* the retiring list */
   char name[64];
   struct slot *slot;
-  const struct config_plugin *section; /* changes only on the slot's strand */
+  /* The section and the snapshot its strings are borrowed from. A
+   * config-only reload swaps both on the slot's strand while blocking work
+   * or a plugin's own thread may call config_get: written, and read off
+   * the strand, under the host mutex. */
+  const struct config_plugin *section;
   const struct config *cfg;
   struct plugin_host *h;
   void *dl;
@@ -86,10 +90,14 @@ struct instance {
   int retire_posted;
   struct dispatch_item retire_item;
   char error[512];
-  /* Inside on_message: the job and view being handled, and by which thread. */
-  struct job *current_job;
-  const struct blazebot_message *current_view;
-  pthread_t current_thread;
+  /* Inside on_message: the job and view being handled, and by which
+   * thread. Written by that thread (exec_deliver), read by the services a
+   * plugin calls from any thread (its own, the blocking pool), which match
+   * them only on that thread: current_thread and current_view are stored
+   * before current_job, and current_job is cleared first. */
+  _Atomic(struct job *) current_job;
+  _Atomic(const struct blazebot_message *) current_view;
+  _Atomic(pthread_t) current_thread;
   struct hold *holds;          /* holds taken and not released (host mutex) */
   atomic_int work_outstanding; /* blocking work + timer items in flight */
   /* <state_dir>/<name>, made 0700 before init (host_prepare); "" when the
@@ -120,8 +128,10 @@ struct hold {
   uint64_t id;
   struct job *job;
   /* Sends tied to the hold in progress on some thread (async_pin): while
-   * there are any, a release is only recorded (release_pending) and the
-   * last of those sends completes it, so the job outlives every send. */
+   * there are any, a release is only recorded and the last of those sends
+   * completes it, so the job outlives every send. release_pending: taken
+   * by a release (set under the host mutex, with or without sends in
+   * progress), so no later release or send finds it. Host mutex. */
   int sending;
   int release_pending, release_result;
 };

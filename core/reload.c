@@ -96,14 +96,21 @@ static void task_run(struct dispatch_item *it) {
   struct instance *old = t->old, *neu = t->neu;
   atomic_store(&t->phase, P_STARTED);
   if (t->kind == T_CONFIG) {
+    /* The section is swapped under the host mutex: the plugin's blocking
+     * work or own threads may be reading it (host.c, find_kv). */
     const struct config_plugin *osec = old->section;
     const struct config *ocfg = old->cfg;
+    pthread_mutex_lock(&h->mu);
     old->section = t->sec;
     old->cfg = config_ref(t->cfg);
+    pthread_mutex_unlock(&h->mu);
     if (old->desc.reconfigure(old->state) < 0) {
-      config_free(old->cfg);
+      pthread_mutex_lock(&h->mu);
+      const struct config *ncfg = old->cfg;
       old->section = osec;
       old->cfg = ocfg;
+      pthread_mutex_unlock(&h->mu);
+      config_free(ncfg);
       t->declined = 1;
     } else {
       /* The plugin let go of the old values when reconfigure returned. */
@@ -405,10 +412,13 @@ int reload_begin(struct plugin_host *h, const struct config *cfg, int64_t now,
 static void retire_run(struct dispatch_item *it) {
   struct instance *in =
       (struct instance *)((char *)it - offsetof(struct instance, retire_item));
-  async_release_holds(in->h, in);
+  struct plugin_host *h = in->h;
+  async_release_holds(h, in);
   in->desc.shutdown(in->state);
+  /* From here on the I/O thread may unload and free in (reload_retire_poll):
+   * only h is used after the store. */
   atomic_store(&in->retire_done, 1);
-  in->h->svc.wake(in->h->svc.ud);
+  h->svc.wake(h->svc.ud);
 }
 
 /* Unmaps in only when it declared itself unload-safe and the host holds

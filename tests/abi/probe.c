@@ -29,6 +29,11 @@
  * `upload_bytes` = N holds every message, uploads N bytes, and answers with
  * a PLAIN_DATA message naming the attachment (log "UPLOAD OK ID" or
  * "UPLOAD FAIL STATUS CODE ERROR"), then releases HANDLED.
+ * `blocking_send = true` also hands every message to run_blocking, whose
+ * work sends "from blocking work" to its conversation from the blocking
+ * pool's thread (a send not tied to the message, made while later calls may
+ * run on the plugin's queue); the done callback logs "BLOCKING_DONE ID" or
+ * "BLOCKING_FAILED ID".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -57,6 +62,7 @@ struct probe {
   const char *api_get;
   int64_t upload_bytes;
   int send_result;
+  int blocking_send;
   int64_t timer_at_target;
   struct held *held; /* holds whose timer has not fired */
   int fd;
@@ -172,6 +178,11 @@ static int probe_init(blazebot_ctx *ctx, const struct blazebot_host *host, void 
   if (host->config_bool(ctx, "send_result", 0, &p->send_result) != 0 ||
       (p->send_result && !BLAZEBOT_HOST_HAS(host, send_result))) {
     host->set_error(ctx, "send_result needs a boolean and a host with plugin API 1.1");
+    probe_free(p);
+    return -1;
+  }
+  if (host->config_bool(ctx, "blocking_send", 0, &p->blocking_send) != 0) {
+    host->set_error(ctx, "blocking_send must be true or false");
     probe_free(p);
     return -1;
   }
@@ -300,6 +311,54 @@ static void probe_release(void *state, void *arg) {
   free(hd);
 }
 
+/* One blocking_send: what the work needs of the message, copied (the view
+ * is borrowed for the on_message call only). */
+struct blocking {
+  struct probe *p; /* read-only in the work: ctx, host, fd */
+  char message_id[BLAZEBOT_ID_LEN], conversation_id[BLAZEBOT_ID_LEN],
+      user_id[BLAZEBOT_ID_LEN];
+  int ok;
+};
+
+/* On the blocking pool's thread, not the plugin's queue. */
+static void blocking_work(void *arg) {
+  struct blocking *b = arg;
+  static const char text[] = "from blocking work";
+  struct blazebot_outgoing o = {.size = sizeof o,
+                                .conversation_id = b->conversation_id,
+                                .recipient_id = b->user_id,
+                                .category = "PLAIN_TEXT",
+                                .data = text,
+                                .data_len = sizeof text - 1};
+  b->ok = b->p->host->send(b->p->ctx, &o, NULL) == 0;
+}
+
+static void blocking_done(void *state, void *arg) {
+  struct probe *p = state;
+  struct blocking *b = arg;
+  char line[128];
+  int n = snprintf(line, sizeof line, "%s %s\n",
+                   b->ok ? "BLOCKING_DONE" : "BLOCKING_FAILED", b->message_id);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_line(p, line, (size_t)n);
+  free(b);
+}
+
+static int blocking_post(struct probe *p, const struct blazebot_message *msg) {
+  struct blocking *b = calloc(1, sizeof *b);
+  if (!b)
+    return -1;
+  b->p = p;
+  snprintf(b->message_id, sizeof b->message_id, "%s", msg->message_id);
+  snprintf(b->conversation_id, sizeof b->conversation_id, "%s", msg->conversation_id);
+  snprintf(b->user_id, sizeof b->user_id, "%s", msg->user_id);
+  if (p->host->run_blocking(p->ctx, blocking_work, blocking_done, b) != 0) {
+    free(b);
+    return -1;
+  }
+  return 0;
+}
+
 /* Set by shutdown. A call after it is a host bug: it is reported on stderr
  * (the state is freed by then, so nothing else is touched). */
 static int probe_shut;
@@ -398,6 +457,8 @@ static int probe_on_message(void *state, const struct blazebot_message *msg) {
     snprintf(reply_id, sizeof reply_id, "FAILED");
     rc = BLAZEBOT_ERROR;
   }
+  if (p->blocking_send && blocking_post(p, msg) != 0)
+    rc = BLAZEBOT_ERROR;
   int n = snprintf(line, sizeof line, "%s %s %u %s %lld %s %s %s\n", PROBE_NAME,
                    msg->message_id, (unsigned)msg->attempt, msg->category,
                    (long long)t0.tv_sec * 1000000000LL + t0.tv_nsec, msg->conversation_id,

@@ -158,6 +158,37 @@ int h_spawn(struct proc *p, const char *dir, const char *tag, const char *const 
   return 0;
 }
 
+/* ThreadSanitizer reports found in the stderr of exited child processes.
+ * Each fails the test at exit (fail_on_tsan_reports), whatever the test
+ * checked of that process: a daemon may exit with the status a test
+ * expects, or be killed, after a report. Only a TSan build prints one. */
+static int tsan_reports;
+
+static void fail_on_tsan_reports(void) {
+  if (!tsan_reports)
+    return;
+  fflush(stdout);
+  fprintf(stderr, "harness: %d child process(es) had ThreadSanitizer reports: failing\n",
+          tsan_reports);
+  _exit(1);
+}
+
+/* p exited: its stderr is looked at before a later spawn can reuse the
+ * file. The report (from its first line on) goes to this test's stderr. */
+static void note_tsan_report(const struct proc *p) {
+  char *t = h_read(p->err);
+  char *w = t ? strstr(t, "WARNING: ThreadSanitizer") : NULL;
+  if (!w && t)
+    w = strstr(t, "ThreadSanitizer:");
+  if (w) {
+    if (tsan_reports++ == 0)
+      atexit(fail_on_tsan_reports);
+    fprintf(stderr, "harness: ThreadSanitizer report in %s (exit status %d):\n%.12000s\n",
+            p->err, p->status, w);
+  }
+  free(t);
+}
+
 int h_wait(struct proc *p, int timeout_ms) {
   if (p->exited)
     return 0;
@@ -168,6 +199,7 @@ int h_wait(struct proc *p, int timeout_ms) {
     if (r == p->pid) {
       p->exited = 1;
       p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      note_tsan_report(p);
       return 0;
     }
     if (ms_now() >= end)

@@ -40,7 +40,9 @@ int h_count(const char *path, const char *needle);
  * could not be started: fork failed, the output files could not be made, or
  * exec failed (a missing or non-executable binary). */
 int h_spawn(struct proc *p, const char *dir, const char *tag, const char *const argv[]);
-/* Waits up to timeout_ms for the process to exit. Returns 0 when it did. */
+/* Waits up to timeout_ms for the process to exit. Returns 0 when it did.
+ * A ThreadSanitizer report in the stderr of a process seen exiting here is
+ * printed and makes the test exit 1, whatever it checked. */
 int h_wait(struct proc *p, int timeout_ms);
 void h_kill(struct proc *p, int sig);
 /* Kills (SIGKILL) and reaps if still running. */
@@ -106,7 +108,7 @@ int h_daemon_start_(struct proc *p, const char *dir, const char *tag, const char
 /* Reads the daemon's stats file written at exit. */
 json_t *h_daemon_stats(const char *dir, const char *tag);
 
-/* 1 when dir/file holds no sanitizer report (ASan, UBSan, LSan). */
+/* 1 when dir/file holds no sanitizer report (ASan, UBSan, LSan, TSan). */
 int h_no_sanitizer_report(const char *dir, const char *file);
 /* A counter of one plugin in the daemon's exit stats, or -1. */
 long h_plugin_stat(json_t *daemon_stats, const char *plugin, const char *key);

@@ -21,6 +21,10 @@
  *   upload    bytes become an attachment the reply names; a refused POST
  *             /attachments is reported with its code;
  *   twice     one .so under two sections: two instances, each answering;
+ *   blocking  sends from run_blocking work (the blocking pool's thread)
+ *             while the plugin's queue goes on with later messages: each
+ *             goes out once, not tied to its message (under ThreadSanitizer
+ *             this is the path where a send off the queue meets on_message);
  *   result    send_result reports accepted, refused with the Mixin code, and
  *             given up (a send still retried when the daemon stops), each
  *             before the plugin's shutdown.
@@ -350,6 +354,30 @@ int main(void) {
   CHECK(h_no_sanitizer_report(dir, "upload.err"));
   h_reap(&d);
 
+  /* blocking: 10 messages, each answered on the queue and sent to from
+   * the blocking pool */
+  remove(log);
+  snprintf(extra, sizeof extra,
+           "plugin_dir = plugins\n[plugin.probe_a]\nreply = on the queue\n"
+           "blocking_send = true\nlog = %s\n",
+           log);
+  CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
+  CHECK(h_daemon_start(&d, dir, "blocking", ini) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 9, 30000) == 0);
+  push(&sim, 10, "blocking");
+  CHECK(h_sim_wait(&sim, "acked", 53, 60000) == 0);
+  CHECK(h_wait_count(log, "BLOCKING_DONE ", 10, 30000) == 0);
+  CHECK_INT(h_count(log, "BLOCKING_FAILED"), 0);
+  CHECK_INT(replies_with(&sim, "on the queue"), 10);
+  for (int i = 0; i < 300 && replies_with(&sim, "from blocking work") < 10; i++)
+    h_sleep_ms(100);
+  CHECK_INT(replies_with(&sim, "from blocking work"), 10);
+  h_kill(&d, SIGTERM);
+  CHECK(h_wait(&d, 30000) == 0);
+  CHECK_INT(d.status, 0);
+  CHECK(h_no_sanitizer_report(dir, "blocking.err"));
+  h_reap(&d);
+
   /* send_result: accepted, refused (10002), and given up at shutdown */
   remove(log);
   snprintf(extra, sizeof extra,
@@ -359,9 +387,9 @@ int main(void) {
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   json_decref(h_sim_post(&sim, "/_sim/fault", "{\"fault\":\"create_error:10002x1\"}"));
   CHECK(h_daemon_start(&d, dir, "result", ini) == 0);
-  CHECK(h_sim_wait(&sim, "connections", 9, 30000) == 0);
+  CHECK(h_sim_wait(&sim, "connections", 10, 30000) == 0);
   push(&sim, 3, "result");
-  CHECK(h_sim_wait(&sim, "acked", 46, 60000) == 0);
+  CHECK(h_sim_wait(&sim, "acked", 56, 60000) == 0);
   CHECK(h_wait_count(log, "RESULT ", 3, 30000) == 0);
   CHECK_INT(h_count(log, "RESULT 0 0 "), 2);
   CHECK_INT(h_count(log, "RESULT 1 10002 "), 1);

@@ -38,16 +38,17 @@
 #error "plugins_e2e.cmake sets ECHO_SO, PROBE_DIR and the source, build and cmake paths"
 #endif
 
-/* ASan's shadow memory and quarantine make RSS meaningless as a bound. */
-#if defined(__SANITIZE_ADDRESS__)
-#define BUILT_WITH_ASAN 1
+/* ASan's shadow memory and quarantine, and TSan's shadow memory (several
+ * times the application's), make RSS meaningless as a bound. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define BUILT_WITH_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BUILT_WITH_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define BUILT_WITH_SANITIZER 1
 #endif
 #endif
-#ifndef BUILT_WITH_ASAN
-#define BUILT_WITH_ASAN 0
+#ifndef BUILT_WITH_SANITIZER
+#define BUILT_WITH_SANITIZER 0
 #endif
 
 #define ECHO_COUNT 10000
@@ -385,8 +386,9 @@ static void mode_slow(void) {
   CHECK_INT(h_plugin_stat(ds, "probe_a", "delivered"), SLOW_COUNT);
   json_decref(ds);
 
-  int sanitized = BUILT_WITH_ASAN || (getenv("BLAZEBOT_SANITIZED") &&
-                                      strcmp(getenv("BLAZEBOT_SANITIZED"), "1") == 0);
+  int sanitized =
+      BUILT_WITH_SANITIZER ||
+      (getenv("BLAZEBOT_SANITIZED") && strcmp(getenv("BLAZEBOT_SANITIZED"), "1") == 0);
   printf("slow: %d samples, %ld connection(s); daemon RSS %ld KiB at start, %ld KiB "
          "max%s; pushed ahead of acked by up to %ld, processed ahead of acked by up "
          "to %ld\n",

@@ -177,6 +177,14 @@ for line in 'alice  > hello' 'bob    > /ping' '  bot  > pong' \
 done
 grep -qE '^  bot  > (\(to alice\) )?hello$' transcript2.txt ||
   fail "the --interactive transcript lacks the echo of hello"
+# A ThreadSanitizer build (scripts/test.sh --tsan): a report in either
+# daemon fails the test, whatever the transcripts say.
+for f in bot1.log bot2.log; do
+  if grep -q 'ThreadSanitizer' "$f"; then
+    sed -n '/ThreadSanitizer/,$p' "$f" | head -n 80 >&2
+    fail "ThreadSanitizer report in $f"
+  fi
+done
 
 rm -rf "$dir"
 echo "sim.chat: ok"
