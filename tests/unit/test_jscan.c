@@ -226,9 +226,10 @@ static void test_mutations(void) {
       case 0:
         s.data[at] = (char)(rnd() & 0xff);
         break;
-      case 1:
-        s.data[at] = "{}[]\",:\\u0123456789eE+-.tfn \x80\xc3\xff"[rnd() % 34];
-        break;
+      case 1: {
+        static const char bytes[] = "{}[]\",:\\u0123456789eE+-.tfn \x80\xc3\xff";
+        s.data[at] = bytes[rnd() % (sizeof bytes - 1)];
+      } break;
       case 2:
         memmove(s.data + at, s.data + at + 1, s.len - at - 1);
         s.len--;
