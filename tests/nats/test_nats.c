@@ -600,17 +600,30 @@ static void scenario_e2e(void) {
 
     CHECK(workers_stop(&w) >= 0);
     daemon_stop(&w);
-    /* Without a fault the plugin published and sent each message once (the
-     * daemon itself may send a reply again, under the same id, when back
-     * pressure moves it from the socket to REST: the simulator counts those
-     * in created_duplicates, and Mixin keeps one copy). */
-    char line[200];
-    snprintf(
-        line, sizeof line,
-        "stopped: %ld published, 0 publish failures; %ld sent, 1 refused, 3 malformed, "
-        "0 redelivered later",
-        w.expected, w.expected);
-    CHECK(h_contains(w.d.err, line));
+    /* The plugin published and sent each message at least once; more only
+     * when a machine this slow (sanitizers, a loaded CI box) let a publish
+     * time out or an AckWait pass, and then under the same ids (the checks
+     * above: each message answered once). The daemon itself may send a reply
+     * again under its id when back pressure moves it to REST. */
+    char *log = h_read(w.d.err);
+    long n_published = -1, n_failures = -1, n_sent = -1, n_refused = -1, n_malformed = -1;
+    int found = 0;
+    for (const char *p = log; p && (p = strstr(p, "stopped: ")); p++) /* the last one */
+      found |= sscanf(p,
+                      "stopped: %ld published, %ld publish failures; %ld sent, %ld "
+                      "refused, %ld malformed",
+                      &n_published, &n_failures, &n_sent, &n_refused, &n_malformed) == 5;
+    CHECK(found);
+    free(log);
+    CHECK(n_published >= w.expected);
+    CHECK(n_sent >= w.expected);
+    CHECK_INT(n_refused, 1);
+    CHECK_INT(n_malformed, 3);
+    if (n_published != w.expected || n_sent != w.expected || n_failures != 0)
+      fprintf(stderr,
+              "nats.e2e: %ld published, %ld failures, %ld sent for %ld messages "
+              "(redeliveries on a slow machine)\n",
+              n_published, n_failures, n_sent, w.expected);
   }
   world_stop(&w);
 }
