@@ -640,3 +640,18 @@ void h_response_free(struct h_response *resp) {
   free(resp->body);
   memset(resp, 0, sizeof *resp);
 }
+
+int h_metrics_port(const char *errfile) {
+  for (int i = 0; i < 100; i++) {
+    char *t = h_read(errfile);
+    const char *p = t ? strstr(t, "metrics: serving") : NULL;
+    const char *on = p ? strstr(p, " on ") : NULL;
+    const char *colon = on ? strchr(on + 4, ':') : NULL;
+    int port = colon ? atoi(colon + 1) : 0;
+    free(t);
+    if (port > 0)
+      return port;
+    h_sleep_ms(100);
+  }
+  return 0;
+}

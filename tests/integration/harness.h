@@ -59,6 +59,9 @@ int h_copy_file(const char *src, const char *dst, int mode);
  * processes this test starts from now on, so that their RSS still says
  * something about them under the sanitizers. Harmless without ASan. */
 void h_asan_quarantine_mb(int mb);
+/* The port a daemon logged in errfile as "metrics: serving ... on
+ * HOST:PORT" (metrics_listen = ...:0), waiting up to 10 s; 0 if none. */
+int h_metrics_port(const char *errfile);
 /* The resident set of pid in KiB (VmRSS), or -1. */
 long h_rss_kib(pid_t pid);
 const char *h_sim_bin(void);

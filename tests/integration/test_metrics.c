@@ -25,22 +25,6 @@
 #error "plugins_e2e.cmake sets ECHO_SO and BLAZEBOT_SOURCE_DIR"
 #endif
 
-/* The port from the daemon's "metrics: serving ... on HOST:PORT" line. */
-static int metrics_port(const char *errfile) {
-  for (int i = 0; i < 100; i++) {
-    char *t = h_read(errfile);
-    const char *p = t ? strstr(t, "metrics: serving") : NULL;
-    const char *on = p ? strstr(p, " on ") : NULL;
-    const char *colon = on ? strchr(on + 4, ':') : NULL;
-    int port = colon ? atoi(colon + 1) : 0;
-    free(t);
-    if (port > 0)
-      return port;
-    h_sleep_ms(100);
-  }
-  return 0;
-}
-
 /* The value of the sample "name{labels}" (labels "" for none), or -1. */
 static double sample(const char *text, const char *name, const char *labels) {
   char key[300];
@@ -155,7 +139,7 @@ int main(void) {
   CHECK(h_config(dir, &sim, ks, extra, ini, sizeof ini) == 0);
   CHECK(h_daemon_start(&d, dir, "run", ini) == 0);
   snprintf(path, sizeof path, "%s/run.err", dir);
-  int port = metrics_port(path);
+  int port = h_metrics_port(path);
   CHECK(port > 0);
   CHECK(h_sim_wait(&sim, "connections", 1, 30000) == 0);
   struct h_response r;

@@ -206,22 +206,6 @@ static int text_clean(const char *text, const struct needles *ns, const char *wh
   return clean;
 }
 
-/* The port the daemon logged "metrics: serving ... on 127.0.0.1:PORT". */
-static int metrics_port(const char *errfile) {
-  for (int i = 0; i < 100; i++) {
-    char *t = h_read(errfile);
-    const char *p = t ? strstr(t, "metrics: serving") : NULL;
-    const char *on = p ? strstr(p, " on ") : NULL;
-    const char *colon = on ? strchr(on + 4, ':') : NULL;
-    int port = colon ? atoi(colon + 1) : 0;
-    free(t);
-    if (port > 0)
-      return port;
-    h_sleep_ms(100);
-  }
-  return 0;
-}
-
 static void run(const char *type) {
   char dir[512], ks[600], ini[700], plugins[600], so[700], extra[2000], path[800];
   snprintf(dir, sizeof dir, "%s", h_dir(type));
@@ -265,7 +249,7 @@ static void run(const char *type) {
   }
   CHECK(h_sim_wait(&sim, "connections", 1, 30000) == 0);
   snprintf(path, sizeof path, "%s/daemon.err", dir);
-  int port = metrics_port(path);
+  int port = h_metrics_port(path);
   CHECK(port > 0);
   json_decref(
       h_sim_post(&sim, "/_sim/push", "{\"count\":10,\"text\":\"secret-test-%d\"}"));
