@@ -6,6 +6,8 @@
 # needs to compute the package's Depends. libnats-dev builds the nats plugin
 # and nats-server runs its tests (tests/nats/; without them the plugin is not
 # built and the tests are skipped, except under CI=true where they fail).
+# Node.js and npm run the Node worker of examples/nats-worker (nats.node);
+# a Node.js already installed (NodeSource's, say) is kept.
 set -e
 BLAZEBOT_PACKAGES="build-essential cmake pkg-config dpkg-dev libwebsockets-dev libssl-dev zlib1g-dev libjansson-dev libinih-dev libnats-dev nats-server"
 missing=""
@@ -17,4 +19,10 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "installing: nodejs npm" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
 fi

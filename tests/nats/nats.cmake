@@ -35,7 +35,8 @@ target_link_libraries(itest_nats PRIVATE blazebot_harness blazebot_core
   ${BLAZEBOT_TEST_NATS_LIB})
 blazebot_warnings(itest_nats)
 target_compile_definitions(itest_nats PRIVATE NATS_SO="$<TARGET_FILE:nats>"
-  NATS_WORKER="$<TARGET_FILE:nats-worker>")
+  NATS_WORKER="$<TARGET_FILE:nats-worker>"
+  NODE_WORKER_DIR="${PROJECT_SOURCE_DIR}/examples/nats-worker/node")
 add_dependencies(itest_nats blazebot blazebot-sim nats nats-worker)
 
 #   e2e      1 then 3 workers, 13,000 messages each answered once; throughput;
@@ -53,3 +54,10 @@ foreach(scenario e2e worker restart daemon cluster reload)
 endforeach()
 # It prints the throughput figures of the README: nothing else runs meanwhile.
 set_tests_properties(nats.e2e PROPERTIES RUN_SERIAL TRUE)
+
+# The Node worker of examples/nats-worker/node beside a C worker: npm ci of its
+# locked dependencies (nats.js) into the test's folder first, from the npm
+# registry or npm's cache. Skipped without node and npm, failed when CI=true.
+add_test(NAME nats.node COMMAND itest_nats node)
+set_tests_properties(nats.node PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77
+  ENVIRONMENT "BLAZEBOT_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp;BLAZEBOT_BIN=$<TARGET_FILE:blazebot>;BLAZEBOT_SIM_BIN=$<TARGET_FILE:blazebot-sim>")

@@ -24,7 +24,12 @@
  *   reload   the plugin's section changes and the daemon gets SIGHUP mid-stream:
  *            the old instance stops, the new one connects, nothing is lost;
  *            then a reload whose new instance cannot start: the running one
- *            goes on, its outbound side (paused for the reload) too.
+ *            goes on, its outbound side (paused for the reload) too;
+ *   node     the Node worker of examples/nats-worker/node (npm ci of its
+ *            locked dependencies first) twice, beside a C worker on the same
+ *            consumer; the C worker is SIGKILLed mid-stream and the Node
+ *            ones answer the rest (skipped without node and npm, failed
+ *            when CI=true).
  * In the disrupted scenarios half the messages are on their way back (their
  * replies being sent) and half on their way in when the fault hits. Every
  * scenario ends with the same checks: all acknowledged to Blaze, every
@@ -53,8 +58,8 @@
 #include "harness.h"
 #include "util.h"
 
-#if !defined(NATS_SO) || !defined(NATS_WORKER)
-#error "tests/nats/nats.cmake sets NATS_SO and NATS_WORKER"
+#if !defined(NATS_SO) || !defined(NATS_WORKER) || !defined(NODE_WORKER_DIR)
+#error "tests/nats/nats.cmake sets NATS_SO, NATS_WORKER and NODE_WORKER_DIR"
 #endif
 
 #define LABEL "echo-worker" /* the worker's default --label */
@@ -94,9 +99,10 @@ static long long clock_ms(void) {
 
 /* ---- processes -------------------------------------------------------------------- */
 
-static const char *nats_server_bin(void) {
-  static char found[600];
-  const char *env = getenv("NATS_SERVER_BIN");
+/* An executable: $override when set, else the first `name` on $PATH,
+ * /usr/sbin or /usr/local/bin; NULL when none. found: cap 600. */
+static const char *find_exe(const char *name, const char *override, char *found) {
+  const char *env = getenv(override);
   if (env && *env)
     return access(env, X_OK) == 0 ? env : NULL;
   const char *path = getenv("PATH");
@@ -104,11 +110,16 @@ static const char *nats_server_bin(void) {
   snprintf(buf, sizeof buf, "%s:/usr/sbin:/usr/local/bin", path ? path : "/usr/bin:/bin");
   for (char *save = NULL, *d = strtok_r(buf, ":", &save); d;
        d = strtok_r(NULL, ":", &save)) {
-    snprintf(found, sizeof found, "%s/nats-server", d);
+    snprintf(found, 600, "%s/%s", d, name);
     if (access(found, X_OK) == 0)
       return found;
   }
   return NULL;
+}
+
+static const char *nats_server_bin(void) {
+  static char found[600];
+  return find_exe("nats-server", "NATS_SERVER_BIN", found);
 }
 
 /* A free loopback port below the kernel's ephemeral range (where outgoing
@@ -230,6 +241,60 @@ static int worker_start(struct world *w, int delay_ms) {
   snprintf(delay, sizeof delay, "%d", delay_ms);
   const char *argv[] = {NATS_WORKER,     "--servers", w->servers,   "--ack-wait-s", "3",
                         "--text-prefix", TEXT_PREFIX, "--delay-ms", delay,          NULL};
+  if (h_spawn(&w->workers[i], w->dir, tag, argv) < 0)
+    return -1;
+  w->nworkers++;
+  snprintf(out, sizeof out, "%s/%s.out", w->dir, tag);
+  return h_wait_count(out, "ready", 1, 60000);
+}
+
+/* ---- the Node worker (examples/nats-worker/node) ----------------------------------- */
+
+/* node and npm, from $NODE_BIN / $NPM_BIN or the PATH. */
+static char node_bin[600], npm_bin[600];
+
+static int node_found(void) {
+  return find_exe("node", "NODE_BIN", node_bin) && find_exe("npm", "NPM_BIN", npm_bin);
+}
+
+/* Copies the Node worker into w->dir/node and installs its locked
+ * dependencies there (npm ci: the exact versions of package-lock.json). */
+static int node_setup(struct world *w) {
+  static const char *files[] = {"worker.mjs", "package.json", "package-lock.json"};
+  char dir[700], from[700], to[800];
+  snprintf(dir, sizeof dir, "%s/node", w->dir);
+  if (mkdir(dir, 0755) < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(from, sizeof from, "%s/%s", NODE_WORKER_DIR, files[i]);
+    snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+    if (h_copy_file(from, to, 0644) < 0)
+      return -1;
+  }
+  const char *argv[] = {npm_bin,      "ci",        "--prefix",         dir,
+                        "--no-audit", "--no-fund", "--prefer-offline", "--loglevel",
+                        "warn",       NULL};
+  struct proc npm;
+  if (h_spawn(&npm, w->dir, "npm-ci", argv) < 0)
+    return -1;
+  int ok = h_wait(&npm, 300000) == 0 && npm.status == 0;
+  if (!ok) {
+    fprintf(stderr, "npm ci of the Node worker failed:\n");
+    tail(npm.err, 20);
+  }
+  h_reap(&npm);
+  return ok ? 0 : -1;
+}
+
+/* One more worker: the Node one, on the same consumer as the C workers. */
+static int node_worker_start(struct world *w) {
+  int i = w->nworkers;
+  char tag[32], url[340], script[700], out[700];
+  snprintf(tag, sizeof tag, "worker%d-node", i + 1);
+  snprintf(url, sizeof url, "NATS_URL=%s", w->servers);
+  snprintf(script, sizeof script, "%s/node/worker.mjs", w->dir);
+  const char *argv[] = {"/usr/bin/env", url,    "WORKER_TEXT_PREFIX=" TEXT_PREFIX,
+                        node_bin,       script, NULL};
   if (h_spawn(&w->workers[i], w->dir, tag, argv) < 0)
     return -1;
   w->nworkers++;
@@ -764,6 +829,42 @@ static void scenario_reload(void) {
   world_stop(&w);
 }
 
+/* The worker of the README's Node section, next to a C worker on the same
+ * consumer: a worker in another language, from the contract alone. */
+static void scenario_node(void) {
+  if (!node_found()) {
+    const char *ci = getenv("CI");
+    CHECK(!ci || strcmp(ci, "true")); /* CI installs Node.js and npm */
+    fprintf(stderr, "nats.node: node or npm not found: skipped\n");
+    exit(ci && !strcmp(ci, "true") ? check_done("nats.node") : 77);
+  }
+  struct world w;
+  if (world_start(&w, "nats_node", 1, 1, 0, NULL) == 0) {
+    CHECK(node_setup(&w) == 0);
+    CHECK(node_worker_start(&w) == 0);
+    CHECK(node_worker_start(&w) == 0);
+    /* kill the C worker half-way: the Node ones take over its messages */
+    run_disrupted(&w, 3000, 500, kill_worker);
+    long by_node = 0;
+    for (int i = 1; i < w.nworkers; i++) {
+      h_kill(&w.workers[i], SIGTERM);
+      CHECK(h_wait(&w.workers[i], 20000) == 0);
+      CHECK_INT(w.workers[i].status, 0);
+      char *o = h_read(w.workers[i].out);
+      const char *h = o ? strstr(o, "handled ") : NULL;
+      CHECK(h != NULL);
+      if (h)
+        by_node += atol(h + 8);
+      free(o);
+    }
+    printf("nats.node: the Node workers answered %ld of %ld messages\n", by_node,
+           w.expected);
+    CHECK(by_node >= w.expected / 2);
+    daemon_stop(&w);
+  }
+  world_stop(&w);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "e2e";
   char name[64];
@@ -792,6 +893,8 @@ int main(int argc, char **argv) {
     scenario_cluster();
   else if (!strcmp(mode, "reload"))
     scenario_reload();
+  else if (!strcmp(mode, "node"))
+    scenario_node();
   else
     check_fail_at(__FILE__, __LINE__, "a known scenario");
   return check_done(name);
