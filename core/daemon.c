@@ -876,6 +876,11 @@ char *daemon_stats_json(struct daemon *d) {
   };
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
     json_object_set_new(o, f[i].k, json_integer((json_int_t)f[i].v));
+  for (int c = 0; c < SESSION_CAUSE_COUNT; c++) {
+    char k[48];
+    snprintf(k, sizeof k, "reconnects_%s", session_cause_names[c]);
+    json_object_set_new(o, k, json_integer((json_int_t)ss->reconnects[c]));
+  }
   json_object_set_new(
       o, "ack_transport",
       json_string(as->transport == ACK_TRANSPORT_REST ? "rest" : "websocket"));

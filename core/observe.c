@@ -113,6 +113,14 @@ void observe_metrics(void *ud, struct buf *b) {
                  (double)ss->dead_links);
   metrics_sample(b, "blazebot_link_failures_total", "cause=\"server_error\"",
                  (double)ss->error_frames);
+  metrics_family(b, "blazebot_reconnects_total", "counter",
+                 "Connection attempts failed and links lost, by cause; each is "
+                 "followed by a reconnect.");
+  for (int c = 0; c < SESSION_CAUSE_COUNT; c++) {
+    char label[48];
+    snprintf(label, sizeof label, "cause=\"%s\"", session_cause_names[c]);
+    metrics_sample(b, "blazebot_reconnects_total", label, (double)ss->reconnects[c]);
+  }
   counter(b, "blazebot_request_timeouts_total",
           "Blaze requests that got no answer in time.", ss->timeouts);
   counter(b, "blazebot_frames_received_total", "WebSocket messages received.",

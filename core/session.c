@@ -57,6 +57,7 @@ struct session {
   int rx_paused;     /* the daemon asked to hold the socket (back pressure) */
   int rx_off;        /* reading is actually switched off (held and open) */
   int reconnect_now; /* close the current link and connect again */
+  int drop_cause;    /* why we are closing the link (SESSION_CAUSE_*), or -1 */
   int consecutive_timeouts;
   char list_id[UUID_STR_LEN];
 
@@ -222,6 +223,26 @@ static void schedule_retry(struct session *s, int64_t now) {
   log_info("blaze: reconnecting in %d ms (attempt %d)", d, s->attempt);
 }
 
+const char *const session_cause_names[SESSION_CAUSE_COUNT] = {
+    "connect_error", "auth_rejected", "list_failed",
+    "dead_link",     "server_closed", "settings_changed"};
+
+/* Closes the link (the close completes on the loop), noting why. */
+static void drop_link(struct session *s, enum session_cause cause) {
+  if (s->drop_cause < 0)
+    s->drop_cause = (int)cause;
+  lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+}
+
+/* An attempt failed or a link went down: counted under the cause noted by
+ * drop_link, else `otherwise`; nothing is counted once stopping. */
+static void count_cause(struct session *s, enum session_cause otherwise) {
+  int c = s->drop_cause >= 0 ? s->drop_cause : (int)otherwise;
+  s->drop_cause = -1;
+  if (s->state != ST_STOPPED)
+    s->st.reconnects[c]++;
+}
+
 static void fatal(struct session *s, const char *why) {
   s->state = ST_STOPPED;
   if (s->wsi)
@@ -269,6 +290,7 @@ static void connect_now(struct session *s) {
   if (auth_sign(s->ks, "GET", u.target, "", 0, 600, NULL, &s->token) < 0) {
     log_error("blaze: cannot sign a token");
     s->st.connect_errors++;
+    count_cause(s, SESSION_CAUSE_CONNECT_ERROR);
     schedule_retry(s, now_ms());
     return;
   }
@@ -301,6 +323,7 @@ static void connect_now(struct session *s) {
     if (s->state == ST_CONNECTING) {
       s->wsi = NULL;
       s->st.connect_errors++;
+      count_cause(s, SESSION_CAUSE_CONNECT_ERROR);
       wipe_token(s);
       schedule_retry(s, now_ms());
     }
@@ -309,6 +332,7 @@ static void connect_now(struct session *s) {
 
 static void link_down(struct session *s, const char *why) {
   int was_open = s->state == ST_OPEN || s->state == ST_LISTING;
+  count_cause(s, was_open ? SESSION_CAUSE_SERVER_CLOSED : SESSION_CAUSE_CONNECT_ERROR);
   s->wsi = NULL;
   wipe_token(s);
   txq_clear(s);
@@ -399,7 +423,7 @@ static void on_list_reply(void *ud, const struct envelope *env, int err) {
     /* A link that cannot even list is not useful: drop it and retry. */
     if (err == SESSION_ETIMEOUT && s->wsi) {
       log_warn("blaze: LIST_PENDING_MESSAGES got no reply; reconnecting");
-      lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+      drop_link(s, SESSION_CAUSE_LIST_FAILED);
     }
     return;
   }
@@ -409,9 +433,9 @@ static void on_list_reply(void *ud, const struct envelope *env, int err) {
     if (env->error_code == 401) {
       on_auth_failure(s, "LIST_PENDING_MESSAGES");
       if (s->state != ST_STOPPED && s->wsi)
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+        drop_link(s, SESSION_CAUSE_AUTH_REJECTED);
     } else if (s->wsi) {
-      lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+      drop_link(s, SESSION_CAUSE_LIST_FAILED);
     }
     return;
   }
@@ -472,7 +496,7 @@ static void handle_frame(struct session *s, const char *data, size_t len) {
     if (env.error_code == 401) {
       on_auth_failure(s, "ERROR frame");
       if (s->state != ST_STOPPED && s->wsi)
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+        drop_link(s, SESSION_CAUSE_AUTH_REJECTED);
     }
   } else if (strcmp(env.action, "CREATE_MESSAGE") == 0 && env.data_raw) {
     if (strcmp(env.data_source, "ACKNOWLEDGE_MESSAGE_RECEIPT") == 0) {
@@ -590,6 +614,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     const char *why = in ? (const char *)in : "unknown error";
     s->st.connect_errors++;
     int auth = is_http_401(wsi, why);
+    count_cause(s, auth ? SESSION_CAUSE_AUTH_REJECTED : SESSION_CAUSE_CONNECT_ERROR);
     log_warn("blaze: connection attempt failed: %s", why);
     s->wsi = NULL;
     wipe_token(s);
@@ -651,6 +676,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->wsi = NULL;
         wipe_token(s);
         s->st.connect_errors++;
+        count_cause(s, SESSION_CAUSE_CONNECT_ERROR);
         schedule_retry(s, now_ms());
       } else {
         link_down(s, "destroyed");
@@ -682,6 +708,7 @@ struct session *session_new(struct lws_context *ctx, const struct config *cfg,
   s->ctx = ctx;
   s->cfg = cfg;
   s->ks = ks;
+  s->drop_cause = -1;
   s->cb = *cb;
   s->ud = ud;
   s->state = ST_IDLE;
@@ -749,7 +776,7 @@ void session_set_config(struct session *s, const struct config *cfg,
     log_info("blaze: connection settings changed; reconnecting once");
     if (s->wsi) {
       s->reconnect_now = 1;
-      lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+      drop_link(s, SESSION_CAUSE_SETTINGS_CHANGED);
     } else {
       s->attempt = 0;
       s->next_attempt = now_ms();
@@ -767,7 +794,7 @@ void session_tick(struct session *s, int64_t now) {
   case ST_CONNECTING:
     if (now >= s->next_attempt && s->wsi) {
       log_warn("blaze: handshake timed out after %d ms", s->cfg->connect_timeout_ms);
-      lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+      drop_link(s, SESSION_CAUSE_CONNECT_ERROR);
       s->next_attempt = INT64_MAX;
     }
     break;
@@ -786,7 +813,7 @@ void session_tick(struct session *s, int64_t now) {
                (long long)(now - s->last_rx));
       s->consecutive_timeouts = 0;
       s->last_rx = now;
-      lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+      drop_link(s, SESSION_CAUSE_DEAD_LINK);
       break;
     }
     if (now - s->last_ping >= s->cfg->ping_interval_ms && !s->ping_due) {

@@ -48,6 +48,19 @@ struct session_callbacks {
   void (*on_fatal)(void *ud, const char *why);
 };
 
+/* Why an attempt failed or a link went down: the reconnects it caused. */
+enum session_cause {
+  SESSION_CAUSE_CONNECT_ERROR, /* DNS, TCP, TLS, HTTP or a handshake timeout */
+  SESSION_CAUSE_AUTH_REJECTED, /* 401: at the handshake, to the list, or a frame */
+  SESSION_CAUSE_LIST_FAILED,   /* LIST_PENDING_MESSAGES refused or unanswered */
+  SESSION_CAUSE_DEAD_LINK,     /* silent past idle_timeout_ms, or 3 requests unanswered */
+  SESSION_CAUSE_SERVER_CLOSED, /* the server closed an open link, or it broke */
+  SESSION_CAUSE_SETTINGS_CHANGED, /* a reload changed blaze_url or the keystore */
+  SESSION_CAUSE_COUNT
+};
+/* "connect_error", "auth_rejected", ...: metric labels and stats keys. */
+extern const char *const session_cause_names[SESSION_CAUSE_COUNT];
+
 struct session_stats {
   uint64_t connects;       /* successful handshakes */
   uint64_t connect_errors; /* failed attempts */
@@ -58,6 +71,8 @@ struct session_stats {
   uint64_t error_frames; /* server ERROR frames */
   uint64_t timeouts;     /* request deadlines missed */
   uint64_t dead_links;   /* links closed for silence */
+  /* Failed attempts and links lost, by cause (not counted once stopping). */
+  uint64_t reconnects[SESSION_CAUSE_COUNT];
 };
 
 struct session;

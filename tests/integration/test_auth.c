@@ -40,6 +40,8 @@ int main(void) {
     json_t *ds = h_daemon_stats(dir, "daemon");
     CHECK_INT(h_stat(ds, "connects"), 0);
     CHECK_INT(h_stat(ds, "connect_errors"), 2);
+    CHECK_INT(h_stat(ds, "reconnects_auth_rejected"), 2);
+    CHECK_INT(h_stat(ds, "reconnects_connect_error"), 0);
     json_decref(ds);
     snprintf(path, sizeof path, "%s/daemon.err", dir);
     CHECK(h_contains(path, "clock"));
@@ -81,6 +83,9 @@ int main(void) {
     CHECK_INT(h_stat(ds, "error_frames"), 1);
     CHECK_INT(h_stat(ds, "connects"), 1);
     CHECK_INT(h_stat(ds, "connect_errors"), 1);
+    /* the link dropped for the ERROR frame, then the refused handshake */
+    CHECK_INT(h_stat(ds, "reconnects_auth_rejected"), 2);
+    CHECK_INT(h_stat(ds, "reconnects_server_closed"), 0);
     json_decref(ds);
     snprintf(path, sizeof path, "%s/daemon.err", dir);
     CHECK(h_contains(path, "ERROR frame"));
@@ -111,6 +116,7 @@ int main(void) {
     CHECK_INT(h_stat(ds, "processed"), 100);
     CHECK_INT(h_stat(ds, "connects"), 1);
     CHECK_INT(h_stat(ds, "connect_errors"), 1);
+    CHECK_INT(h_stat(ds, "reconnects_auth_rejected"), 1);
     json_decref(ds);
     h_sim_stop(&sim);
   }

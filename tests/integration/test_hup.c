@@ -103,6 +103,8 @@ int main(void) {
   json_t *ds = h_daemon_stats(dir, "daemon");
   CHECK_INT(h_stat(ds, "processed"), expect);
   CHECK_INT(h_stat(ds, "connects"), 2);
+  CHECK_INT(h_stat(ds, "reconnects_settings_changed"), 1); /* the URL's reload */
+  CHECK_INT(h_stat(ds, "reconnects_server_closed"), 0);
   /* The valid change, the refused one, the burst's and the URL's. */
   CHECK_INT(h_stat(ds, "reloads"), 3 + storm);
   CHECK_INT(h_stat(ds, "reloads_failed"), 1);

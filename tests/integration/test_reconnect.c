@@ -79,6 +79,13 @@ int main(void) {
   CHECK_INT(h_stat(ds, "received"), h_stat(ds, "processed") + h_stat(ds, "duplicates"));
   CHECK_INT(h_stat(ds, "connects"), 3);
   CHECK_INT(h_stat(ds, "dead_links"), 1); /* the silent link; the drop is a close */
+  /* The reconnects by cause (blazebot_reconnects_total): one each. */
+  CHECK_INT(h_stat(ds, "reconnects_server_closed"), 1);
+  CHECK_INT(h_stat(ds, "reconnects_dead_link"), 1);
+  CHECK_INT(h_stat(ds, "reconnects_connect_error"), 0);
+  CHECK_INT(h_stat(ds, "reconnects_auth_rejected"), 0);
+  CHECK_INT(h_stat(ds, "reconnects_list_failed"), 0);
+  CHECK_INT(h_stat(ds, "reconnects_settings_changed"), 0);
   json_decref(ds);
   snprintf(path, sizeof path, "%s/daemon.err", dir);
   CHECK_INT(h_count(path, "reconnecting in"), 2);
