@@ -79,6 +79,34 @@ install(FILES ${_blazebot_pkg_dir}/blazebot.tmpfiles DESTINATION ${BLAZEBOT_TMPF
 install(FILES ${_blazebot_pkg_dir}/blazebot.ini DESTINATION /etc/blazebot
   COMPONENT system EXCLUDE_FROM_ALL)
 
+# /usr/share/doc/blazebot: the copyright file (machine-readable, from
+# LICENSE) and a changelog.gz, as Debian policy wants of every package
+# (lintian checks both in package.deb). Packaging only, like the above.
+file(READ ${PROJECT_SOURCE_DIR}/LICENSE _blazebot_license)
+string(REGEX REPLACE "^MIT License\n\n" "" _blazebot_license "${_blazebot_license}")
+string(REGEX REPLACE "\n$" "" _blazebot_license "${_blazebot_license}")
+string(REGEX MATCH "Copyright \\(c\\) ([^\n]*)" _ "${_blazebot_license}")
+set(_blazebot_holder "${CMAKE_MATCH_1}")
+string(REGEX REPLACE "^Copyright[^\n]*\n\n" "" _blazebot_license "${_blazebot_license}")
+string(REPLACE "\n\n" "\n.\n" _blazebot_license "${_blazebot_license}")
+string(REPLACE "\n" "\n " _blazebot_license "${_blazebot_license}")
+file(WRITE ${_blazebot_pkg_dir}/copyright
+  "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+  "Upstream-Name: blazebot\n\n"
+  "Files: *\nCopyright: ${_blazebot_holder}\nLicense: Expat\n\n"
+  "License: Expat\n ${_blazebot_license}\n")
+configure_file(${CMAKE_CURRENT_LIST_DIR}/debian/changelog.in ${_blazebot_pkg_dir}/changelog
+  @ONLY)
+execute_process(COMMAND gzip -9nf ${_blazebot_pkg_dir}/changelog
+  RESULT_VARIABLE _blazebot_rc)
+if(NOT _blazebot_rc EQUAL 0)
+  message(FATAL_ERROR "blazebot: gzip of the package's changelog failed (${_blazebot_rc})")
+endif()
+install(FILES ${_blazebot_pkg_dir}/copyright ${_blazebot_pkg_dir}/changelog.gz
+  DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT system EXCLUDE_FROM_ALL)
+unset(_blazebot_license)
+unset(_blazebot_holder)
+
 # Maintainer scripts, after dh_installsysusers/dh_installtmpfiles/
 # dh_installsystemd but smaller: make the user and the folders, tell systemd
 # about the unit, stop the service on removal. The service is never enabled
@@ -101,8 +129,8 @@ exit 0
 ]=])
 file(WRITE ${_blazebot_pkg_dir}/prerm [=[#!/bin/sh
 set -e
-if [ "$1" = remove ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl --system stop blazebot.service >/dev/null 2>&1 || true
+if [ "$1" = remove ] && [ -d /run/systemd/system ] && command -v deb-systemd-invoke >/dev/null 2>&1; then
+  deb-systemd-invoke stop blazebot.service >/dev/null || true
 fi
 exit 0
 ]=])
@@ -145,6 +173,8 @@ set(CPACK_INSTALL_CMAKE_PROJECTS
   "${CMAKE_BINARY_DIR};${PROJECT_NAME};ALL;/"
   "${CMAKE_BINARY_DIR};${PROJECT_NAME};system;/")
 set(CPACK_SET_DESTDIR ON)
+# Stripped binaries and plugins, as Debian ships them (lintian: unstripped-binary).
+set(CPACK_STRIP_FILES ON)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE
   GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 set(CPACK_PRE_BUILD_SCRIPTS ${_blazebot_pkg_dir}/prebuild.cmake)

@@ -3,13 +3,14 @@
 # Installs blazebot's build dependencies from Debian's packages when any is
 # missing. Sourced by the demo and test scripts; safe to run again.
 # dpkg-dev brings dpkg-shlibdeps, which `cpack -G DEB` (the test package.deb)
-# needs to compute the package's Depends. libnats-dev builds the nats plugin
+# needs to compute the package's Depends, and lintian checks the package.
+# libnats-dev builds the nats plugin
 # and nats-server runs its tests (tests/nats/; without them the plugin is not
 # built and the tests are skipped, except under CI=true where they fail).
 # Node.js and npm run the Node worker of examples/nats-worker (nats.node);
 # a Node.js already installed (NodeSource's, say) is kept.
 set -e
-BLAZEBOT_PACKAGES="build-essential cmake pkg-config dpkg-dev libwebsockets-dev libssl-dev zlib1g-dev libjansson-dev libinih-dev libnats-dev nats-server"
+BLAZEBOT_PACKAGES="build-essential cmake pkg-config dpkg-dev libwebsockets-dev libssl-dev zlib1g-dev libjansson-dev libinih-dev libnats-dev nats-server lintian"
 missing=""
 for p in $BLAZEBOT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

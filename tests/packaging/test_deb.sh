@@ -8,6 +8,8 @@
 #    description, a Depends computed by dpkg-shlibdeps that names libjansson
 #    and libssl), the conffile /etc/blazebot/blazebot.ini and the maintainer
 #    scripts (valid sh, never enabling or starting the service);
+#  - lintian: no error and no warning (copyright, changelog, stripped and
+#    hardened binaries, manual pages, maintainer scripts);
 #  - the file list: binaries, plugins (0644), headers, pkg-config and CMake
 #    files, systemd unit, sysusers.d and tmpfiles.d snippets, the sample ini
 #    and the examples; everything root/root, nothing writable by group or
@@ -55,9 +57,9 @@ logged() {
 
 cmake=${BLAZEBOT_CMAKE:-cmake}
 cpack=${BLAZEBOT_CPACK:-cpack}
-for tool in "$cmake" "$cpack" dpkg dpkg-deb dpkg-shlibdeps; do
+for tool in "$cmake" "$cpack" dpkg dpkg-deb dpkg-shlibdeps lintian; do
   command -v "$tool" >/dev/null 2>&1 ||
-    fail "$tool not found: install cmake and dpkg-dev (scripts/deps.sh does)"
+    fail "$tool not found: install cmake, dpkg-dev and lintian (scripts/deps.sh does)"
 done
 jobs=${BLAZEBOT_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 version=$(sed -n 's/^project(blazebot VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
@@ -107,10 +109,16 @@ t dpkg-deb -e "$deb" "$scratch/control"
 for s in postinst prerm postrm; do
   [ -x "$scratch/control/$s" ] || fail "no executable $s"
   sh -n "$scratch/control/$s" || fail "$s is not valid sh"
-  if grep -Eq 'systemctl.*(enable|start|restart)|deb-systemd-invoke' "$scratch/control/$s"; then
+  if grep -Eq '(systemctl|deb-systemd-invoke|deb-systemd-helper).*(enable|start|restart)' "$scratch/control/$s"; then
     fail "$s enables or starts the service"
   fi
 done
+
+step "lintian $(basename "$deb")"
+# No error and no warning (informational tags are shown, not fatal).
+logged "$scratch/lintian.log" lintian --fail-on error,warning --tag-display-limit 0 \
+  --display-info "$deb"
+cat "$scratch/lintian.log"
 
 step "dpkg-deb -c $(basename "$deb")"
 t dpkg-deb -c "$deb" >"$scratch/contents.txt" || fail "dpkg-deb -c failed"
@@ -143,7 +151,9 @@ expect -rw-r--r-- usr/include/blazebot/plugin.h usr/include/blazebot/testing.h \
   "usr/$libdir/cmake/blazebot/BlazebotCheckPlugin.cmake" \
   lib/systemd/system/blazebot.service usr/lib/sysusers.d/blazebot.conf \
   usr/lib/tmpfiles.d/blazebot.conf etc/blazebot/blazebot.ini \
-  usr/share/blazebot/examples/blazebot.ini
+  usr/share/blazebot/examples/blazebot.ini usr/share/doc/blazebot/copyright \
+  usr/share/doc/blazebot/changelog.gz usr/share/man/man8/blazebot.8.gz \
+  usr/share/man/man1/blazebot-sim.1.gz
 for f in CMakeLists.txt Makefile README.md hello.c test_hello.c; do
   expect -rw-r--r-- "usr/share/blazebot/examples/hello-plugin/$f"
 done
