@@ -21,20 +21,22 @@
 #    `blazebot --check` with the four first-party plugins loaded.
 # Missing tools (cmake, cpack, dpkg-deb, dpkg-shlibdeps from dpkg-dev) fail
 # the test: scripts/deps.sh installs them.
-# Usage: test_deb.sh SOURCE_DIR BUILD_DIR SCRATCH_DIR   (SCRATCH_DIR is
-# removed when the test passes, kept for a look when it fails)
+# Usage: test_deb.sh SOURCE_DIR BUILD_DIR SCRATCH_DIR [DEB_COPY]  (SCRATCH_DIR
+# is removed when the test passes, kept for a look when it fails; the
+# package is copied to DEB_COPY when it passes, for package.systemd)
 # Environment: BLAZEBOT_CMAKE, BLAZEBOT_CPACK (default: from PATH),
 # BLAZEBOT_TEST_JOBS (build jobs; default: nproc).
 set -eu
 umask 022
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 SOURCE_DIR BUILD_DIR SCRATCH_DIR" >&2
+if [ $# -ne 3 ] && [ $# -ne 4 ]; then
+  echo "usage: $0 SOURCE_DIR BUILD_DIR SCRATCH_DIR [DEB_COPY]" >&2
   exit 2
 fi
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
 scratch=$3
+deb_copy=${4:-}
 case "$scratch" in
 / | "") echo "refusing scratch dir '$scratch'" >&2; exit 2 ;;
 esac
@@ -208,5 +210,8 @@ cat "$scratch/check.out"
 grep -q "configuration OK" "$scratch/check.out" || fail "--check did not say configuration OK"
 grep -q "4 plugin(s) loaded" "$scratch/check.out" || fail "--check did not load the 4 plugins"
 
+if [ -n "$deb_copy" ]; then
+  cp "$deb" "$deb_copy.tmp" && mv "$deb_copy.tmp" "$deb_copy" || fail "cannot copy the package to $deb_copy"
+fi
 rm -rf "$scratch"
 echo "package.deb: ok ($(basename "$deb"); Depends: $depends)"
