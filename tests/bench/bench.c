@@ -29,9 +29,11 @@
  * own (replies in one conversation go one at a time, in order).
  *   peak_rss_kib_100k    VmHWM over the 100,000-message echo run
  *
- * Usage: blazebot-bench [--quick] [--floor] [--json FILE]
+ * Usage: blazebot-bench [--quick] [--floor] [--latency] [--json FILE]
  * (--quick: small counts, to check that it runs; figures meaningless;
- * --floor: only the floor, e.g. under callgrind).
+ * --floor: only the floor, e.g. under callgrind; --latency: only the
+ * steady-rate latency and reload figures; BENCH_LATENCY_DUMP=FILE writes
+ * each steady-rate sample as "pushed_us latency_us").
  */
 #include <jansson.h>
 #include <signal.h>
@@ -290,6 +292,12 @@ static struct latency steady(int count, int rate) {
   size_t n = samples_from(lj, 0, lat, pushed, (size_t)count);
   json_decref(lj);
   L.samples = (long)n;
+  const char *dump = getenv("BENCH_LATENCY_DUMP"); /* "pushed_us latency_us" lines */
+  FILE *df = dump ? fopen(dump, "w") : NULL;
+  for (size_t i = 0; df && i < n; i++)
+    fprintf(df, "%lld %u\n", (long long)pushed[i], lat[i]);
+  if (df)
+    fclose(df);
   qsort(lat, n, sizeof *lat, cmp_u32);
   if (n) {
     L.p50_ms = lat[n / 2] / 1e3;
@@ -333,17 +341,20 @@ static struct latency steady(int count, int rate) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0, floor_only = 0;
+  int quick = 0, floor_only = 0, latency_only = 0;
   const char *json_path = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick"))
       quick = 1;
     else if (!strcmp(argv[i], "--floor"))
       floor_only = 1;
+    else if (!strcmp(argv[i], "--latency"))
+      latency_only = 1;
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
       json_path = argv[++i];
     else {
-      fprintf(stderr, "usage: blazebot-bench [--quick] [--floor] [--json FILE]\n");
+      fprintf(stderr,
+              "usage: blazebot-bench [--quick] [--floor] [--latency] [--json FILE]\n");
       return 2;
     }
   }
@@ -363,6 +374,14 @@ int main(int argc, char **argv) {
   if (floor_only) /* e.g. under callgrind, to count the floor's instructions */
     return 0;
 
+  if (latency_only) { /* the steady-rate figures alone */
+    struct latency L = steady(steady_n, 1000);
+    printf("%-34s p50 %.2f ms  p99 %.2f ms  max %.2f ms (%ld samples)\n",
+           "latency at 1,000 msg/s", L.p50_ms, L.p99_ms, L.max_ms, L.samples);
+    printf("%-34s %.1f ms added (max %.2f ms)\n", "reload (plugin swap) at 1,000 msg/s",
+           L.reload_pause_ms, L.reload_max_ms);
+    return L.samples == steady_n ? 0 : 1;
+  }
   struct run rx = flood("bench-receive", n_big, 0);
   printf("%-34s %10.0f msg/s  daemon %5.1f us/msg  sim %5.1f us/msg%s\n", "receive + ack",
          n_big / rx.wall_s, rx.daemon_cpu_s * 1e6 / n_big, rx.sim_cpu_s * 1e6 / n_big,

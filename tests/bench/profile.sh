@@ -13,7 +13,7 @@ n=${2:-5000}
 out=${3:-$(mktemp -d)}
 mkdir -p "$out"
 cd "$out"
-rm -rf plugins && mkdir -m 755 plugins
+rm -rf plugins sim.port && mkdir -m 755 plugins
 cp "$build/plugins/echo/echo.so" plugins/ 2>/dev/null || cp "$(find "$build/plugins" -name echo.so | head -1)" plugins/
 chmod 644 plugins/echo.so
 sim="${SIM:-$build/tests/sim/blazebot-sim}"

@@ -165,6 +165,8 @@ static void copy_lower(char *dst, size_t cap, const char *src) {
 #define BOT_NAME "blazebot-sim bot"
 
 int store_init(struct sim *sim) {
+  if (uuid_series_init(&sim->ids) < 0)
+    return -1;
   if (strmap_init(&sim->msg_index,
                   (size_t)(sim->cfg.preload > 0 ? sim->cfg.preload : 64)) < 0 ||
       strmap_init(&sim->sent_index, 64) < 0 || strmap_init(&sim->jti, 64) < 0 ||
@@ -362,10 +364,9 @@ size_t store_add(struct sim *sim, size_t user, const char *category,
   struct sim_msg *m = &sim->msgs[sim->nmsgs];
   memset(m, 0, sizeof *m);
   m->data = malloc(len + 1);
-  if (!m->data || uuid_v4(m->message_id) < 0) {
-    free(m->data);
+  if (!m->data)
     return SIM_MSG_INDEX_NONE;
-  }
+  uuid_series_next(&sim->ids, m->message_id);
   if (len)
     memcpy(m->data, data, len);
   m->data[len] = 0;

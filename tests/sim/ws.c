@@ -216,10 +216,9 @@ static void on_ack_one(struct sim_conn *c, const struct envelope *env) {
 }
 
 /* The push that tells the bot its message reached the recipient. */
-static json_t *receipt_push(const struct sim_sent *s) {
+static json_t *receipt_push(struct sim *sim, const struct sim_sent *s) {
   char id[UUID_STR_LEN], now[SIM_TIME_LEN];
-  if (uuid_v4(id) < 0)
-    return NULL;
+  uuid_series_next(&sim->ids, id);
   sim_timestamp(now);
   return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}}", "id", id, "action",
                    "ACKNOWLEDGE_MESSAGE_RECEIPT", "data", "message_id", s->message_id,
@@ -231,7 +230,8 @@ static json_t *receipt_push(const struct sim_sent *s) {
 static void schedule_more(struct sim_conn *c);
 
 static void queue_receipt(struct sim_conn *c, const struct sim_sent *s) {
-  if (queue_json(c, &c->receipts, receipt_push(s), now_ms() + SIM_RECEIPT_DELAY_MS) < 0)
+  if (queue_json(c, &c->receipts, receipt_push(c->sim, s),
+                 now_ms() + SIM_RECEIPT_DELAY_MS) < 0)
     return;
   schedule_more(c);
 }
@@ -511,8 +511,7 @@ static int push_next(struct sim_conn *c) {
     if (!m->first_push_us)
       m->first_push_us = now_us();
     char id[UUID_STR_LEN];
-    if (uuid_v4(id) < 0)
-      return -1;
+    uuid_series_next(&sim->ids, id);
     json_t *o = json_pack("{s:s,s:s,s:o}", "id", id, "action", "CREATE_MESSAGE", "data",
                           store_msg_view(sim, m, source));
     note_push(c, m);
