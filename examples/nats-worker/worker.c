@@ -16,9 +16,12 @@
  *   nats-worker [--servers URLS] [--prefix blazebot] [--stream BLAZEBOT]
  *               [--durable blazebot-worker] [--ack-wait-s 30] [--label echo-worker]
  *               [--text-prefix TEXT] [--delay-ms 0] [--batch 32] [--creds FILE]
- *               [--token TOKEN]
+ *               [--token TOKEN] [--ca-file FILE]
  *
- * --servers defaults to $NATS_URL, else nats://127.0.0.1:4222. Prints
+ * --servers defaults to $NATS_URL, else nats://127.0.0.1:4222. --creds (a
+ * user's .creds file), --token and --ca-file (PEM CA certificates to verify
+ * the server's TLS certificate with; TLS is then required, as it is for
+ * tls:// URLs) are those of the plugin's creds_file, token and ca_file. Prints
  * "ready" once bound to its consumer and "handled N, redelivered R" when it
  * stops (R: messages it got that had been delivered before, to it or another).
  */
@@ -235,7 +238,8 @@ static void b64url_encode(const unsigned char *in, size_t len, char *out) {
 /* ---- the worker ------------------------------------------------------------------ */
 
 struct opts {
-  const char *servers, *prefix, *stream, *durable, *label, *text_prefix, *creds, *token;
+  const char *servers, *prefix, *stream, *durable, *label, *text_prefix, *creds, *token,
+      *ca_file;
   int ack_wait_s, delay_ms, batch;
 };
 
@@ -321,7 +325,7 @@ static int usage(void) {
   fprintf(stderr,
           "usage: nats-worker [--servers URLS] [--prefix P] [--stream S] [--durable D]\n"
           "  [--ack-wait-s N] [--label L] [--text-prefix T] [--delay-ms N] [--batch N]\n"
-          "  [--creds FILE] [--token TOKEN]\n");
+          "  [--creds FILE] [--token TOKEN] [--ca-file FILE]\n");
   return 2;
 }
 
@@ -332,6 +336,7 @@ int main(int argc, char **argv) {
                    "blazebot-worker",
                    "echo-worker",
                    "",
+                   NULL,
                    NULL,
                    NULL,
                    30,
@@ -357,6 +362,8 @@ int main(int argc, char **argv) {
       o.creds = v;
     else if (!strcmp(k, "--token"))
       o.token = v;
+    else if (!strcmp(k, "--ca-file"))
+      o.ca_file = v;
     else if (!strcmp(k, "--ack-wait-s"))
       o.ack_wait_s = atoi(v);
     else if (!strcmp(k, "--delay-ms"))
@@ -394,13 +401,19 @@ int main(int argc, char **argv) {
     s = natsOptions_SetUserCredentialsFromFiles(no, o.creds, NULL);
   if (s == NATS_OK && o.token)
     s = natsOptions_SetToken(no, o.token);
+  /* TLS: required with a CA file or a tls:// URL (libnats 3.4 would go on
+   * in clear with a server that does not offer it). */
+  if (s == NATS_OK && (o.ca_file || strstr(o.servers, "tls://")))
+    s = natsOptions_SetSecure(no, true);
+  if (s == NATS_OK && o.ca_file)
+    s = natsOptions_LoadCATrustedCertificates(no, o.ca_file);
   /* The broker may come up after the worker: try again until it does. */
   while (s == NATS_OK && !stop_requested) {
     s = natsConnection_Connect(&nc, no);
     if (s == NATS_OK)
       break;
     fprintf(stderr, "nats-worker: cannot connect to %s (%s); trying again\n", o.servers,
-            natsStatus_GetText(s));
+            nats_GetLastError(NULL)); /* the reason: TLS, authorization, ... */
     s = NATS_OK;
     nanosleep(&(struct timespec){1, 0}, NULL);
   }

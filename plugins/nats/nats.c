@@ -137,8 +137,13 @@ struct np {
   long pubs_pending;
   long out_inflight;
 
-  struct ratelimit rl_down, rl_puberr, rl_send, rl_fetch;
+  struct ratelimit rl_down, rl_puberr, rl_send, rl_fetch, rl_conn;
   pthread_mutex_t rl_mu;
+
+  /* Why np_init's connection attempt failed, for the bridge thread's line
+   * when libnats then closes the connection; cleared once connected. */
+  char conn_why[256];
+  int async_used; /* js_PublishMsgAsync took a message (the plugin's queue) */
 
   /* counters for the last log line (under mu) */
   unsigned long published, pub_failed, sent, refused, malformed, naked;
@@ -555,6 +560,8 @@ static int np_on_message(void *state, const struct blazebot_message *msg) {
   po.MaxWait = p->set.publish_timeout_ms;
   natsMsg *owned = m;
   s = js_PublishMsgAsync(p->js, &owned, &po);
+  if (s == NATS_OK)
+    p->async_used = 1;
   if (s != NATS_OK) {
     /* libnats did not take the message: no on_puback for it. */
     pthread_mutex_lock(&p->mu);
@@ -854,6 +861,24 @@ static void on_connected_noop(natsConnection *nc, void *closure) {
   (void)closure;
 }
 
+/* libnats' last error in this thread without its "(conn.c:123): ". */
+static const char *last_error(void) {
+  const char *e = nats_GetLastError(NULL), *q = e ? strstr(e, "): ") : NULL;
+  return !e ? "" : e[0] == '(' && q ? q + 3 : e;
+}
+
+/* Why the connection is not up (libnats' last error on it: an authorization
+ * violation, a TLS handshake error, ...) into out. Returns 0 when it has
+ * none. */
+static int conn_error(struct np *p, char *out, size_t cap) {
+  const char *text = NULL;
+  natsStatus s = natsConnection_GetLastError(p->nc, &text);
+  if (s == NATS_OK)
+    return 0;
+  snprintf(out, cap, "%s", text && *text ? text : natsStatus_GetText(s));
+  return 1;
+}
+
 static void note_status(struct np *p, natsConnStatus st, natsConnStatus *last) {
   if (st == *last)
     return;
@@ -861,6 +886,7 @@ static void note_status(struct np *p, natsConnStatus st, natsConnStatus *last) {
     char url[256] = "?";
     natsConnection_GetConnectedUrl(p->nc, url, sizeof url);
     p->host->log(p->ctx, BLAZEBOT_LOG_INFO, "connected to %s", url);
+    p->conn_why[0] = 0; /* a first failure is old news */
   } else if (*last == NATS_CONN_STATUS_CONNECTED) {
     p->host->log(p->ctx, BLAZEBOT_LOG_WARN,
                  "lost the connection to NATS; reconnecting (messages wait meanwhile)");
@@ -877,10 +903,24 @@ static void *bridge_main(void *arg) {
     natsConnStatus st = natsConnection_Status(p->nc);
     note_status(p, st, &last);
     if (st != NATS_CONN_STATUS_CONNECTED) {
+      char why[300];
       if (st == NATS_CONN_STATUS_CLOSED) {
-        p->host->log(p->ctx, BLAZEBOT_LOG_ERROR, "the NATS connection was closed");
+        /* libnats gives up after the same authorization error twice, and
+         * (3.4) after any failure of the first connection but an
+         * unreachable server, then saying only "No server available". */
+        if (p->conn_why[0])
+          snprintf(why, sizeof why, "%s", p->conn_why);
+        else if (!conn_error(p, why, sizeof why))
+          snprintf(why, sizeof why, "no reason given");
+        p->host->log(p->ctx, BLAZEBOT_LOG_ERROR,
+                     "the NATS connection was closed (%s); messages wait until "
+                     "[plugin.nats] is fixed and the daemon reloaded",
+                     why);
         break;
       }
+      if (conn_error(p, why, sizeof why))
+        limited(p, &p->rl_conn, BLAZEBOT_LOG_WARN,
+                "cannot connect to NATS (%s); trying again", why);
       pause_ms(p, 200);
       continue;
     }
@@ -1001,17 +1041,19 @@ static int make_options(struct np *p, char *why, size_t whylen) {
     s = natsOptions_SetPingInterval(p->opts, 5000);
   if (s == NATS_OK)
     s = natsOptions_SetMaxPingsOut(p->opts, 3);
-  if (s == NATS_OK)
-    s = natsOptions_SetRetryOnFailedConnect(p->opts, true, on_connected_noop, NULL);
   if (s == NATS_OK && p->set.token)
     s = natsOptions_SetToken(p->opts, p->set.token);
   if (s == NATS_OK && p->set.creds_file)
     s = natsOptions_SetUserCredentialsFromFiles(p->opts, p->set.creds_file, NULL);
-  if (s == NATS_OK && p->set.ca_file) {
+  /* libnats 3.4 does not require TLS for a tls:// URL by itself: it would
+   * talk in clear to a server that does not offer TLS. */
+  int tls = p->set.ca_file != NULL;
+  for (int i = 0; i < p->set.nservers; i++)
+    tls |= !strncmp(p->set.servers[i], "tls://", 6);
+  if (s == NATS_OK && tls)
     s = natsOptions_SetSecure(p->opts, true);
-    if (s == NATS_OK)
-      s = natsOptions_LoadCATrustedCertificates(p->opts, p->set.ca_file);
-  }
+  if (s == NATS_OK && p->set.ca_file)
+    s = natsOptions_LoadCATrustedCertificates(p->opts, p->set.ca_file);
   if (s != NATS_OK) {
     snprintf(why, whylen, "NATS options: %s", nats_GetLastError(NULL));
     return -1;
@@ -1051,9 +1093,20 @@ static int np_init(blazebot_ctx *ctx, const struct blazebot_host *host, void **s
   snprintf(p->subj_in, n, "%s.in.", p->set.prefix);
   snprintf(p->subj_out, n, "%s.out", p->set.prefix);
 
-  /* Connects in the background (NATS_NOT_YET_CONNECTED) when no server
-   * answers now: the daemon starts anyway and messages wait. */
+  /* One attempt first, which says why it fails (the connection's own error
+   * is gone by the time the bridge thread looks). Then in the background
+   * (NATS_NOT_YET_CONNECTED) when no server answers now: the daemon starts
+   * anyway and messages wait. */
   natsStatus s = natsConnection_Connect(&p->nc, p->opts);
+  if (s != NATS_OK) {
+    snprintf(p->conn_why, sizeof p->conn_why, "%s", last_error());
+    host->log(ctx, BLAZEBOT_LOG_WARN,
+              "cannot connect to NATS (%s); trying again in the background", p->conn_why);
+    p->nc = NULL;
+    s = natsOptions_SetRetryOnFailedConnect(p->opts, true, on_connected_noop, NULL);
+    if (s == NATS_OK)
+      s = natsConnection_Connect(&p->nc, p->opts);
+  }
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
     host->set_error(ctx, "cannot connect to NATS: %s", nats_GetLastError(NULL));
     np_free(p);
@@ -1097,7 +1150,8 @@ static void np_shutdown(void *state) {
    * the publishes still waiting are taken back from libnats, and any
    * on_puback already running is waited for, so none runs after this. */
   natsMsgList pending = {0};
-  if (js_PublishAsyncGetPendingList(&pending, p->js) == NATS_OK) {
+  /* Only after a publish: libnats 3.4 crashes here before the first one. */
+  if (p->async_used && js_PublishAsyncGetPendingList(&pending, p->js) == NATS_OK) {
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < pending.Count; i++) {
       struct pub *pb = pub_remove(p, pending.Msgs[i]);

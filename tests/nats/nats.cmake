@@ -47,7 +47,10 @@ add_dependencies(itest_nats blazebot blazebot-sim nats nats-worker)
 #   cluster  3 nodes, replicas = 3, the stream leader SIGKILLed mid-stream
 #   reload   SIGHUP with a changed [plugin.nats]: the old instance stops, the
 #            new one connects, nothing lost
-foreach(scenario e2e worker restart daemon cluster reload)
+#   auth     token, TLS (ca_file, tls:// URLs) and creds_file (operator mode),
+#            each with messages end to end and a setting that cannot connect
+#            (logged, nothing acked nor lost); the token never logged
+foreach(scenario e2e worker restart daemon cluster reload auth)
   add_test(NAME nats.${scenario} COMMAND itest_nats ${scenario})
   set_tests_properties(nats.${scenario} PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77
     ENVIRONMENT "BLAZEBOT_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp;BLAZEBOT_BIN=$<TARGET_FILE:blazebot>;BLAZEBOT_SIM_BIN=$<TARGET_FILE:blazebot-sim>")

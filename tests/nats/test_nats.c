@@ -25,6 +25,16 @@
  *            the old instance stops, the new one connects, nothing is lost;
  *            then a reload whose new instance cannot start: the running one
  *            goes on, its outbound side (paused for the reload) too;
+ *   auth     nats-server secured three ways in turn, messages answered end to
+ *            end each time: an auth token (--auth; the plugin's token, never
+ *            in the daemon's log, masked by --print-config), TLS with a CA
+ *            and a certificate for 127.0.0.1 made here (tls:// URLs and the
+ *            plugin's ca_file), and operator mode with a memory resolver
+ *            (operator, account and user nkeys and JWTs made here; the
+ *            plugin's creds_file). Each time a reload to a setting that
+ *            cannot connect first (a wrong token, a tls:// URL to a server
+ *            without TLS, another CA, a user of an unknown account): the
+ *            plugin logs why, and nothing is acknowledged nor lost meanwhile;
  *   node     the Node worker of examples/nats-worker/node (npm ci of its
  *            locked dependencies first) twice, beside a C worker on the same
  *            consumer; the C worker is SIGKILLed mid-stream and the Node
@@ -53,6 +63,12 @@
 #include <unistd.h>
 
 #include <nats/nats.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "check.h"
 #include "harness.h"
@@ -88,6 +104,15 @@ struct world {
   jsCtx *js;
   long expected; /* messages pushed so far */
 };
+
+/* How nats-server is secured (the auth scenario; none in the others), and
+ * what the test's own connection and the workers present. The daemon's side
+ * is its [plugin.nats]. */
+static struct {
+  const char *server_args[8]; /* more nats-server arguments */
+  const char *token, *creds, *ca;
+  int tls_urls; /* the daemon's servers as tls:// URLs */
+} sec;
 
 static void tail(const char *path, int lines);
 
@@ -176,7 +201,7 @@ static int node_start(struct world *w, int i) {
   snprintf(cport, sizeof cport, "%d", n->cport);
   snprintf(tag, sizeof tag, "nats-%s-%d", n->name, n->p.pid ? 2 : 1);
   snprintf(cluster, sizeof cluster, "nats://127.0.0.1:%d", n->cport);
-  const char *argv[20] = {nats_server_bin(),
+  const char *argv[32] = {nats_server_bin(),
                           "-js",
                           "-a",
                           "127.0.0.1",
@@ -195,6 +220,8 @@ static int node_start(struct world *w, int i) {
     argv[k++] = "--routes";
     argv[k++] = w->routes;
   }
+  for (int a = 0; a < 8 && sec.server_args[a]; a++)
+    argv[k++] = sec.server_args[a];
   argv[k] = NULL;
   if (h_spawn(&n->p, w->dir, tag, argv) < 0)
     return -1;
@@ -239,8 +266,17 @@ static int worker_start(struct world *w, int delay_ms) {
   char tag[32], delay[16], out[700];
   snprintf(tag, sizeof tag, "worker%d", i + 1);
   snprintf(delay, sizeof delay, "%d", delay_ms);
-  const char *argv[] = {NATS_WORKER,     "--servers", w->servers,   "--ack-wait-s", "3",
-                        "--text-prefix", TEXT_PREFIX, "--delay-ms", delay,          NULL};
+  const char *argv[16] = {NATS_WORKER,     "--servers", w->servers,   "--ack-wait-s", "3",
+                          "--text-prefix", TEXT_PREFIX, "--delay-ms", delay};
+  int k = 9;
+  const char *opt[][2] = {
+      {"--token", sec.token}, {"--creds", sec.creds}, {"--ca-file", sec.ca}};
+  for (int a = 0; a < 3; a++)
+    if (opt[a][1]) {
+      argv[k++] = opt[a][0];
+      argv[k++] = opt[a][1];
+    }
+  argv[k] = NULL;
   if (h_spawn(&w->workers[i], w->dir, tag, argv) < 0)
     return -1;
   w->nworkers++;
@@ -328,11 +364,21 @@ static long workers_stop(struct world *w) {
  */
 
 static int write_config(struct world *w, const char *extra_plugin) {
-  char extra[2000];
+  char extra[2000], servers[sizeof w->servers + 16] = "";
+  for (const char *p = w->servers; *p && strlen(servers) + 8 < sizeof servers;) {
+    size_t n = strlen(servers);
+    if (sec.tls_urls && !strncmp(p, "nats://", 7)) { /* tls:// instead */
+      memcpy(servers + n, "tls://", 7);
+      p += 7;
+    } else {
+      servers[n] = *p++;
+      servers[n + 1] = 0;
+    }
+  }
   snprintf(extra, sizeof extra,
            "plugin_dir = plugins\n"
            "[plugin.nats]\nservers = %s\nreplicas = %d\nout_ack_wait = 5s\n%s",
-           w->servers, w->nnodes, extra_plugin ? extra_plugin : "");
+           servers, w->nnodes, extra_plugin ? extra_plugin : "");
   return h_config(w->dir, &w->sim, w->ks, extra, w->ini, sizeof w->ini);
 }
 
@@ -369,6 +415,14 @@ static int js_connect(struct world *w) {
     s = natsOptions_SetMaxReconnect(o, -1);
   if (s == NATS_OK)
     s = natsOptions_SetReconnectWait(o, 200);
+  if (s == NATS_OK && sec.token)
+    s = natsOptions_SetToken(o, sec.token);
+  if (s == NATS_OK && sec.creds)
+    s = natsOptions_SetUserCredentialsFromFiles(o, sec.creds, NULL);
+  if (s == NATS_OK && sec.ca)
+    s = natsOptions_SetSecure(o, true);
+  if (s == NATS_OK && sec.ca)
+    s = natsOptions_LoadCATrustedCertificates(o, sec.ca);
   /* A cluster node may take a moment to accept clients after its port opened. */
   long long end = clock_ms() + 30000;
   while (s == NATS_OK) {
@@ -865,6 +919,465 @@ static void scenario_node(void) {
   world_stop(&w);
 }
 
+/* ---- auth: a token, TLS with ca_file, creds in operator mode --------------------------
+ */
+
+/* Certificates and keys, made here with OpenSSL: EC P-256. */
+static X509 *cert_make(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key,
+                       int is_ca) {
+  X509 *x = X509_new();
+  unsigned char serial[8];
+  BIGNUM *bn = NULL;
+  int ok = x && RAND_bytes(serial, sizeof serial) == 1;
+  serial[0] &= 0x7f;
+  if (ok)
+    ok = (bn = BN_bin2bn(serial, sizeof serial, NULL)) &&
+         BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) && X509_set_version(x, 2) &&
+         X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
+         X509_gmtime_adj(X509_getm_notAfter(x), 86400) && X509_set_pubkey(x, key) &&
+         X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                    (const unsigned char *)cn, -1, -1, 0) &&
+         X509_set_issuer_name(x, X509_get_subject_name(ca ? ca : x));
+  BN_free(bn);
+  struct {
+    int nid;
+    const char *value;
+  } ext[] = {{NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE"},
+             {NID_key_usage, is_ca ? "critical,keyCertSign,cRLSign"
+                                   : "critical,digitalSignature,keyEncipherment"},
+             {NID_subject_key_identifier, "hash"},
+             {NID_authority_key_identifier, "keyid:always"},
+             {NID_subject_alt_name, "IP:127.0.0.1"},
+             {NID_ext_key_usage, "serverAuth"}};
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, ca ? ca : x, x, NULL, NULL, 0);
+  for (size_t i = 0; ok && i < (is_ca ? 3 : sizeof ext / sizeof ext[0]); i++) {
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, ext[i].nid, ext[i].value);
+    ok = e && X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+  }
+  if (!ok || !X509_sign(x, ca_key ? ca_key : key, EVP_sha256())) {
+    X509_free(x);
+    return NULL;
+  }
+  return x;
+}
+
+static int pem_write(const char *path, X509 *x, EVP_PKEY *key) {
+  FILE *f = fopen(path, "w");
+  int ok = f && (x ? PEM_write_X509(f, x)
+                   : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL));
+  if (f && fclose(f) != 0)
+    ok = 0;
+  return ok ? 0 : -1;
+}
+
+/* dir/ca.pem (a CA), dir/server-cert.pem and dir/server-key.pem (signed by
+ * it, for 127.0.0.1: an IP SAN) and dir/other-ca.pem (a CA that did not
+ * sign it). */
+static int tls_files(const char *dir) {
+  EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256"),
+           *other_key = EVP_EC_gen("P-256");
+  X509 *ca = NULL, *cert = NULL, *other = NULL;
+  char path[700];
+  int rc = -1;
+  if (ca_key && key && other_key &&
+      (ca = cert_make("blazebot test CA", ca_key, NULL, NULL, 1)) &&
+      (cert = cert_make("127.0.0.1", key, ca, ca_key, 0)) &&
+      (other = cert_make("blazebot other CA", other_key, NULL, NULL, 1))) {
+    rc = 0;
+    snprintf(path, sizeof path, "%s/ca.pem", dir);
+    rc |= pem_write(path, ca, NULL);
+    snprintf(path, sizeof path, "%s/server-cert.pem", dir);
+    rc |= pem_write(path, cert, NULL);
+    snprintf(path, sizeof path, "%s/server-key.pem", dir);
+    rc |= pem_write(path, NULL, key);
+    snprintf(path, sizeof path, "%s/other-ca.pem", dir);
+    rc |= pem_write(path, other, NULL);
+  }
+  if (rc < 0)
+    fprintf(stderr, "making the TLS certificates failed: %s\n",
+            ERR_error_string(ERR_get_error(), NULL));
+  X509_free(ca);
+  X509_free(cert);
+  X509_free(other);
+  EVP_PKEY_free(ca_key);
+  EVP_PKEY_free(key);
+  EVP_PKEY_free(other_key);
+  return rc;
+}
+
+/* nkeys: an ed25519 key pair; its public key as the prefix byte, the 32
+ * bytes and their CRC-16/XMODEM (little endian) in base32 without padding,
+ * its seed likewise behind two bytes: 'S' and the prefix. */
+#define NKEY_OPERATOR (14 << 3) /* O... */
+#define NKEY_ACCOUNT 0          /* A... */
+#define NKEY_USER (20 << 3)     /* U... */
+#define NKEY_SEED (18 << 3)     /* S... */
+
+struct nkey {
+  EVP_PKEY *k;
+  char pub[64];  /* 56 characters */
+  char seed[64]; /* 58 characters */
+};
+
+static void base32(const unsigned char *in, size_t n, char *out) {
+  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    acc = acc << 8 | in[i];
+    for (bits += 8; bits >= 5; bits -= 5)
+      *out++ = a[acc >> (bits - 5) & 31];
+  }
+  if (bits)
+    *out++ = a[acc << (5 - bits) & 31];
+  *out = 0;
+}
+
+static uint16_t crc16_xmodem(const unsigned char *d, size_t n) {
+  uint16_t crc = 0;
+  for (size_t i = 0; i < n; i++) {
+    crc ^= (uint16_t)(d[i] << 8);
+    for (int b = 0; b < 8; b++)
+      crc = crc & 0x8000 ? (uint16_t)(crc << 1 ^ 0x1021) : (uint16_t)(crc << 1);
+  }
+  return crc;
+}
+
+/* raw: n bytes and room for the CRC after them. */
+static void nkey_encode(unsigned char *raw, size_t n, char *out) {
+  uint16_t crc = crc16_xmodem(raw, n);
+  raw[n] = (unsigned char)(crc & 0xff);
+  raw[n + 1] = (unsigned char)(crc >> 8);
+  base32(raw, n + 2, out);
+}
+
+static int nkey_new(struct nkey *nk, unsigned prefix) {
+  unsigned char raw[40], pub[32], seed[32];
+  size_t publen = sizeof pub, seedlen = sizeof seed;
+  memset(nk, 0, sizeof *nk);
+  nk->k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+  if (!nk->k || EVP_PKEY_get_raw_public_key(nk->k, pub, &publen) != 1 ||
+      EVP_PKEY_get_raw_private_key(nk->k, seed, &seedlen) != 1 || publen != 32 ||
+      seedlen != 32)
+    return -1;
+  raw[0] = (unsigned char)prefix;
+  memcpy(raw + 1, pub, 32);
+  nkey_encode(raw, 33, nk->pub);
+  raw[0] = (unsigned char)(NKEY_SEED | prefix >> 5);
+  raw[1] = (unsigned char)((prefix & 31) << 3);
+  memcpy(raw + 2, seed, 32);
+  nkey_encode(raw, 34, nk->seed);
+  OPENSSL_cleanse(seed, sizeof seed);
+  OPENSSL_cleanse(raw, sizeof raw);
+  return 0;
+}
+
+static void b64url(const unsigned char *in, size_t n, char *out) {
+  static const char a[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    acc = acc << 8 | in[i];
+    for (bits += 8; bits >= 6; bits -= 6)
+      *out++ = a[acc >> (bits - 6) & 63];
+  }
+  if (bits)
+    *out++ = a[acc << (6 - bits) & 63];
+  *out = 0;
+}
+
+/* A JWT (v2) of the claims about subject, with the "nats" object nats
+ * (taken), signed by issuer: header.payload.signature, each base64url
+ * without padding; the signature is ed25519 over "header.payload". jti: the
+ * base32 SHA-512/256 of the claims without it. Caller frees; NULL on
+ * failure. */
+static char *jwt_make(const struct nkey *issuer, const char *subject, const char *name,
+                      json_t *nats) {
+  static const char header[] = "{\"typ\":\"JWT\",\"alg\":\"ed25519-nkey\"}";
+  json_t *c = json_pack("{s:I,s:s,s:s,s:s}", "iat", (json_int_t)time(NULL), "iss",
+                        issuer->pub, "name", name, "sub", subject);
+  char *plain = c ? json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  unsigned char h[64], sig[64];
+  unsigned hlen = 0;
+  size_t siglen = sizeof sig;
+  char jti[128], *payload = NULL, *tok = NULL;
+  if (plain && EVP_Digest(plain, strlen(plain), h, &hlen, EVP_sha512_256(), NULL) == 1) {
+    base32(h, hlen, jti);
+    json_object_set_new(c, "jti", json_string(jti));
+    json_object_set(c, "nats", nats);
+    payload = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+  }
+  size_t cap = payload ? (strlen(header) + strlen(payload)) * 2 + 200 : 0;
+  tok = cap ? malloc(cap) : NULL;
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if (tok && md) {
+    b64url((const unsigned char *)header, strlen(header), tok);
+    size_t n = strlen(tok);
+    tok[n++] = '.';
+    b64url((const unsigned char *)payload, strlen(payload), tok + n);
+    n += strlen(tok + n);
+    if (EVP_DigestSignInit(md, NULL, NULL, NULL, issuer->k) == 1 &&
+        EVP_DigestSign(md, sig, &siglen, (const unsigned char *)tok, n) == 1) {
+      tok[n++] = '.';
+      b64url(sig, siglen, tok + n);
+    } else {
+      free(tok);
+      tok = NULL;
+    }
+  } else {
+    free(tok);
+    tok = NULL;
+  }
+  EVP_MD_CTX_free(md);
+  free(plain);
+  free(payload);
+  json_decref(c);
+  json_decref(nats);
+  return tok;
+}
+
+/* An account's claims: no limit but those given; JetStream when js. */
+static json_t *account_claims(int js) {
+  json_t *lim =
+      json_pack("{s:i,s:i,s:i,s:i,s:i,s:b,s:i,s:i}", "subs", -1, "data", -1, "payload",
+                -1, "imports", -1, "exports", -1, "wildcards", 1, "conn", -1, "leaf", -1);
+  if (lim && js) {
+    json_object_set_new(lim, "mem_storage", json_integer(-1));
+    json_object_set_new(lim, "disk_storage", json_integer(-1));
+    json_object_set_new(lim, "streams", json_integer(-1));
+    json_object_set_new(lim, "consumer", json_integer(-1));
+  }
+  return json_pack("{s:o,s:{s:{},s:{}},s:s,s:i}", "limits", lim, "default_permissions",
+                   "pub", "sub", "type", "account", "version", 2);
+}
+
+/* path: a user of account (a new nkey, its JWT signed by the account's key)
+ * as a .creds file. */
+static int creds_write(const char *path, const struct nkey *account) {
+  struct nkey user;
+  char *jwt = NULL;
+  int rc = -1;
+  if (nkey_new(&user, NKEY_USER) == 0 &&
+      (jwt = jwt_make(account, user.pub, "blazebot-test",
+                      json_pack("{s:{},s:{},s:i,s:i,s:i,s:s,s:i}", "pub", "sub", "subs",
+                                -1, "data", -1, "payload", -1, "type", "user", "version",
+                                2)))) {
+    char text[4096];
+    snprintf(text, sizeof text,
+             "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+             "************************* IMPORTANT *************************\n"
+             "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+             "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n",
+             jwt, user.seed);
+    rc = h_write(path, text, 0600);
+  }
+  free(jwt);
+  EVP_PKEY_free(user.k);
+  return rc;
+}
+
+/* Operator mode (decentralized JWT auth) with a memory resolver: in dir,
+ * operator.jwt, nats.conf (the operator, the system account and a JetStream
+ * account preloaded), user.creds (a user of that account) and
+ * stranger.creds (a user of an account the server does not know). */
+static int creds_files(const char *dir) {
+  struct nkey op, sys, acc, stranger;
+  char *op_jwt = NULL, *sys_jwt = NULL, *acc_jwt = NULL, path[700], conf[8192];
+  int rc = -1;
+  memset(&sys, 0, sizeof sys);
+  memset(&acc, 0, sizeof acc);
+  memset(&stranger, 0, sizeof stranger);
+  if (nkey_new(&op, NKEY_OPERATOR) == 0 && nkey_new(&sys, NKEY_ACCOUNT) == 0 &&
+      nkey_new(&acc, NKEY_ACCOUNT) == 0 && nkey_new(&stranger, NKEY_ACCOUNT) == 0 &&
+      (op_jwt = jwt_make(&op, op.pub, "blazebot-test-operator",
+                         json_pack("{s:s,s:s,s:i}", "system_account", sys.pub, "type",
+                                   "operator", "version", 2))) &&
+      (sys_jwt = jwt_make(&op, sys.pub, "SYS", account_claims(0))) &&
+      (acc_jwt = jwt_make(&op, acc.pub, "BLAZEBOT", account_claims(1)))) {
+    snprintf(path, sizeof path, "%s/operator.jwt", dir);
+    rc = h_write(path, op_jwt, 0600);
+    /* JetStream: -js and -sd on the command line (node_start) */
+    snprintf(conf, sizeof conf,
+             "operator: \"%s\"\nsystem_account: %s\nresolver: MEMORY\n"
+             "resolver_preload: {\n  %s: \"%s\"\n  %s: \"%s\"\n}\n",
+             path, sys.pub, sys.pub, sys_jwt, acc.pub, acc_jwt);
+    snprintf(path, sizeof path, "%s/nats.conf", dir);
+    rc |= h_write(path, conf, 0600);
+    snprintf(path, sizeof path, "%s/user.creds", dir);
+    rc |= creds_write(path, &acc);
+    snprintf(path, sizeof path, "%s/stranger.creds", dir);
+    rc |= creds_write(path, &stranger);
+  }
+  if (rc < 0)
+    fprintf(stderr, "making the operator, accounts and users failed\n");
+  free(op_jwt);
+  free(sys_jwt);
+  free(acc_jwt);
+  EVP_PKEY_free(op.k);
+  EVP_PKEY_free(sys.k);
+  EVP_PKEY_free(acc.k);
+  EVP_PKEY_free(stranger.k);
+  return rc;
+}
+
+/* A setting of [plugin.nats] the plugin cannot connect with, and what it
+ * logs then. */
+struct bad_setting {
+  const char *plugin; /* the section's extra lines */
+  int tls_urls;       /* servers as tls:// URLs */
+  const char *why;
+};
+
+/* After world_start with the good setting (good, good_tls): 300 messages
+ * answered. Then each bad setting in turn, by a reload: the plugin logs why
+ * it cannot connect, 100 more messages wait, none acknowledged nor
+ * answered. Then the good setting again, by a reload: every message
+ * answered once, all acknowledged. */
+static void auth_run(struct world *w, const char *part, const char *good, int good_tls,
+                     const struct bad_setting *bad, size_t nbad) {
+  push(w, 300);
+  CHECK(wait_created(w, w->expected, 120000) >= 0);
+  CHECK(h_sim_wait(&w->sim, "acked", w->expected, 60000) == 0);
+  for (size_t i = 0; i < nbad; i++) {
+    long acked = sim_stat(w, "acked"), created = sim_stat(w, "created");
+    int waiting = h_count(w->d.err, "will come again");
+    sec.tls_urls = bad[i].tls_urls;
+    CHECK(write_config(w, bad[i].plugin) == 0);
+    h_kill(&w->d, SIGHUP);
+    CHECK(h_wait_count(w->d.err, "plugin nats: stopped:", (int)i + 1, 30000) == 0);
+    CHECK(h_wait_count(w->d.err, bad[i].why, 1, 30000) == 0);
+    push(w, 100);
+    CHECK(h_wait_count(w->d.err, "will come again", waiting + 1, 30000) == 0);
+    h_sleep_ms(2000);
+    CHECK_INT(sim_stat(w, "acked"), acked);
+    CHECK_INT(sim_stat(w, "created"), created);
+    printf("nats.auth: %s: refused as expected: %s\n", part, bad[i].why);
+  }
+  sec.tls_urls = good_tls;
+  CHECK(write_config(w, good) == 0);
+  h_kill(&w->d, SIGHUP);
+  CHECK(wait_created(w, w->expected, 120000) >= 0);
+  check_settled(w);
+  CHECK(workers_stop(w) >= 0);
+  daemon_stop(w);
+  printf("nats.auth: %s: %ld messages answered once\n", part, w->expected);
+}
+
+/* A secret never in the daemon's log, and masked by --print-config. */
+static void check_secret_hidden(struct world *w, const char *key, const char *secret) {
+  const char *argv[] = {h_daemon_bin(), "-c", w->ini, "--print-config", NULL};
+  char out[700], line[200];
+  CHECK_INT(h_run(w->dir, "print-config", argv, 30000), 0);
+  snprintf(out, sizeof out, "%s/print-config.out", w->dir);
+  snprintf(line, sizeof line, "%s = ********", key);
+  CHECK(h_contains(out, line));
+  CHECK(!h_contains(out, secret));
+  for (int i = 1; i <= w->daemon_runs; i++) {
+    snprintf(out, sizeof out, "%s/daemon%d.err", w->dir, i);
+    CHECK(!h_contains(out, secret));
+  }
+}
+
+/* An auth token: nats-server --auth, token in [plugin.nats], --token for the
+ * workers. Wrong: an authorization error; a tls:// URL to this server
+ * without TLS: refused, not sent in clear. */
+static void auth_token(void) {
+  unsigned char r[2][12];
+  char token[40], wrong[40], good[100], bad_token[100];
+  if (RAND_bytes(r[0], sizeof r[0]) != 1 || RAND_bytes(r[1], sizeof r[1]) != 1) {
+    CHECK(!"random bytes");
+    return;
+  }
+  strcpy(token, "tok-");
+  b64url(r[0], sizeof r[0], token + 4);
+  strcpy(wrong, "wrong-");
+  b64url(r[1], sizeof r[1], wrong + 6);
+  snprintf(good, sizeof good, "token = %s\n", token);
+  snprintf(bad_token, sizeof bad_token, "token = %s\n", wrong);
+  memset(&sec, 0, sizeof sec);
+  sec.server_args[0] = "--auth";
+  sec.server_args[1] = token;
+  sec.token = token;
+  const struct bad_setting bad[] = {
+      {bad_token, 0, "the NATS connection was closed (Authorization Violation)"},
+      {good, 1, "cannot connect to NATS (Secure Connection not available)"}};
+  struct world w;
+  if (world_start(&w, "nats_auth_token", 1, 1, 0, good) == 0) {
+    auth_run(&w, "token", good, 0, bad, sizeof bad / sizeof bad[0]);
+    check_secret_hidden(&w, "token", token);
+    check_secret_hidden(&w, "token", wrong);
+  }
+  world_stop(&w);
+}
+
+/* TLS: nats-server with a certificate for 127.0.0.1 of a CA made here; the
+ * daemon with tls:// URLs and ca_file, the workers with --ca-file. Another
+ * CA's file: a TLS error, no connection. */
+static void auth_tls(void) {
+  const char *d = h_dir("nats_auth_tls_files");
+  char dir[512], ca[600], other[600], cert[600], key[600], good[700], bad_ca[700];
+  if (!d || (snprintf(dir, sizeof dir, "%s", d), tls_files(dir) < 0)) {
+    CHECK(!"TLS certificates made");
+    return;
+  }
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  snprintf(other, sizeof other, "%s/other-ca.pem", dir);
+  snprintf(cert, sizeof cert, "%s/server-cert.pem", dir);
+  snprintf(key, sizeof key, "%s/server-key.pem", dir);
+  snprintf(good, sizeof good, "ca_file = %s\n", ca);
+  snprintf(bad_ca, sizeof bad_ca, "ca_file = %s\n", other);
+  memset(&sec, 0, sizeof sec);
+  const char *args[] = {"--tls", "--tlscert", cert, "--tlskey", key};
+  memcpy(sec.server_args, args, sizeof args);
+  sec.ca = ca;
+  sec.tls_urls = 1;
+  const struct bad_setting bad[] = {
+      {bad_ca, 1, "cannot connect to NATS (SSL handshake error: "}};
+  struct world w;
+  if (world_start(&w, "nats_auth_tls", 1, 1, 0, good) == 0) {
+    CHECK(h_contains(w.d.err, "connected to tls://127.0.0.1:"));
+    auth_run(&w, "tls", good, 1, bad, sizeof bad / sizeof bad[0]);
+    CHECK(h_contains(w.d.err, "unable to get local issuer certificate"));
+  }
+  world_stop(&w);
+}
+
+/* creds_file: nats-server in operator mode, the daemon, the workers and the
+ * test with a user's .creds; a user of an account the server does not know:
+ * an authorization error. */
+static void auth_creds(void) {
+  const char *d = h_dir("nats_auth_creds_files");
+  char dir[512], conf[600], creds[600], good[700], bad_creds[700];
+  if (!d || (snprintf(dir, sizeof dir, "%s", d), creds_files(dir) < 0)) {
+    CHECK(!"operator, account and user keys and JWTs made");
+    return;
+  }
+  snprintf(conf, sizeof conf, "%s/nats.conf", dir);
+  snprintf(creds, sizeof creds, "%s/user.creds", dir);
+  snprintf(good, sizeof good, "creds_file = %s\n", creds);
+  snprintf(bad_creds, sizeof bad_creds, "creds_file = %s/stranger.creds\n", dir);
+  memset(&sec, 0, sizeof sec);
+  sec.server_args[0] = "-c";
+  sec.server_args[1] = conf;
+  sec.creds = creds;
+  const struct bad_setting bad[] = {
+      {bad_creds, 0, "the NATS connection was closed (Authorization Violation)"}};
+  struct world w;
+  if (world_start(&w, "nats_auth_creds", 1, 1, 0, good) == 0)
+    auth_run(&w, "creds", good, 0, bad, sizeof bad / sizeof bad[0]);
+  world_stop(&w);
+}
+
+static void scenario_auth(void) {
+  auth_token();
+  auth_tls();
+  auth_creds();
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "e2e";
   char name[64];
@@ -893,6 +1406,8 @@ int main(int argc, char **argv) {
     scenario_cluster();
   else if (!strcmp(mode, "reload"))
     scenario_reload();
+  else if (!strcmp(mode, "auth"))
+    scenario_auth();
   else if (!strcmp(mode, "node"))
     scenario_node();
   else
