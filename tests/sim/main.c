@@ -490,6 +490,7 @@ static void teardown(struct sim *sim) {
   codec_free(sim->codec);
   buf_fini(&sim->scratch);
   buf_fini(&sim->inflated);
+  buf_fini(&sim->text);
   EVP_PKEY_free(sim->pub);
   keystore_free(sim->ks);
 }

@@ -374,6 +374,7 @@ struct sim {
   struct lws_vhost *vhost;
   struct codec *codec;
   struct buf scratch; /* frame building; reused */
+  struct buf text;    /* a push's JSON text before it is gzipped; reused */
   struct buf inflated;
   /* Message and frame ids: distinct version 4 UUIDs from one random base,
    * without a call to the CSPRNG each (3 a message were 4% of the CPU). */
@@ -476,6 +477,10 @@ size_t store_add(struct sim *sim, size_t user, const char *category,
 void store_ack(struct sim *sim, const char *message_id);
 /* The MessageView of a stored message as pushed with this source. */
 json_t *store_msg_view(struct sim *sim, const struct sim_msg *m, const char *source);
+/* The same view as JSON text, appended to out (no tree: the push path).
+ * Returns 0/-1. */
+int store_msg_text(struct sim *sim, const struct sim_msg *m, const char *source,
+                   struct buf *out);
 /* Advances first_unacked past acked messages (amortised O(1)). */
 void store_advance_unacked(struct sim *sim);
 /* 1 when --exit-when-acked is satisfied. */
@@ -492,6 +497,8 @@ int sent_parse(json_t *obj, const char *via, struct sim_sent *out, char *why,
 size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup);
 /* The data object of a successful CREATE_MESSAGE reply. */
 json_t *sent_reply_view(const struct sim *sim, const struct sim_sent *s);
+/* The same as JSON text, appended to out. Returns 0/-1. */
+int sent_reply_text(const struct sim *sim, const struct sim_sent *s, struct buf *out);
 json_t *sent_list_json(const struct sim *sim);
 /* GET /_sim/latency: {"samples": [[index, pushed_us, latency_us], ...]}. */
 json_t *store_latency_json(const struct sim *sim);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "envelope.h"
 #include "log.h"
 
 /* ---- strmap ---- */
@@ -449,6 +450,56 @@ void store_ack(struct sim *sim, const char *message_id) {
   log_debug("ack for unknown message %s", id);
 }
 
+/* Appends "name":"value" (escaped), with a comma first unless first. */
+static int text_member(struct buf *b, const char *name, const char *value) {
+  return buf_appendf(b, ",\"%s\":", name) < 0 || envelope_append_string(b, value) < 0 ? -1
+                                                                                      : 0;
+}
+
+int store_msg_text(struct sim *sim, const struct sim_msg *m, const char *source,
+                   struct buf *out) {
+  const struct sim_user *u = &sim->users[m->user];
+  char small[512];
+  const char *std = small, *url = small;
+  char *heap = NULL;
+  if (m->poison) {
+    std = url = (const char *)m->data;
+  } else {
+    size_t need = base64_encoded_len(m->data_len, 0) + 1;
+    char *a = small, *b = small + sizeof small / 2;
+    if (need > sizeof small / 2) {
+      heap = malloc(2 * need);
+      if (!heap)
+        return -1;
+      a = heap;
+      b = heap + need;
+    }
+    base64_encode(m->data, m->data_len, 0, a);
+    base64_encode(m->data, m->data_len, 1, b);
+    std = a;
+    url = b;
+  }
+  int rc = buf_appendf(out, "{\"type\":\"message\",\"representative_id\":\"\","
+                            "\"quote_message_id\":\"\"") < 0 ||
+                   text_member(out, "conversation_id", m->conversation_id) < 0 ||
+                   text_member(out, "user_id", u->id) < 0 ||
+                   text_member(out, "session_id", u->session_id) < 0 ||
+                   text_member(out, "message_id", m->message_id) < 0 ||
+                   text_member(out, "category", m->category) < 0 ||
+                   text_member(out, "data", std) < 0 ||
+                   text_member(out, "data_base64", url) < 0 ||
+                   text_member(out, "status", "SENT") < 0 ||
+                   text_member(out, "source", source) < 0 ||
+                   buf_appendf(out, ",\"silent\":false,\"expire_in\":0") < 0 ||
+                   text_member(out, "created_at", m->created_at) < 0 ||
+                   text_member(out, "updated_at", m->created_at) < 0 ||
+                   buf_append(out, "}", 1) < 0
+               ? -1
+               : 0;
+  free(heap);
+  return rc;
+}
+
 json_t *store_msg_view(struct sim *sim, const struct sim_msg *m, const char *source) {
   const struct sim_user *u = &sim->users[m->user];
   char small_std[512], small_url[512];
@@ -667,6 +718,25 @@ size_t sent_add(struct sim *sim, struct sim_sent *s, int *dup) {
   if (chat_enabled(sim))
     chat_on_sent(sim, &sim->sent[at]);
   return at;
+}
+
+int sent_reply_text(const struct sim *sim, const struct sim_sent *s, struct buf *out) {
+  return buf_appendf(out, "{\"type\":\"message\"") < 0 ||
+                 text_member(out, "message_id", s->message_id) < 0 ||
+                 text_member(out, "conversation_id", s->conversation_id) < 0 ||
+                 text_member(out, "recipient_id", s->recipient_id) < 0 ||
+                 text_member(out, "user_id", sim->bot_id) < 0 ||
+                 text_member(out, "session_id", sim->session_id) < 0 ||
+                 text_member(out, "category", s->category) < 0 ||
+                 text_member(out, "status", "SENT") < 0 ||
+                 text_member(out, "representative_id", s->representative_id) < 0 ||
+                 text_member(out, "quote_message_id", s->quote_message_id) < 0 ||
+                 buf_appendf(out, ",\"silent\":%s", s->silent ? "true" : "false") < 0 ||
+                 text_member(out, "created_at", s->created_at) < 0 ||
+                 text_member(out, "updated_at", s->created_at) < 0 ||
+                 buf_append(out, "}", 1) < 0
+             ? -1
+             : 0;
 }
 
 json_t *sent_reply_view(const struct sim *sim, const struct sim_sent *s) {
