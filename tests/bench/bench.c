@@ -24,6 +24,8 @@
  *                        messages pushed around a SIGHUP that swaps the echo
  *                        plugin, at the same steady rate
  *   idle_rss_kib         the daemon connected, echo loaded, nothing to do
+ *   idle_anon_kib        the part of it that is the daemon's own (RssAnon):
+ *                        the rest is shared library code (libcrypto, libc)
  *
  * The simulator has 1,000 users, each writing in a conversation of their
  * own (replies in one conversation go one at a time, in order).
@@ -241,7 +243,7 @@ static int cmp_u32(const void *a, const void *b) {
 
 struct latency {
   double p50_ms, p99_ms, max_ms, reload_pause_ms, reload_max_ms;
-  long idle_rss_kib, samples;
+  long idle_rss_kib, idle_anon_kib, samples;
 };
 
 /* Samples [index, pushed_us, latency_us] with index >= first, in us. */
@@ -281,6 +283,7 @@ static struct latency steady(int count, int rate) {
   h_sim_wait(&sim, "acked", 100, 30000);
   h_sleep_ms(1500);
   L.idle_rss_kib = status_kib(d.pid, "VmRSS");
+  L.idle_anon_kib = status_kib(d.pid, "RssAnon");
 
   uint32_t *lat = calloc((size_t)count, sizeof *lat);
   int64_t *pushed = calloc((size_t)count, sizeof *pushed);
@@ -404,11 +407,12 @@ int main(int argc, char **argv) {
          "latency at 1,000 msg/s", L.p50_ms, L.p99_ms, L.max_ms, L.samples);
   printf("%-34s %.1f ms added (max %.2f ms)\n", "reload (plugin swap) at 1,000 msg/s",
          L.reload_pause_ms, L.reload_max_ms);
-  printf("%-34s %ld KiB\n", "idle RSS", L.idle_rss_kib);
+  printf("%-34s %ld KiB (own, anonymous: %ld KiB)\n", "idle RSS", L.idle_rss_kib,
+         L.idle_anon_kib);
 
   double echo_cpu_us = e2.daemon_cpu_s * 1e6 / n_big;
   json_t *o = json_pack(
-      "{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:i,s:i,s:b}",
+      "{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:i,s:i,s:b}",
       "echo_msgs_per_s", n_big / e2.wall_s, "echo_msgs_per_s_20k", n_small / e1.wall_s,
       "receive_msgs_per_s", n_big / rx.wall_s, "daemon_cpu_us_per_msg", echo_cpu_us,
       "sim_cpu_us_per_msg", e2.sim_cpu_s * 1e6 / n_big, "daemon_sys_us_per_msg",
@@ -416,9 +420,10 @@ int main(int argc, char **argv) {
       rx.daemon_cpu_s * 1e6 / n_big, "floor_us_per_msg", floor, "cpu_over_floor",
       floor > 0 ? echo_cpu_us / floor : 0, "latency_p50_ms", L.p50_ms, "latency_p99_ms",
       L.p99_ms, "latency_max_ms", L.max_ms, "reload_pause_ms", L.reload_pause_ms,
-      "idle_rss_kib", (json_int_t)L.idle_rss_kib, "peak_rss_kib_100k",
-      (json_int_t)e2.peak_rss_kib, "messages_small", n_small, "messages_big", n_big,
-      "complete", rx.complete && e1.complete && e2.complete && L.samples == steady_n);
+      "idle_rss_kib", (json_int_t)L.idle_rss_kib, "idle_anon_kib",
+      (json_int_t)L.idle_anon_kib, "peak_rss_kib_100k", (json_int_t)e2.peak_rss_kib,
+      "messages_small", n_small, "messages_big", n_big, "complete",
+      rx.complete && e1.complete && e2.complete && L.samples == steady_n);
   char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
   printf("%s\n", s);
   if (json_path) {
