@@ -70,6 +70,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "base64.h"
 #include "check.h"
 #include "harness.h"
 #include "util.h"
@@ -1075,21 +1076,6 @@ static int nkey_new(struct nkey *nk, unsigned prefix) {
   return 0;
 }
 
-static void b64url(const unsigned char *in, size_t n, char *out) {
-  static const char a[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    acc = acc << 8 | in[i];
-    for (bits += 8; bits >= 6; bits -= 6)
-      *out++ = a[acc >> (bits - 6) & 63];
-  }
-  if (bits)
-    *out++ = a[acc << (6 - bits) & 63];
-  *out = 0;
-}
-
 /* A JWT (v2) of the claims about subject, with the "nats" object nats
  * (taken), signed by issuer: header.payload.signature, each base64url
  * without padding; the signature is ed25519 over "header.payload". jti: the
@@ -1115,15 +1101,15 @@ static char *jwt_make(const struct nkey *issuer, const char *subject, const char
   tok = cap ? malloc(cap) : NULL;
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   if (tok && md) {
-    b64url((const unsigned char *)header, strlen(header), tok);
+    base64_encode((const unsigned char *)header, strlen(header), 1, tok);
     size_t n = strlen(tok);
     tok[n++] = '.';
-    b64url((const unsigned char *)payload, strlen(payload), tok + n);
+    base64_encode((const unsigned char *)payload, strlen(payload), 1, tok + n);
     n += strlen(tok + n);
     if (EVP_DigestSignInit(md, NULL, NULL, NULL, issuer->k) == 1 &&
         EVP_DigestSign(md, sig, &siglen, (const unsigned char *)tok, n) == 1) {
       tok[n++] = '.';
-      b64url(sig, siglen, tok + n);
+      base64_encode(sig, siglen, 1, tok + n);
     } else {
       free(tok);
       tok = NULL;
@@ -1293,9 +1279,9 @@ static void auth_token(void) {
     return;
   }
   strcpy(token, "tok-");
-  b64url(r[0], sizeof r[0], token + 4);
+  base64_encode(r[0], sizeof r[0], 1, token + 4);
   strcpy(wrong, "wrong-");
-  b64url(r[1], sizeof r[1], wrong + 6);
+  base64_encode(r[1], sizeof r[1], 1, wrong + 6);
   snprintf(good, sizeof good, "token = %s\n", token);
   snprintf(bad_token, sizeof bad_token, "token = %s\n", wrong);
   memset(&sec, 0, sizeof sec);
