@@ -353,7 +353,34 @@ static void test_message_raw(void) {
   }
 }
 
+/* Strings are checked eight bytes at a time: every kind of byte that ends
+ * a plain run, at every offset in and past the first eight-byte step, and
+ * where the string ends, gets jansson's verdict and the right length. */
+static void test_string_steps(void) {
+  static const char *const kinds[] = {
+      "\"",   "\\n",          "\\u00e9",  "\x01",         "\x1f",
+      "\x7f", "\x80",         "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x91\x8b",
+      "\xc3", "\xed\xa0\x80", "\\x"};
+  char text[96];
+  int mismatches = 0;
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    for (int at = 0; at < 20; at++) {
+      for (int tail = 0; tail < 10; tail++) {
+        int n = snprintf(text, sizeof text, "{\"k\":\"%.*s%s%.*s\",\"z\":1}", at,
+                         "abcdefghijklmnopqrstuvwxyz", kinds[k], tail, "0123456789");
+        int want = jansson_object(text, (size_t)n) == 1 ? 0 : -1;
+        if (jscan_object(text, (size_t)n, NULL, NULL, NULL) != want) {
+          if (!mismatches++)
+            fprintf(stderr, "jscan and jansson differ on %s\n", text);
+        }
+      }
+    }
+  }
+  CHECK_INT(mismatches, 0);
+}
+
 int main(void) {
+  test_string_steps();
   test_valid();
   test_edges();
   test_message_raw();
