@@ -209,7 +209,8 @@ static struct run flood(const char *name, int n, int echo) {
   if (prepare(name, dir, sizeof dir, ks, sizeof ks) < 0)
     return r;
   snprintf(pre, sizeof pre, "%d", n);
-  const char *args[] = {"--preload", pre, "--users", BENCH_USERS, NULL};
+  const char *args[] = {"--preload",         pre, "--users", BENCH_USERS,
+                        "--prebuilt-pushes", NULL};
   struct sim sim;
   if (h_sim_start_(&sim, dir, ks, args) < 0)
     return r;

@@ -51,6 +51,8 @@ static void usage(FILE *f) {
       "  --tls-cert PEM --tls-key PEM\n"
       "                        serve wss:// and https:// instead of ws:// and http://\n"
       "  --preload N           start with N pending PLAIN_TEXT messages\n"
+      "  --prebuilt-pushes     gzip the preloaded messages' first pushes at start-up\n"
+      "                        (benchmarks: the simulator is then not the cap)\n"
       "  --users N             simulated users writing to the bot (default 3)\n"
       "  --fault SPEC          arm a fault (repeatable): NAME[@N][:ARG] with NAME one\n"
       "                        of drop reject401[:K] error401 garbage text badjson bomb\n"
@@ -178,6 +180,7 @@ enum {
   OPT_TLS_CERT,
   OPT_TLS_KEY,
   OPT_PRELOAD,
+  OPT_PREBUILT,
   OPT_USERS,
   OPT_FAULT,
   OPT_STATS_FILE,
@@ -211,6 +214,7 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg,
       {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
       {"tls-key", required_argument, NULL, OPT_TLS_KEY},
       {"preload", required_argument, NULL, OPT_PRELOAD},
+      {"prebuilt-pushes", no_argument, NULL, OPT_PREBUILT},
       {"users", required_argument, NULL, OPT_USERS},
       {"fault", required_argument, NULL, OPT_FAULT},
       {"stats-file", required_argument, NULL, OPT_STATS_FILE},
@@ -252,6 +256,9 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg,
     case OPT_PRELOAD:
       if (parse_num(optarg, 0, 100000000L, &cfg->preload) < 0)
         return bad_usage("--preload %s: want a count", optarg);
+      break;
+    case OPT_PREBUILT:
+      cfg->prebuilt_pushes = 1;
       break;
     case OPT_USERS:
       if (parse_num(optarg, 1, 100000L, &cfg->users) < 0)
@@ -433,8 +440,10 @@ static int preload(struct sim *sim) {
   char text[48];
   for (long i = 0; i < sim->cfg.preload; i++) {
     int n = snprintf(text, sizeof text, "message %ld", i);
-    if (store_add(sim, store_next_user(sim), "PLAIN_TEXT", NULL, text, (size_t)n, 0) ==
-        SIM_MSG_INDEX_NONE)
+    size_t idx =
+        store_add(sim, store_next_user(sim), "PLAIN_TEXT", NULL, text, (size_t)n, 0);
+    if (idx == SIM_MSG_INDEX_NONE ||
+        (sim->cfg.prebuilt_pushes && ws_prebuild_push(sim, &sim->msgs[idx]) < 0))
       return -1;
   }
   return 0;

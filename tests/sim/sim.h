@@ -153,6 +153,10 @@ struct sim_msg {
   int64_t first_push_us; /* when it was first written to the bot, 0 = never */
   uint32_t ack_count;
   uint32_t push_count;
+  /* --prebuilt-pushes: its first push, gzipped at start-up (LWS_PRE
+   * headroom first), freed once written or acked; NULL otherwise. */
+  unsigned char *push;
+  uint32_t push_len;
   unsigned acked : 1;
   unsigned answered : 1; /* a latency sample was taken for it */
   unsigned poison : 1;   /* fault message: not counted by --exit-when-acked */
@@ -311,6 +315,7 @@ struct sim_config {
   const char *tls_cert;
   const char *tls_key;
   long preload;
+  int prebuilt_pushes; /* --prebuilt-pushes: gzip preloaded pushes at start-up */
   long users;
   const char *stats_file;
   int exit_when_acked;
@@ -550,6 +555,10 @@ void ws_reap_silent(struct sim *sim);
 void ws_queue_receipt(struct sim *sim, const struct sim_sent *s);
 /* Gzips a JSON object into out (LWS_PRE headroom first). Returns 0/-1. */
 int ws_gzip_json(struct sim *sim, json_t *obj, struct buf *out);
+
+/* Gzips the first push of preloaded message m (source LIST_PENDING_MESSAGES)
+ * into m->push. Returns 0/-1 (out of memory). */
+int ws_prebuild_push(struct sim *sim, struct sim_msg *m);
 
 /* http.c */
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -189,8 +189,10 @@ int store_init(struct sim *sim) {
 }
 
 void store_fini(struct sim *sim) {
-  for (size_t i = 0; i < sim->nmsgs; i++)
+  for (size_t i = 0; i < sim->nmsgs; i++) {
     free(sim->msgs[i].data);
+    free(sim->msgs[i].push);
+  }
   free(sim->msgs);
   sim->msgs = NULL;
   sim->nmsgs = sim->msgs_cap = 0;
@@ -425,6 +427,8 @@ void store_ack(struct sim *sim, const char *message_id) {
       sim->st.acked_twice++;
     if (!m->acked) {
       m->acked = 1;
+      free(m->push);
+      m->push = NULL;
       sim->st.acked++;
       if (!m->poison)
         sim->acked_nonpoison++;

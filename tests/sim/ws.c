@@ -570,13 +570,52 @@ static int fire_fault(struct sim_conn *c, const struct sim_fault *f) {
 
 /* ---- writing ---- */
 
-/* Pushes the next unacked stored message, if any. Returns 0/-1. */
-static int push_next(struct sim_conn *c) {
+/* The push of m as gzip in sim->scratch (LWS_PRE headroom first), under a
+ * fresh frame id. Returns 0/-1. */
+static int push_frame(struct sim *sim, const struct sim_msg *m, const char *source) {
+  char id[UUID_STR_LEN];
+  uuid_series_next(&sim->ids, id);
+  /* Written as text, not a jansson tree: pushes are most of the frames. */
+  struct buf *t = &sim->text;
+  buf_reset(t);
+  if (buf_appendf(t, "{\"id\":\"%s\",\"action\":\"CREATE_MESSAGE\",\"data\":", id) < 0 ||
+      store_msg_text(sim, m, source, t) < 0 || buf_append(t, "}", 1) < 0)
+    return -1;
+#ifndef NDEBUG
+  json_t *tree = json_pack("{s:s,s:s,s:o}", "id", id, "action", "CREATE_MESSAGE", "data",
+                           store_msg_view(sim, m, source));
+#else
+  json_t *tree = NULL;
+#endif
+  check_same(t, tree);
+  buf_reset(&sim->scratch);
+  int rc = buf_resize(&sim->scratch, LWS_PRE) < 0 ||
+                   codec_deflate(sim->codec, t->data, t->len, &sim->scratch) != CODEC_OK
+               ? -1
+               : 0;
+  if (t->cap > RX_KEEP_CAP)
+    buf_fini(t);
+  return rc;
+}
+
+int ws_prebuild_push(struct sim *sim, struct sim_msg *m) {
+  if (push_frame(sim, m, "LIST_PENDING_MESSAGES") < 0)
+    return -1;
+  m->push = malloc(sim->scratch.len);
+  if (!m->push)
+    return -1;
+  memcpy(m->push, sim->scratch.data, sim->scratch.len);
+  m->push_len = (uint32_t)(sim->scratch.len - LWS_PRE);
+  return 0;
+}
+
+/* Pushes the next unacked stored message, if any; *wrote tells whether one
+ * was written. Returns 0/-1. */
+static int push_next(struct sim_conn *c, int *wrote) {
   struct sim *sim = c->sim;
   for (int budget = CURSOR_SKIP_BUDGET; budget > 0 && c->cursor < sim->nmsgs; budget--) {
     struct sim_msg *m = &sim->msgs[c->cursor];
-    const char *source =
-        c->cursor < c->list_mark ? "LIST_PENDING_MESSAGES" : "CREATE_MESSAGE";
+    int listed = c->cursor < c->list_mark;
     if (!m->acked && m->visible_us > now_us())
       return 0; /* a paced push: schedule_more wakes us when it is due */
     c->cursor++;
@@ -584,29 +623,23 @@ static int push_next(struct sim_conn *c) {
       continue;
     if (!m->first_push_us)
       m->first_push_us = now_us();
-    char id[UUID_STR_LEN];
-    uuid_series_next(&sim->ids, id);
-    /* Written as text, not a jansson tree: pushes are most of the frames. */
-    struct buf *t = &sim->text;
-    buf_reset(t);
-    if (buf_appendf(t, "{\"id\":\"%s\",\"action\":\"CREATE_MESSAGE\",\"data\":", id) <
-            0 ||
-        store_msg_text(sim, m, source, t) < 0 || buf_append(t, "}", 1) < 0)
+    *wrote = 1;
+    if (m->push && listed && !m->push_count) {
+      /* Prebuilt: only its first push; a redelivery gets a fresh frame id. */
+      note_push(c, m);
+      int n = lws_write(c->wsi, m->push + LWS_PRE, m->push_len, LWS_WRITE_BINARY);
+      int short_write = n < (int)m->push_len;
+      free(m->push);
+      m->push = NULL;
+      if (short_write)
+        log_info("connection %llu: write failed", (unsigned long long)c->serial);
+      return short_write ? -1 : 0;
+    }
+    free(m->push);
+    m->push = NULL;
+    if (push_frame(sim, m, listed ? "LIST_PENDING_MESSAGES" : "CREATE_MESSAGE") < 0)
       return -1;
-#ifndef NDEBUG
-    json_t *tree = json_pack("{s:s,s:s,s:o}", "id", id, "action", "CREATE_MESSAGE",
-                             "data", store_msg_view(sim, m, source));
-#else
-    json_t *tree = NULL;
-#endif
-    check_same(t, tree);
     note_push(c, m);
-    buf_reset(&sim->scratch);
-    if (buf_resize(&sim->scratch, LWS_PRE) < 0 ||
-        codec_deflate(sim->codec, t->data, t->len, &sim->scratch) != CODEC_OK)
-      return -1;
-    if (t->cap > RX_KEEP_CAP)
-      buf_fini(t);
     return write_scratch(c, LWS_WRITE_BINARY);
   }
   return 0;
@@ -658,32 +691,53 @@ static void schedule_more(struct sim_conn *c) {
   }
 }
 
-static int on_writeable(struct sim_conn *c) {
+/* Writes the next frame due, if any (*wrote says). Returns 0/-1. */
+static int write_next(struct sim_conn *c, int *wrote) {
   struct sim *sim = c->sim;
-  int rc = 0;
-  if (c->silent)
-    return 0;
+  *wrote = 1;
   if (c->want_ping) {
     /* The payload is the ping's number, so pongs can be matched in logs. */
     unsigned char b[LWS_PRE + 24];
     int n = snprintf((char *)b + LWS_PRE, 24, "%llu", (unsigned long long)++c->pings);
     c->want_ping = 0;
-    rc = lws_write(c->wsi, b + LWS_PRE, (size_t)n, LWS_WRITE_PING) < 0 ? -1 : 0;
     log_debug("connection %llu: ping %llu", (unsigned long long)c->serial,
               (unsigned long long)c->pings);
-  } else if (c->replies.head) {
-    rc = write_frame(c, frameq_pop(&c->replies));
-  } else if (fault_for(c) >= 0) {
-    struct sim_fault f = faults_take(sim, fault_for(c));
-    rc = fire_fault(c, &f);
-  } else if (c->receipts.head && c->receipts.head->due_ms <= now_ms()) {
-    sim->st.receipts_pushed++;
-    rc = write_frame(c, frameq_pop(&c->receipts));
-  } else if (c->listing) {
-    rc = push_next(c);
+    return lws_write(c->wsi, b + LWS_PRE, (size_t)n, LWS_WRITE_PING) < 0 ? -1 : 0;
   }
-  if (rc < 0)
-    return -1;
+  if (c->replies.head)
+    return write_frame(c, frameq_pop(&c->replies));
+  if (fault_for(c) >= 0) {
+    struct sim_fault f = faults_take(sim, fault_for(c));
+    *wrote = 0; /* a fault ends this round of writes */
+    return fire_fault(c, &f);
+  }
+  if (c->receipts.head && c->receipts.head->due_ms <= now_ms()) {
+    sim->st.receipts_pushed++;
+    return write_frame(c, frameq_pop(&c->receipts));
+  }
+  *wrote = 0;
+  return c->listing ? push_next(c, wrote) : 0;
+}
+
+/* Frames are written while the socket takes them (up to WRITE_ROUND a
+ * callback), not one per pass of the event loop: fewer polls here, and
+ * fewer, fuller reads on the bot's side. */
+#define WRITE_ROUND 32
+
+static int on_writeable(struct sim_conn *c) {
+  if (c->silent)
+    return 0;
+  for (int i = 0; i < WRITE_ROUND; i++) {
+    if (i && lws_send_pipe_choked(c->wsi))
+      break;
+    int wrote = 0;
+    if (write_next(c, &wrote) < 0)
+      return -1;
+    if (!wrote || c->silent)
+      break;
+  }
+  if (c->silent)
+    return 0;
   schedule_more(c);
   return 0;
 }
