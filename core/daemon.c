@@ -507,6 +507,9 @@ struct daemon *daemon_new(struct config *cfg, struct keystore *ks, daemon_handle
   info.client_ssl_ca_filepath = cfg->ca_file;
   info.user = d;
   info.fd_limit_per_thread = 64;
+  /* What one read takes from a socket: a backlog of pushes is read 64 KiB
+   * (about 150 frames) a system call, not 4 KiB. */
+  info.pt_serv_buf_size = 64 * 1024;
   d->ctx = lws_create_context(&info);
   if (!d->ctx) {
     log_error("cannot create the libwebsockets context (TLS setup failed? ca_file %s)",

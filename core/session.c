@@ -4,7 +4,7 @@
  * connection attempt gets a new wsi and a new token. State changes happen
  * only in lws callbacks and session_tick, both on the I/O thread. Outgoing
  * frames sit in a FIFO of pre-gzipped buffers (with LWS_PRE headroom) and are
- * written one per WRITEABLE callback; buffers are recycled through a small
+ * written while the socket takes them; buffers are recycled through a small
  * free list so steady traffic does not allocate.
  */
 #include "session.h"
@@ -545,6 +545,8 @@ static void on_receive(struct session *s, struct lws *wsi, const void *in, size_
   }
 }
 
+#define WRITE_ROUND 32 /* frames written in one WRITEABLE callback, at most */
+
 static int on_writeable(struct session *s, struct lws *wsi) {
   if (s->ping_due) {
     /* lws 4.1 does not report empty pongs, so the ping carries a payload
@@ -560,18 +562,23 @@ static int on_writeable(struct session *s, struct lws *wsi) {
       lws_callback_on_writable(wsi);
     return 0;
   }
-  struct frame *f = txq_pop(s);
-  if (!f)
-    return 0;
-  size_t n = f->b.len - LWS_PRE;
-  int w = lws_write(wsi, (unsigned char *)f->b.data + LWS_PRE, n, LWS_WRITE_BINARY);
-  frame_put(s, f);
-  if (w < (int)n) {
-    log_warn("blaze: write failed; closing the link");
-    return -1;
+  /* Frames go out while the socket takes them, not one per pass of the
+   * event loop (lws_send_pipe_choked also says whether lws still holds part
+   * of the last one). */
+  for (int i = 0; i < WRITE_ROUND && s->txq_head; i++) {
+    if (i && lws_send_pipe_choked(wsi))
+      break;
+    struct frame *f = txq_pop(s);
+    size_t n = f->b.len - LWS_PRE;
+    int w = lws_write(wsi, (unsigned char *)f->b.data + LWS_PRE, n, LWS_WRITE_BINARY);
+    frame_put(s, f);
+    if (w < (int)n) {
+      log_warn("blaze: write failed; closing the link");
+      return -1;
+    }
+    s->st.frames_out++;
+    s->st.bytes_out += n;
   }
-  s->st.frames_out++;
-  s->st.bytes_out += n;
   if (s->txq_head)
     lws_callback_on_writable(wsi);
   return 0;
