@@ -816,8 +816,12 @@ void session_tick(struct session *s, int64_t now) {
       s->last_rx = now; /* silence is ours while we do not read */
     if (now - s->last_rx > s->cfg->idle_timeout_ms || s->consecutive_timeouts >= 3) {
       s->st.dead_links++;
-      log_warn("blaze: link is dead (nothing received for %lld ms); reconnecting",
-               (long long)(now - s->last_rx));
+      if (s->consecutive_timeouts >= 3)
+        log_warn("blaze: link is dead (%d requests in a row unanswered); reconnecting",
+                 s->consecutive_timeouts);
+      else
+        log_warn("blaze: link is dead (nothing received for %lld ms); reconnecting",
+                 (long long)(now - s->last_rx));
       s->consecutive_timeouts = 0;
       s->last_rx = now;
       drop_link(s, SESSION_CAUSE_DEAD_LINK);
