@@ -235,23 +235,27 @@ int envelope_scan(const char *json, size_t len, struct envelope *out, char *err,
 
 /* The string fields of struct message, in order, with what they must be. */
 enum { F_OPTIONAL, F_UUID, F_NONEMPTY };
+#define FIELD(k, member, need)                                                           \
+  { k, sizeof k - 1, offsetof(struct message, member), need }
 static const struct {
   const char *key;
+  size_t keylen;
   size_t offset;
   int need;
 } fields[] = {
-    {"message_id", offsetof(struct message, message_id), F_UUID},
-    {"conversation_id", offsetof(struct message, conversation_id), F_UUID},
-    {"user_id", offsetof(struct message, user_id), F_UUID},
-    {"representative_id", offsetof(struct message, representative_id), F_OPTIONAL},
-    {"quote_message_id", offsetof(struct message, quote_message_id), F_OPTIONAL},
-    {"session_id", offsetof(struct message, session_id), F_OPTIONAL},
-    {"category", offsetof(struct message, category), F_NONEMPTY},
-    {"source", offsetof(struct message, source), F_OPTIONAL},
-    {"status", offsetof(struct message, status), F_OPTIONAL},
-    {"created_at", offsetof(struct message, created_at), F_OPTIONAL},
-    {"updated_at", offsetof(struct message, updated_at), F_OPTIONAL},
+    FIELD("message_id", message_id, F_UUID),
+    FIELD("conversation_id", conversation_id, F_UUID),
+    FIELD("user_id", user_id, F_UUID),
+    FIELD("representative_id", representative_id, F_OPTIONAL),
+    FIELD("quote_message_id", quote_message_id, F_OPTIONAL),
+    FIELD("session_id", session_id, F_OPTIONAL),
+    FIELD("category", category, F_NONEMPTY),
+    FIELD("source", source, F_OPTIONAL),
+    FIELD("status", status, F_OPTIONAL),
+    FIELD("created_at", created_at, F_OPTIONAL),
+    FIELD("updated_at", updated_at, F_OPTIONAL),
 };
+#undef FIELD
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
 /* a + b, or SIZE_MAX when that would overflow (which then fails malloc). */
@@ -276,7 +280,10 @@ static int msg_member(void *ud, const char *key, size_t klen, int kesc, const ch
     const char *name = i < NFIELDS          ? fields[i].key
                        : i == M_DATA_BASE64 ? "data_base64"
                                             : "data";
-    if (jscan_key_is(key, klen, kesc, name)) {
+    size_t nlen = i < NFIELDS ? fields[i].keylen : i == M_DATA_BASE64 ? 11 : 4;
+    /* Plain keys (all of them in practice) by length, then bytes. */
+    if (!kesc ? klen == nlen + 2 && !memcmp(key + 1, name, nlen)
+              : jscan_key_is(key, klen, kesc, name)) {
       ms->val[i] = type == JSCAN_STRING ? val : NULL;
       ms->len[i] = type == JSCAN_STRING ? vlen : 0;
       ms->esc[i] = type == JSCAN_STRING && memchr(val, '\\', vlen) != NULL;
