@@ -22,7 +22,7 @@ sim="${SIM:-$build/tests/sim/blazebot-sim}"
   >sim.out 2>sim.err &
 simpid=$!
 trap 'kill $simpid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -s sim.port ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s sim.port ] && break; sleep 0.1; done
 port=$(cat sim.port)
 cat >blazebot.ini <<INI
 [blazebot]
