@@ -681,7 +681,6 @@ int daemon_run(struct daemon *d) {
     /* A full batch of acks goes out as soon as a slot is free (an answer
      * came back, or messages finished), not at the next tick: waiting for
      * the tick capped acks at 8 batches a tick, 8,000 a second. */
-    session_drain_parked(d->session);
     if (!d->stopping)
       acks_tick(d->acks, now_ms(), 0);
   }
@@ -874,7 +873,6 @@ char *daemon_stats_json(struct daemon *d) {
       {"error_frames", ss->error_frames},
       {"timeouts", ss->timeouts},
       {"dead_links", ss->dead_links},
-      {"pushes_parked", ss->pushes_parked},
       {"frames_in", ss->frames_in},
       {"frames_out", ss->frames_out},
       {"bytes_in", ss->bytes_in},

@@ -174,7 +174,7 @@ static void check_load(struct ingress *in) {
         "back pressure: holding the socket (%zu message(s), %zu bytes in processing, "
         "%zu in the outbox)",
         in->processing_jobs, in->processing_bytes, outbox);
-    session_admit_pushes(in->d.session, 0);
+    session_pause_rx(in->d.session, 1);
   }
 }
 
@@ -187,14 +187,14 @@ static void maybe_release(struct ingress *in) {
     log_debug("back pressure: reading again (%zu message(s), %zu bytes in processing)",
               in->processing_jobs, in->processing_bytes);
     in->held = 0;
-    session_admit_pushes(in->d.session, 1);
+    session_pause_rx(in->d.session, 0);
   }
 }
 
 void ingress_stop(struct ingress *in) {
   if (in->held) {
     in->held = 0;
-    session_admit_pushes(in->d.session, 1);
+    session_pause_rx(in->d.session, 0);
   }
   in->stopping = 1;
 }

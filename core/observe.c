@@ -105,9 +105,6 @@ void observe_metrics(void *ud, struct buf *b) {
   counter(b, "blazebot_replies_dropped_total",
           "Outgoing messages refused for good or given up.", os.dropped);
   counter(b, "blazebot_connects_total", "Blaze connections established.", ss->connects);
-  counter(b, "blazebot_pushes_parked_total",
-          "Pushes parked because back pressure admitted none (read, not yet processed).",
-          ss->pushes_parked);
   metrics_family(b, "blazebot_link_failures_total", "counter",
                  "Failed connection attempts and links closed, by cause.");
   metrics_sample(b, "blazebot_link_failures_total", "cause=\"connect_error\"",
@@ -194,12 +191,8 @@ void observe_metrics(void *ud, struct buf *b) {
 
   gauge(b, "blazebot_connected", "1 while the Blaze connection is open.",
         session_is_open(d->session));
-  gauge(b, "blazebot_socket_held",
-        "1 while back pressure admits no pushes (they are parked, then the socket "
-        "is held).",
+  gauge(b, "blazebot_socket_held", "1 while back pressure holds the socket.",
         ingress_held(d->ingress));
-  gauge(b, "blazebot_pushes_parked", "Pushes read and parked while admission is off.",
-        (double)session_parked(d->session));
   gauge(b, "blazebot_jobs_processing",
         "Messages queued for or running in plugins (held ones included).",
         (double)ingress_processing(d->ingress));

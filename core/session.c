@@ -54,13 +54,7 @@ struct session {
   int64_t last_rx; /* monotonic ms of the last byte or pong received */
   int64_t last_ping;
   int ping_due;
-  int rx_paused;  /* the socket is held: not read at all (back pressure) */
-  int admit_off;  /* the daemon admits no pushes: they are parked */
-  int hold_asked; /* session_pause_rx(1) (replay): held whatever the park */
-  /* Pushes read while admission is off, inflated, in arrival order: each a
-   * size_t length then the text, consumed from park_off. */
-  struct buf park;
-  size_t park_off, park_count;
+  int rx_paused;     /* the daemon asked to hold the socket (back pressure) */
   int rx_off;        /* reading is actually switched off (held and open) */
   int reconnect_now; /* close the current link and connect again */
   int drop_cause;    /* why we are closing the link (SESSION_CAUSE_*), or -1 */
@@ -336,82 +330,6 @@ static void connect_now(struct session *s) {
   }
 }
 
-/* ---- parked pushes ---------------------------------------------------- */
-
-static void park_clear(struct session *s) {
-  buf_reset(&s->park);
-  s->park_off = 0;
-  s->park_count = 0;
-  if (s->park.cap > 1024 * 1024)
-    buf_fini(&s->park);
-}
-
-/* Parks the push in s->inflated. Past SESSION_PARK_MAX bytes the socket is
- * held (session_pause_rx semantics) until the park drained. */
-static void park_push(struct session *s) {
-  size_t n = s->inflated.len, before = s->park.len;
-  if (buf_append(&s->park, &n, sizeof n) < 0 ||
-      buf_append(&s->park, s->inflated.data, n) < 0) {
-    /* Out of memory: not parked, not acked; the server delivers it again
-     * on the next link. */
-    log_error("blaze: out of memory parking a push; reconnecting to get it again");
-    s->park.len = before;
-    if (s->wsi)
-      drop_link(s, SESSION_CAUSE_DEAD_LINK);
-    return;
-  }
-  s->park_count++;
-  s->st.pushes_parked++;
-  if (s->park.len - s->park_off >= SESSION_PARK_MAX && !s->rx_paused) {
-    log_debug("blaze: %zu pushes parked; holding the socket", s->park_count);
-    s->rx_paused = 1;
-    if (s->wsi)
-      apply_rx_flow(s);
-  }
-}
-
-void session_admit_pushes(struct session *s, int admit) {
-  s->admit_off = !admit;
-}
-
-size_t session_parked(const struct session *s) {
-  return s->park_count;
-}
-
-void session_drain_parked(struct session *s) {
-  if (!s->park_count)
-    return;
-  while (s->park_count && !s->admit_off) {
-    size_t n;
-    memcpy(&n, s->park.data + s->park_off, sizeof n);
-    const char *text = s->park.data + s->park_off + sizeof n;
-    s->park_off += sizeof n + n;
-    s->park_count--;
-    struct envelope env;
-    char err[256];
-    if (envelope_scan(text, n, &env, err, sizeof err) == 0) {
-      if (s->cb.on_push)
-        s->cb.on_push(s->ud, &env);
-      envelope_fini(&env);
-    }
-  }
-  size_t left = s->park.len - s->park_off;
-  if (!s->park_count) {
-    park_clear(s);
-  } else if (s->park_off > left && s->park_off > 64 * 1024) {
-    memmove(s->park.data, s->park.data + s->park_off, left);
-    s->park.len = left;
-    s->park_off = 0;
-  }
-  /* A full park held the socket: read again once it is half empty (unless
-   * the daemon itself holds it). */
-  if (s->rx_paused && !s->hold_asked && left < SESSION_PARK_MAX / 2) {
-    s->rx_paused = 0;
-    if (s->wsi)
-      apply_rx_flow(s);
-  }
-}
-
 static void link_down(struct session *s, const char *why) {
   int was_open = s->state == ST_OPEN || s->state == ST_LISTING;
   count_cause(s, was_open ? SESSION_CAUSE_SERVER_CLOSED : SESSION_CAUSE_CONNECT_ERROR);
@@ -425,11 +343,6 @@ static void link_down(struct session *s, const char *why) {
     log_warn("blaze: connection closed (%s)", why);
   pending_fail_all(&s->pending, SESSION_EDISCONNECTED);
   txq_clear(s); /* nothing queued for this link goes out on the next */
-  if (s->park_count)
-    log_info("blaze: %zu parked push(es) dropped with the link; the server delivers "
-             "them again",
-             s->park_count);
-  park_clear(s);
   if (s->state != ST_STOPPED)
     schedule_retry(s, now_ms());
   if (s->reconnect_now && s->state == ST_IDLE) {
@@ -588,8 +501,6 @@ static void handle_frame(struct session *s, const char *data, size_t len) {
   } else if (strcmp(env.action, "CREATE_MESSAGE") == 0 && env.data_raw) {
     if (strcmp(env.data_source, "ACKNOWLEDGE_MESSAGE_RECEIPT") == 0) {
       s->st.receipts++;
-    } else if (s->admit_off || s->park_count) {
-      park_push(s); /* after what is parked already, in order */
     } else if (s->cb.on_push) {
       s->cb.on_push(s->ud, &env);
     }
@@ -828,8 +739,6 @@ void session_free(struct session *s) {
     lws_set_opaque_user_data(s->wsi, NULL);
   pending_fail_all(&s->pending, SESSION_EDISCONNECTED);
   txq_clear(s);
-  park_clear(s);
-  buf_fini(&s->park);
   struct frame *f;
   while ((f = s->frame_pool)) {
     s->frame_pool = f->next;
@@ -938,12 +847,9 @@ int session_is_closed(const struct session *s) {
 }
 
 void session_pause_rx(struct session *s, int pause) {
-  s->hold_asked = pause;
-  /* A full park keeps holding the socket until it drained. */
-  int held = pause || s->park.len - s->park_off >= SESSION_PARK_MAX;
-  if (s->rx_paused == held)
+  if (s->rx_paused == pause)
     return;
-  s->rx_paused = held;
+  s->rx_paused = pause;
   if (s->wsi)
     apply_rx_flow(s);
 }

@@ -65,13 +65,12 @@ struct session_stats {
   uint64_t connects;       /* successful handshakes */
   uint64_t connect_errors; /* failed attempts */
   uint64_t frames_in, frames_out, bytes_in, bytes_out;
-  uint64_t bad_frames;    /* undecodable frames skipped */
-  uint64_t too_big;       /* frames over max_frame_bytes skipped */
-  uint64_t receipts;      /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes (never acked) */
-  uint64_t error_frames;  /* server ERROR frames */
-  uint64_t timeouts;      /* request deadlines missed */
-  uint64_t dead_links;    /* links closed for silence */
-  uint64_t pushes_parked; /* pushes read while admission was off */
+  uint64_t bad_frames;   /* undecodable frames skipped */
+  uint64_t too_big;      /* frames over max_frame_bytes skipped */
+  uint64_t receipts;     /* ACKNOWLEDGE_MESSAGE_RECEIPT pushes (never acked) */
+  uint64_t error_frames; /* server ERROR frames */
+  uint64_t timeouts;     /* request deadlines missed */
+  uint64_t dead_links;   /* links closed for silence */
   /* Failed attempts and links lost, by cause (not counted once stopping). */
   uint64_t reconnects[SESSION_CAUSE_COUNT];
 };
@@ -121,24 +120,8 @@ int session_request_text(struct session *s, const char *action, const char *para
  * their answers after the release. Nothing pushed is read while held, so
  * nothing is decoded only to be dropped. */
 void session_pause_rx(struct session *s, int pause);
-/* 1 while the socket is held (session_pause_rx(1), or a full park). */
+/* 1 while the socket is held (session_pause_rx(1)). */
 int session_is_held(const struct session *s);
-
-/* Back pressure without holding the socket: while admission is off
- * (session_admit_pushes(s, 0)) the socket is still read, so the answers to
- * replies and acks keep arriving and both keep going over the WebSocket,
- * but pushes are parked (inflated, in order) instead of handed to on_push.
- * Past SESSION_PARK_MAX bytes parked the socket is held as by
- * session_pause_rx, until the park drained. Parked pushes are not acked:
- * the ones still parked when the link drops are discarded and the server
- * delivers them again. */
-#define SESSION_PARK_MAX (8u << 20)
-void session_admit_pushes(struct session *s, int admit);
-/* Hands parked pushes to on_push, in order, while admission is on; call it
- * after every pass of the event loop. */
-void session_drain_parked(struct session *s);
-/* Pushes parked now. */
-size_t session_parked(const struct session *s);
 /* Answers every pending request whose callback is cb with SESSION_EHELD
  * now (its owner sends it another way, with the same ids). */
 void session_cancel_requests(struct session *s, session_reply_fn cb);

@@ -92,8 +92,6 @@ if(BLAZEBOT_SANITIZE OR BLAZEBOT_TSAN)
   # (TSan: about 78 MiB at the peak).
   target_compile_definitions(itest_backpressure PRIVATE BP_RSS_LIMIT_KB=262144)
 endif()
-# Pushes parked while admission is off, and dropped with a link: none lost.
-blazebot_pe2e_test(park)
 # Dead letters: give-ups recorded before the ack, max_attempts = 0, --replay.
 blazebot_pe2e_test(deadletter)
 # Plugin API 1.1 through the probe: holds, state_dir, timer_at.
